@@ -1,0 +1,111 @@
+//! `mmgen bench ...`: throughput measurements, written down in the README.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use mmgen_world::rng::mix64;
+use mmgen_world::{render_audio, render_image, render_video, SpecSampler, Split, StreamConfig, WorldStream};
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Rendering throughput of the world: images, videos, audio, training streams.
+    World(WorldBenchArgs),
+}
+
+#[derive(Args)]
+pub struct WorldBenchArgs {
+    /// Repetitions of each measurement (the median is reported).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    iters: u32,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cmd: BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::World(args) => world(args),
+    }
+}
+
+/// Median seconds of `iters` runs of `f`, after one warm-up run.
+fn median_seconds(iters: u32, mut f: impl FnMut(u64) -> Result<()>) -> Result<f64> {
+    f(u64::MAX)?;
+    let mut times = Vec::with_capacity(iters as usize);
+    for i in 0..iters {
+        let start = Instant::now();
+        f(i as u64)?;
+        times.push(start.elapsed().as_secs_f64());
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    Ok(times[times.len() / 2])
+}
+
+fn world(args: WorldBenchArgs) -> Result<()> {
+    let sampler = SpecSampler::default();
+    let spec = |i: u64| sampler.sample(Split::Train, mix64(i));
+    let per_iter_images = 100u64;
+    let images = median_seconds(args.iters, |i| {
+        for j in 0..per_iter_images {
+            let s = spec(i.wrapping_mul(1000) + j);
+            render_image(&s, j, 64, 64)?;
+        }
+        Ok(())
+    })?;
+    let image_rate = per_iter_images as f64 / images;
+    let video = median_seconds(args.iters, |i| {
+        render_video(&spec(i), i, 64, 64, 24)?;
+        Ok(())
+    })?;
+    let music_sampler = SpecSampler {
+        p_music: 1.0,
+        ..Default::default()
+    };
+    let audio_seconds = 4.0;
+    let audio = median_seconds(args.iters, |i| {
+        render_audio(&music_sampler.sample(Split::Train, mix64(i)), i, audio_seconds, 16_000)?;
+        Ok(())
+    })?;
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let batch = 32usize;
+    let batches = 8usize;
+    let stream = median_seconds(args.iters.min(3), |i| {
+        let config = StreamConfig {
+            workers,
+            ..StreamConfig::images(batch, i)
+        };
+        for b in WorldStream::new(config)?.take(batches) {
+            b?;
+        }
+        Ok(())
+    })?;
+    let stream_rate = (batch * batches) as f64 / stream;
+    let report = serde_json::json!({
+        "threads": workers,
+        "image_64_per_s_1thread": image_rate,
+        "video_24x64_s_1thread": video,
+        "audio_4s_realtime_factor_1thread": audio / audio_seconds as f64,
+        "stream_images_64_per_s": stream_rate,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "world rendering, median of {} runs ({} threads available)",
+            args.iters, workers
+        );
+        println!("  64x64 images, 1 thread          {:>10.0} images/s", image_rate);
+        println!("  24-frame 64x64 video, 1 thread  {:>10.4} s/video", video);
+        println!(
+            "  4 s audio at 16 kHz, 1 thread   {:>10.4} s ({:.4}x real time)",
+            audio,
+            audio / audio_seconds as f64
+        );
+        println!(
+            "  image stream, batch {batch}, {workers} workers {:>6.0} samples/s (captions, augmentation, tensors)",
+            stream_rate
+        );
+    }
+    Ok(())
+}
