@@ -32,4 +32,4 @@ pub use error::{Result, WorldError};
 pub use render::{render_image, render_video};
 pub use sampler::{SpecSampler, Split};
 pub use spec::*;
-pub use stream::{Batch, Modality, StreamConfig, WorldStream};
+pub use stream::{Batch, Modality, OrderedWorkers, StreamConfig, WorldStream};

@@ -283,43 +283,92 @@ pub fn render_batch(config: &StreamConfig, index: u64) -> Result<Batch> {
     })
 }
 
-/// An endless, reproducible stream of batches rendered by worker threads.
-pub struct WorldStream {
-    receiver: Option<Receiver<(u64, Result<Batch>)>>,
-    pending: BTreeMap<u64, Result<Batch>>,
+/// Items `0, 1, 2, ...` of `produce`, computed ahead by worker threads and handed out
+/// in index order: worker `w` computes items `w, w + W, ...`, so the sequence is the
+/// same whatever the number of workers or their timing.
+pub struct OrderedWorkers<T: Send + 'static> {
+    receiver: Option<Receiver<(u64, T)>>,
+    pending: BTreeMap<u64, T>,
     next: u64,
     stop: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
+}
+
+impl<T: Send + 'static> OrderedWorkers<T> {
+    /// Starts `workers` threads, each allowed `prefetch` items ahead.
+    pub fn new(
+        workers: usize,
+        prefetch: usize,
+        produce: impl Fn(u64) -> T + Send + Sync + 'static,
+    ) -> OrderedWorkers<T> {
+        let workers = workers.max(1);
+        let (sender, receiver) = sync_channel(workers * prefetch.max(1));
+        let stop = Arc::new(AtomicBool::new(false));
+        let produce = Arc::new(produce);
+        let handles = (0..workers)
+            .map(|w| {
+                let (sender, stop, produce) = (sender.clone(), stop.clone(), produce.clone());
+                std::thread::spawn(move || {
+                    let mut index = w as u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        if sender.send((index, produce(index))).is_err() {
+                            break;
+                        }
+                        index += workers as u64;
+                    }
+                })
+            })
+            .collect();
+        OrderedWorkers {
+            receiver: Some(receiver),
+            pending: BTreeMap::new(),
+            next: 0,
+            stop,
+            workers: handles,
+        }
+    }
+}
+
+impl<T: Send + 'static> Iterator for OrderedWorkers<T> {
+    type Item = T;
+
+    /// The next item in index order; `None` only if every worker died.
+    fn next(&mut self) -> Option<T> {
+        let receiver = self.receiver.as_ref()?;
+        loop {
+            if let Some(item) = self.pending.remove(&self.next) {
+                self.next += 1;
+                return Some(item);
+            }
+            let (index, item) = receiver.recv().ok()?;
+            self.pending.insert(index, item);
+        }
+    }
+}
+
+impl<T: Send + 'static> Drop for OrderedWorkers<T> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Dropping the receiver wakes workers blocked on a full channel.
+        self.receiver.take();
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
+/// An endless, reproducible stream of batches rendered by worker threads.
+pub struct WorldStream {
+    inner: OrderedWorkers<Result<Batch>>,
 }
 
 impl WorldStream {
     /// Starts the workers.
     pub fn new(config: StreamConfig) -> Result<WorldStream> {
         config.check()?;
-        let (sender, receiver) = sync_channel(config.workers * config.prefetch.max(1));
-        let stop = Arc::new(AtomicBool::new(false));
-        let config = Arc::new(config);
-        let workers = (0..config.workers)
-            .map(|w| {
-                let (sender, stop, config) = (sender.clone(), stop.clone(), config.clone());
-                std::thread::spawn(move || {
-                    let mut index = w as u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        let batch = render_batch(&config, index);
-                        if sender.send((index, batch)).is_err() {
-                            break;
-                        }
-                        index += config.workers as u64;
-                    }
-                })
-            })
-            .collect();
+        let (workers, prefetch) = (config.workers, config.prefetch);
         Ok(WorldStream {
-            receiver: Some(receiver),
-            pending: BTreeMap::new(),
-            next: 0,
-            stop,
-            workers,
+            inner: OrderedWorkers::new(workers, prefetch, move |i| render_batch(&config, i)),
         })
     }
 }
@@ -328,30 +377,11 @@ impl Iterator for WorldStream {
     type Item = Result<Batch>;
 
     fn next(&mut self) -> Option<Result<Batch>> {
-        let receiver = self.receiver.as_ref()?;
-        loop {
-            if let Some(batch) = self.pending.remove(&self.next) {
-                self.next += 1;
-                return Some(batch);
-            }
-            match receiver.recv() {
-                Ok((index, batch)) => {
-                    self.pending.insert(index, batch);
-                }
-                Err(_) => return Some(Err(WorldError::Worker("all stream workers stopped".into()))),
-            }
-        }
-    }
-}
-
-impl Drop for WorldStream {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        // Dropping the receiver wakes workers blocked on a full channel.
-        self.receiver.take();
-        for worker in self.workers.drain(..) {
-            let _ = worker.join();
-        }
+        Some(
+            self.inner
+                .next()
+                .unwrap_or_else(|| Err(WorldError::Worker("all stream workers stopped".into()))),
+        )
     }
 }
 

@@ -119,7 +119,9 @@ pub fn score(music: &MusicSpec, seconds: f32, seed: u64) -> Vec<Note> {
                     voice: Voice::Hat,
                     velocity: velocity * 0.6,
                 });
-                let bass = degree_pitch(root - 24, scale, degree.rem_euclid(n));
+                // One octave down, not two: low enough to be a bass, high enough that its
+                // semitones (and so the mood) can still be told apart.
+                let bass = degree_pitch(root - 12, scale, degree.rem_euclid(n));
                 notes.push(Note {
                     onset,
                     duration: beat * 0.9,

@@ -155,7 +155,9 @@ pub fn caption(spec: &SceneSpec, options: CaptionOptions, rng: &mut impl Rng) ->
             .collect();
         join(&clauses, rng)
     };
-    let say_style = spec.style != Style::Flat || !rng.random_bool(options.dropout.max(0.5));
+    // Flat is the default look: training captions often leave it unsaid.
+    let drop_flat = options.dropout > 0.0 && rng.random_bool(options.dropout.max(0.5));
+    let say_style = spec.style != Style::Flat || !drop_flat;
     let style_tail = if say_style {
         format!(" {}", pick(rng, style_en(spec.style)))
     } else {

@@ -318,3 +318,30 @@ pub fn ambience_zh(ambience: Ambience) -> &'static [&'static str] {
 pub const NUMBERS_EN: [&str; 5] = ["zero", "one", "two", "three", "four"];
 /// Chinese number words with the measure word, 1 to 4.
 pub const NUMBERS_ZH: [&str; 5] = ["零个", "一个", "两个", "三个", "四个"];
+
+/// Short names of backgrounds that free prompts use but captions do not (the parser
+/// knows them too).
+pub fn background_keywords_en(background: Background) -> &'static [&'static str] {
+    match background {
+        Background::SunsetSea => &["sunset", "sunset sea", "sea sunset", "seaside"],
+        Background::NightSky => &["night sky", "starry sky", "night"],
+        Background::DaySky => &["blue sky", "sky", "daytime"],
+        Background::GrassField => &["meadow", "grass", "field", "grassland"],
+        Background::Desert => &["desert", "dunes"],
+        Background::Snow => &["snow", "snowy field", "winter landscape"],
+        Background::Underwater => &["underwater", "under the sea", "ocean floor"],
+    }
+}
+
+/// Chinese short names of backgrounds for free prompts.
+pub fn background_keywords_zh(background: Background) -> &'static [&'static str] {
+    match background {
+        Background::SunsetSea => &["日落", "海边", "夕阳"],
+        Background::NightSky => &["夜晚", "晚上"],
+        Background::DaySky => &["天空", "白天"],
+        Background::GrassField => &["草坪", "田野"],
+        Background::Desert => &["沙地"],
+        Background::Snow => &["雪", "冬天"],
+        Background::Underwater => &["水下", "海底", "水里"],
+    }
+}

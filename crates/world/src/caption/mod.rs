@@ -10,6 +10,7 @@
 
 mod en;
 pub mod lexicon;
+pub mod parse;
 mod zh;
 
 use rand::seq::IndexedRandom;

@@ -116,7 +116,9 @@ pub fn caption(spec: &SceneSpec, options: CaptionOptions, rng: &mut impl Rng) ->
             .collect();
         clauses.join(pick(rng, &[",", "、", "和"]))
     };
-    let say_style = spec.style != Style::Flat || !rng.random_bool(options.dropout.max(0.5));
+    // Flat is the default look: training captions often leave it unsaid.
+    let drop_flat = options.dropout > 0.0 && rng.random_bool(options.dropout.max(0.5));
+    let say_style = spec.style != Style::Flat || !drop_flat;
     let style = pick(rng, style_zh(spec.style));
     let mut text = if video {
         let lead = match rng.random_range(0..3) {

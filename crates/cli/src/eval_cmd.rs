@@ -1,0 +1,133 @@
+//! `mmgen eval`: GenEval-style alignment and world-FD of a generator, and
+//! `mmgen eval-probe`: a probe's own accuracy.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use candle_core::Device;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use mmgen_eval::generator::{Generator, Oracle, RandomScene};
+use mmgen_eval::probe::fit::{load_config, load_weights};
+use mmgen_eval::probe::image::{ImageProbe, ImageProbeConfig};
+use mmgen_eval::probe::image_data::image_probe_accuracy;
+use mmgen_eval::probe::train::tallies_json;
+use mmgen_eval::run::{evaluate, Probes, Prompts, Task};
+use mmgen_world::{Lang, Split};
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// What to evaluate.
+    #[arg(long, default_value = "image", value_parser = ["image"])]
+    task: String,
+    /// The generator: `oracle` (renders the parsed prompt: the upper bound) or
+    /// `random` (ignores the prompt: chance). Model families add theirs.
+    #[arg(long, default_value = "oracle")]
+    source: String,
+    /// Prompts drawn from the world.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    n: u64,
+    /// Which side of the compositional split the prompts come from.
+    #[arg(long, default_value = "heldout", value_parser = ["train", "heldout"])]
+    split: String,
+    /// Prompt language.
+    #[arg(long, default_value = "en", value_parser = ["en", "zh"])]
+    lang: String,
+    /// Free prompts instead, one per line (blank lines and lines starting with # skipped).
+    #[arg(long)]
+    prompts: Option<PathBuf>,
+    /// Seed of prompts and generation.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Folder holding the probes (probe-image/, ...).
+    #[arg(long, default_value = "models")]
+    probes: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct EvalProbeArgs {
+    /// The probe folder.
+    #[arg(long, default_value = "models/probe-image")]
+    probe: PathBuf,
+    /// Fresh renders per split.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    n: u64,
+    /// Seed of the renders.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+}
+
+fn generator(name: &str) -> Result<Box<dyn Generator>> {
+    match name {
+        "oracle" => Ok(Box::new(Oracle)),
+        "random" => Ok(Box::new(RandomScene)),
+        other => {
+            bail!("unknown --source `{other}`; available: oracle, random (model families add theirs when they land)")
+        }
+    }
+}
+
+pub fn run(args: EvalArgs) -> Result<()> {
+    let task = match args.task.as_str() {
+        "image" => Task::Image,
+        other => bail!("unknown --task `{other}`; available: image"),
+    };
+    let mut generator = generator(&args.source)?;
+    let prompts = match &args.prompts {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read prompts file {}", path.display()))?;
+            let list: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from)
+                .collect();
+            if list.is_empty() {
+                bail!("prompts file {} holds no prompts", path.display());
+            }
+            Prompts::Given(list)
+        }
+        None => Prompts::World {
+            n: args.n as usize,
+            split: args.split.parse::<Split>()?,
+            lang: args.lang.parse::<Lang>()?,
+        },
+    };
+    let probes = Probes::load(&args.probes, &Device::Cpu).with_context(|| {
+        format!(
+            "cannot load the probes from {} (train them with `mmgen train probe-image`)",
+            args.probes.display()
+        )
+    })?;
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("{spinner} eval [{bar:30}] {pos}/{len} prompts ({eta} left)")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let report = evaluate(generator.as_mut(), &probes, task, &prompts, args.seed, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
+
+pub fn run_probe(args: EvalProbeArgs) -> Result<()> {
+    let config: ImageProbeConfig = load_config(&args.probe)?;
+    let probe = ImageProbe::new(&config, load_weights(&args.probe, &Device::Cpu)?)?;
+    let mut out = serde_json::Map::new();
+    for split in [Split::Train, Split::Heldout] {
+        let tallies = image_probe_accuracy(&probe, args.n as usize, args.seed, split, &Device::Cpu)?;
+        out.insert(format!("{split:?}").to_lowercase(), tallies_json(&tallies));
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! `mmgen train ...`: training commands.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use candle_core::Device;
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use mmgen_eval::probe::fit::{FitOptions, StepReport};
+use mmgen_eval::probe::image::ImageProbeConfig;
+use mmgen_eval::probe::train::{train_image_probe, RunInfo};
+
+#[derive(Subcommand)]
+pub enum TrainCommand {
+    /// Train the image probe (objects, count, position, background, style) on world renders.
+    ProbeImage(ProbeArgs),
+}
+
+#[derive(Args)]
+pub struct ProbeArgs {
+    /// Optimiser steps.
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    steps: u64,
+    /// Samples per step.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    batch: u64,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    /// Seed of the training data.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output folder (config.json, model.safetensors, metrics.json).
+    #[arg(long)]
+    out: PathBuf,
+    /// Fresh renders per split for the final accuracy.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    eval_samples: u64,
+    /// Data worker threads.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    workers: u64,
+    /// Use the tiny test configuration.
+    #[arg(long)]
+    tiny: bool,
+}
+
+pub fn run(cmd: TrainCommand) -> Result<()> {
+    match cmd {
+        TrainCommand::ProbeImage(args) => probe_image(args),
+    }
+}
+
+fn bar(steps: u64) -> ProgressBar {
+    ProgressBar::new(steps).with_style(
+        ProgressStyle::with_template("{spinner} train [{bar:30}] {pos}/{len} {msg} ({eta} left)")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    )
+}
+
+fn report(bar: &ProgressBar, r: &StepReport) {
+    bar.set_position(r.step as u64);
+    if r.step.is_multiple_of(10) || r.step == 1 {
+        bar.set_message(format!("loss {:.4} | {:.0} samples/s", r.loss, r.samples_per_s));
+    }
+    if r.step.is_multiple_of(100) || r.step == 1 {
+        let parts: Vec<String> = r.parts.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+        let line = format!(
+            "step {:>6}  loss {:.4}  {:.0} samples/s  {}",
+            r.step,
+            r.loss,
+            r.samples_per_s,
+            parts.join("  ")
+        );
+        // Without a terminal the bar is hidden: log plain lines instead.
+        if bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            bar.println(line);
+        }
+    }
+}
+
+fn probe_image(args: ProbeArgs) -> Result<()> {
+    let config = if args.tiny {
+        ImageProbeConfig::tiny()
+    } else {
+        ImageProbeConfig::base()
+    };
+    let options = FitOptions {
+        steps: args.steps as usize,
+        batch: args.batch as usize,
+        lr: args.lr,
+        seed: args.seed,
+        workers: args.workers as usize,
+    };
+    if !(args.lr > 0.0 && args.lr < 1.0) {
+        anyhow::bail!("--lr {} is out of range; allowed more than 0, less than 1", args.lr);
+    }
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let run = RunInfo {
+        out: &args.out,
+        command,
+        eval_samples: args.eval_samples as usize,
+        checkpoint_every: 500,
+    };
+    let bar = bar(args.steps);
+    let metrics = train_image_probe(&config, &options, &run, &Device::Cpu, |r| report(&bar, r))?;
+    bar.finish();
+    println!("{}", serde_json::to_string_pretty(&metrics["accuracy"])?);
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}

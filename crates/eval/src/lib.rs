@@ -1,0 +1,16 @@
+//! # mmgen-eval
+//!
+//! Evaluation on the world: probes that read attributes back from generated media,
+//! GenEval-style alignment per category, and Frechet distances between probe features
+//! of generated and real renders (world-FD). Model families plug in through the
+//! [`generator::Generator`] trait.
+#![warn(missing_docs)]
+
+pub mod align;
+mod error;
+pub mod fd;
+pub mod generator;
+pub mod probe;
+pub mod run;
+
+pub use error::{EvalError, Result};

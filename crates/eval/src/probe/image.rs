@@ -1,0 +1,430 @@
+//! The image probe: a small fully-convolutional detector in the manner of CenterNet
+//! (Zhou et al. 2019, "Objects as Points") that reads a world image back into
+//! attributes: for every object its centre, radius, shape, colour and size (so count,
+//! position and relations follow), and for the whole image its background and style.
+//!
+//! Output grid: one cell per 4x4 pixels. Per cell: a centre heat logit, shape (8),
+//! colour (8) and size (2) logits, a sub-cell offset (2) and a radius (1). The global
+//! head reads background (7) and style (5) from pooled features, which also serve as
+//! the feature space of the world-FD.
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{linear, Linear, VarBuilder};
+
+use super::conv::{per_cell, CellGrid, Conv3x3};
+use image::RgbImage;
+use mmgen_world::layout::Pose;
+use mmgen_world::{Background, Colour, SceneSpec, Shape, Size, Style};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EvalError, Result};
+
+/// Pixels per output cell.
+pub const STRIDE: usize = 4;
+const N_SHAPE: usize = 8;
+const N_COLOUR: usize = 8;
+const N_SIZE: usize = 2;
+const HEAT: usize = 0;
+const SHAPE: usize = 1;
+const COLOUR: usize = SHAPE + N_SHAPE;
+const SIZE: usize = COLOUR + N_COLOUR;
+const OFFSET: usize = SIZE + N_SIZE;
+const RADIUS: usize = OFFSET + 2;
+/// Channels of the dense output.
+pub const DENSE: usize = RADIUS + 1;
+const N_BACKGROUND: usize = 7;
+const N_STYLE: usize = 5;
+/// Radius targets are scaled by this so they are of order one.
+const RADIUS_SCALE: f32 = 10.0;
+/// Heat above which a cell that is a local maximum is an object.
+pub const DETECTION_THRESHOLD: f32 = 0.3;
+
+/// Shape of an image probe.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ImageProbeConfig {
+    /// Side of the (square) input images, a multiple of [`STRIDE`].
+    pub image_size: usize,
+    /// Channels of the cell features.
+    pub width: usize,
+    /// Residual 3x3 convolutions over the cell grid.
+    pub depth: usize,
+}
+
+impl ImageProbeConfig {
+    /// The shipped probe for 64x64 images.
+    pub fn base() -> ImageProbeConfig {
+        ImageProbeConfig {
+            image_size: 64,
+            width: 64,
+            depth: 4,
+        }
+    }
+
+    /// A tiny probe for tests.
+    pub fn tiny() -> ImageProbeConfig {
+        ImageProbeConfig {
+            image_size: 32,
+            width: 8,
+            depth: 1,
+        }
+    }
+
+    /// Output cells per side.
+    pub fn grid(&self) -> usize {
+        self.image_size / STRIDE
+    }
+
+    /// Width of the pooled feature vector.
+    pub fn feature_dim(&self) -> usize {
+        self.width
+    }
+}
+
+/// The image probe network.
+#[derive(Debug, Clone)]
+pub struct ImageProbe {
+    embed: Linear,
+    convs: Vec<Conv3x3>,
+    dense: Linear,
+    global: Linear,
+    config: ImageProbeConfig,
+}
+
+/// One object read from an image.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Detection {
+    /// Centre, canvas fraction, x to the right.
+    pub cx: f32,
+    /// Centre, canvas fraction, y down.
+    pub cy: f32,
+    /// Bounding-circle radius, canvas fraction.
+    pub radius: f32,
+    /// Most likely shape.
+    pub shape: Shape,
+    /// Most likely colour.
+    pub colour: Colour,
+    /// Most likely size class.
+    pub size: Size,
+    /// Centre heat, 0 to 1.
+    pub score: f32,
+}
+
+impl Detection {
+    /// As a layout pose (for relation checks).
+    pub fn pose(&self) -> Pose {
+        Pose {
+            cx: self.cx,
+            cy: self.cy,
+            radius: self.radius,
+            angle: 0.0,
+        }
+    }
+}
+
+/// Everything the probe reads from one image.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImageReading {
+    /// Objects, highest score first.
+    pub objects: Vec<Detection>,
+    /// Most likely background.
+    pub background: Background,
+    /// Most likely style.
+    pub style: Style,
+    /// Pooled features (for the world-FD).
+    pub features: Vec<f32>,
+}
+
+impl ImageProbe {
+    /// Builds the network; parameter names are `embed`, `conv{i}`, `dense`, `global`.
+    pub fn new(config: &ImageProbeConfig, vb: VarBuilder) -> Result<ImageProbe> {
+        if config.image_size == 0 || !config.image_size.is_multiple_of(STRIDE) || config.width == 0 {
+            return Err(EvalError::Invalid(format!(
+                "image_size {} must be a positive multiple of {STRIDE} and width {} positive",
+                config.image_size, config.width
+            )));
+        }
+        let embed = linear(3 * STRIDE * STRIDE, config.width, vb.pp("embed"))?;
+        let convs = (0..config.depth)
+            .map(|i| Conv3x3::new(config.width, config.width, vb.pp(format!("conv{i}"))))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let dense = linear(config.width, DENSE, vb.pp("dense"))?;
+        let global = linear(config.width, N_BACKGROUND + N_STYLE, vb.pp("global"))?;
+        Ok(ImageProbe {
+            embed,
+            convs,
+            dense,
+            global,
+            config: config.clone(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ImageProbeConfig {
+        &self.config
+    }
+
+    /// xs: (b, 3, s, s) in [-1, 1] -> (dense (b, DENSE, g, g), global logits (b, 12),
+    /// pooled features (b, width)).
+    ///
+    /// Each 4x4 patch becomes one cell (space-to-depth, as a ViT's patch embedding),
+    /// then residual 3x3 convolutions mix neighbouring cells: 4 layers see 9x9 cells,
+    /// 36 pixels, more than the largest object. Working on the cell grid from the
+    /// start keeps every tensor's inner dimension wide, which candle's CPU copies need.
+    pub fn forward(&self, xs: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let (b, c, h, w) = xs.dims4()?;
+        let (gh, gw) = (h / STRIDE, w / STRIDE);
+        let patches = xs
+            .reshape((b, c, gh, STRIDE, gw, STRIDE))?
+            .permute((0, 2, 4, 1, 3, 5))?
+            .reshape((b, gh, gw, c * STRIDE * STRIDE))?;
+        let mut h = CellGrid::from_nhwc(&self.embed.forward(&patches)?.relu()?)?;
+        for conv in &self.convs {
+            let update = conv.forward(&h)?.xs.relu()?;
+            h = CellGrid {
+                xs: (&h.xs + update)?,
+                ..h
+            };
+        }
+        let dense = per_cell(&self.dense, &h)?
+            .to_nhwc()?
+            .permute((0, 3, 1, 2))?
+            .contiguous()?;
+        let pooled = h.mean()?;
+        let global = self.global.forward(&pooled)?;
+        Ok((dense, global, pooled))
+    }
+
+    /// Reads a batch of images (b, 3, s, s) in [-1, 1].
+    pub fn read(&self, xs: &Tensor) -> Result<Vec<ImageReading>> {
+        let (dense, global, pooled) = self.forward(xs)?;
+        let b = dense.dim(0)?;
+        let g = self.config.grid();
+        let dense: Vec<f32> = dense.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        let global: Vec<Vec<f32>> = global.to_dtype(DType::F32)?.to_vec2()?;
+        let pooled: Vec<Vec<f32>> = pooled.to_dtype(DType::F32)?.to_vec2()?;
+        let at = |i: usize, c: usize, y: usize, x: usize| dense[((i * DENSE + c) * g + y) * g + x];
+        let argmax = |xs: &mut dyn Iterator<Item = f32>| {
+            xs.enumerate()
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |best, (k, v)| if v > best.1 { (k, v) } else { best },
+                )
+                .0
+        };
+        let sigmoid = |v: f32| 1.0 / (1.0 + (-v).exp());
+        let mut out = Vec::with_capacity(b);
+        for i in 0..b {
+            let mut objects = Vec::new();
+            for y in 0..g {
+                for x in 0..g {
+                    let heat = at(i, HEAT, y, x);
+                    if sigmoid(heat) < DETECTION_THRESHOLD {
+                        continue;
+                    }
+                    // A peak: no neighbour is hotter (3x3 non-maximum suppression).
+                    let peak = (y.saturating_sub(1)..(y + 2).min(g))
+                        .flat_map(|yy| (x.saturating_sub(1)..(x + 2).min(g)).map(move |xx| (yy, xx)))
+                        .all(|(yy, xx)| (yy, xx) == (y, x) || at(i, HEAT, yy, xx) <= heat);
+                    if !peak {
+                        continue;
+                    }
+                    let shape = argmax(&mut (0..N_SHAPE).map(|k| at(i, SHAPE + k, y, x)));
+                    let colour = argmax(&mut (0..N_COLOUR).map(|k| at(i, COLOUR + k, y, x)));
+                    let size = argmax(&mut (0..N_SIZE).map(|k| at(i, SIZE + k, y, x)));
+                    objects.push(Detection {
+                        cx: (x as f32 + sigmoid(at(i, OFFSET, y, x))) / g as f32,
+                        cy: (y as f32 + sigmoid(at(i, OFFSET + 1, y, x))) / g as f32,
+                        radius: at(i, RADIUS, y, x).max(0.0) / RADIUS_SCALE,
+                        shape: Shape::ALL[shape],
+                        colour: Colour::ALL[colour],
+                        size: Size::ALL[size],
+                        score: sigmoid(heat),
+                    });
+                }
+            }
+            objects.sort_by(|a, b| b.score.total_cmp(&a.score));
+            let bg = argmax(&mut global[i][..N_BACKGROUND].iter().copied());
+            let style = argmax(&mut global[i][N_BACKGROUND..].iter().copied());
+            out.push(ImageReading {
+                objects,
+                background: Background::ALL[bg],
+                style: Style::ALL[style],
+                features: pooled[i].clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Training loss of a batch against its targets: CenterNet focal loss on the heat
+    /// map, cross-entropy on attributes at object centres, L1 on offsets and radii,
+    /// cross-entropy on background and style. Returns (total, parts by name).
+    pub fn loss(&self, xs: &Tensor, targets: &ImageTargets) -> Result<(Tensor, Vec<(&'static str, Tensor)>)> {
+        let (dense, global, _) = self.forward(xs)?;
+        let (b, _, g, _) = dense.dims4()?;
+        let dev = dense.device();
+        let heat_logits = dense.narrow(1, HEAT, 1)?;
+        let p = candle_nn::ops::sigmoid(&heat_logits)?.clamp(1e-4, 1.0 - 1e-4)?;
+        let y = &targets.heat;
+        let pos = &targets.centres_mask;
+        let neg = pos.affine(-1.0, 1.0)?;
+        // Focal loss (CenterNet eq. 1, alpha = 2, beta = 4).
+        let pos_loss = ((p.affine(-1.0, 1.0)?.sqr()? * p.log()?)? * pos)?;
+        let neg_weight = y.affine(-1.0, 1.0)?.powf(4.0)?;
+        let neg_loss = ((neg_weight * p.sqr()?)? * p.affine(-1.0, 1.0)?.log()?)?;
+        let neg_loss = (neg_loss * neg)?;
+        let n_obj = targets.shape_ids.dim(0)?.max(1) as f64;
+        let focal = ((pos_loss + neg_loss)?.sum_all()? / -n_obj)?;
+
+        let cells = dense.permute((0, 2, 3, 1))?.reshape((b * g * g, DENSE))?;
+        let picked = cells.index_select(&targets.centre_index, 0)?;
+        let ce = candle_nn::loss::cross_entropy;
+        let shape = ce(&picked.narrow(1, SHAPE, N_SHAPE)?, &targets.shape_ids)?;
+        let colour = ce(&picked.narrow(1, COLOUR, N_COLOUR)?, &targets.colour_ids)?;
+        let size = ce(&picked.narrow(1, SIZE, N_SIZE)?, &targets.size_ids)?;
+        let offset = (candle_nn::ops::sigmoid(&picked.narrow(1, OFFSET, 2)?)? - &targets.offsets)?
+            .abs()?
+            .mean_all()?;
+        let radius = (picked.narrow(1, RADIUS, 1)? - &targets.radii)?.abs()?.mean_all()?;
+        let background = ce(&global.narrow(1, 0, N_BACKGROUND)?, &targets.background_ids)?;
+        let style = ce(&global.narrow(1, N_BACKGROUND, N_STYLE)?, &targets.style_ids)?;
+        let parts = vec![
+            ("heat", focal),
+            ("shape", shape),
+            ("colour", colour),
+            ("size", size),
+            ("offset", offset),
+            ("radius", radius),
+            ("background", background),
+            ("style", style),
+        ];
+        let mut total = Tensor::zeros((), DType::F32, dev)?;
+        for (_, part) in &parts {
+            total = (total + part)?;
+        }
+        Ok((total, parts))
+    }
+}
+
+/// Training targets of a batch (see [`ImageTargets::build`]).
+#[derive(Debug)]
+pub struct ImageTargets {
+    heat: Tensor,
+    centres_mask: Tensor,
+    centre_index: Tensor,
+    shape_ids: Tensor,
+    colour_ids: Tensor,
+    size_ids: Tensor,
+    offsets: Tensor,
+    radii: Tensor,
+    background_ids: Tensor,
+    style_ids: Tensor,
+}
+
+impl ImageTargets {
+    /// Targets for specs whose objects stand at `poses` (canvas fractions), on a grid of
+    /// `grid` cells per side.
+    pub fn build(samples: &[(&SceneSpec, &[Pose])], grid: usize, device: &Device) -> Result<ImageTargets> {
+        let b = samples.len();
+        let mut heat = vec![0f32; b * grid * grid];
+        let mut mask = vec![0f32; b * grid * grid];
+        let (mut index, mut shapes, mut colours, mut sizes, mut offsets, mut radii) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let sigma = 0.8f32;
+        for (i, (spec, poses)) in samples.iter().enumerate() {
+            for (object, pose) in spec.objects.iter().zip(poses.iter()) {
+                let (gx, gy) = (pose.cx * grid as f32, pose.cy * grid as f32);
+                let (cx, cy) = (
+                    gx.floor().clamp(0.0, grid as f32 - 1.0) as usize,
+                    gy.floor().clamp(0.0, grid as f32 - 1.0) as usize,
+                );
+                for y in 0..grid {
+                    for x in 0..grid {
+                        let d2 = (x as f32 - cx as f32).powi(2) + (y as f32 - cy as f32).powi(2);
+                        let v = (-d2 / (2.0 * sigma * sigma)).exp();
+                        let cell = &mut heat[(i * grid + y) * grid + x];
+                        *cell = cell.max(v);
+                    }
+                }
+                let flat = (i * grid + cy) * grid + cx;
+                if mask[flat] == 1.0 {
+                    continue; // two centres in one cell: keep the first
+                }
+                mask[flat] = 1.0;
+                index.push(flat as u32);
+                shapes.push(object.shape.index() as u32);
+                colours.push(object.colour.index() as u32);
+                sizes.push(object.size.index() as u32);
+                offsets.extend([(gx - cx as f32).clamp(0.0, 1.0), (gy - cy as f32).clamp(0.0, 1.0)]);
+                radii.push(pose.radius * RADIUS_SCALE);
+            }
+        }
+        let n = index.len();
+        let t = |v: Vec<u32>| Tensor::from_vec(v, n, device);
+        Ok(ImageTargets {
+            heat: Tensor::from_vec(heat, (b, 1, grid, grid), device)?,
+            centres_mask: Tensor::from_vec(mask, (b, 1, grid, grid), device)?,
+            centre_index: t(index)?,
+            shape_ids: t(shapes)?,
+            colour_ids: t(colours)?,
+            size_ids: t(sizes)?,
+            offsets: Tensor::from_vec(offsets, (n, 2), device)?,
+            radii: Tensor::from_vec(radii, (n, 1), device)?,
+            background_ids: Tensor::from_vec(
+                samples.iter().map(|(s, _)| s.background.index() as u32).collect(),
+                b,
+                device,
+            )?,
+            style_ids: Tensor::from_vec(samples.iter().map(|(s, _)| s.style.index() as u32).collect(), b, device)?,
+        })
+    }
+}
+
+/// Images as a (b, 3, h, w) tensor in [-1, 1].
+pub fn images_to_tensor(images: &[RgbImage], device: &Device) -> Result<Tensor> {
+    let (w, h) = images.first().map(|i| i.dimensions()).unwrap_or((0, 0));
+    let mut data = Vec::with_capacity(images.len() * 3 * (w * h) as usize);
+    for image in images {
+        if image.dimensions() != (w, h) {
+            return Err(EvalError::Invalid(format!(
+                "images of different sizes in one batch: {:?} and {:?}",
+                (w, h),
+                image.dimensions()
+            )));
+        }
+        for c in 0..3 {
+            data.extend(image.pixels().map(|p| p.0[c] as f32 / 127.5 - 1.0));
+        }
+    }
+    Ok(Tensor::from_vec(
+        data,
+        (images.len(), 3, h as usize, w as usize),
+        device,
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_nn::VarMap;
+
+    #[test]
+    fn shapes_and_decoding() {
+        let dev = Device::Cpu;
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+        let cfg = ImageProbeConfig::tiny();
+        let probe = ImageProbe::new(&cfg, vb).unwrap();
+        let xs = Tensor::zeros((2, 3, 32, 32), DType::F32, &dev).unwrap();
+        let (dense, global, pooled) = probe.forward(&xs).unwrap();
+        assert_eq!(dense.dims(), &[2, DENSE, 8, 8]);
+        assert_eq!(global.dims(), &[2, 12]);
+        assert_eq!(pooled.dims(), &[2, 8]);
+        assert_eq!(cfg.feature_dim(), 8);
+        assert_eq!(probe.read(&xs).unwrap().len(), 2);
+        assert!(ImageProbe::new(
+            &ImageProbeConfig { image_size: 30, ..cfg },
+            VarBuilder::zeros(DType::F32, &dev)
+        )
+        .is_err());
+    }
+}
