@@ -12,13 +12,13 @@ use mmgen_eval::probe::fit::{load_config, load_weights};
 use mmgen_eval::probe::image::{ImageProbe, ImageProbeConfig};
 use mmgen_eval::probe::image_data::image_probe_accuracy;
 use mmgen_eval::probe::train::tallies_json;
-use mmgen_eval::run::{evaluate, Probes, Prompts, Task};
+use mmgen_eval::run::{evaluate, MediaOptions, Probes, Prompts, Task};
 use mmgen_world::{Lang, Split};
 
 #[derive(Args)]
 pub struct EvalArgs {
     /// What to evaluate.
-    #[arg(long, default_value = "image", value_parser = ["image"])]
+    #[arg(long, default_value = "image", value_parser = ["image", "video", "audio"])]
     task: String,
     /// The generator: `oracle` (renders the parsed prompt: the upper bound) or
     /// `random` (ignores the prompt: chance). Model families add theirs.
@@ -42,6 +42,12 @@ pub struct EvalArgs {
     /// Folder holding the probes (probe-image/, ...).
     #[arg(long, default_value = "models")]
     probes: PathBuf,
+    /// Frames per clip (video task).
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(2..=240))]
+    frames: u32,
+    /// Seconds per clip (audio task).
+    #[arg(long, default_value_t = 4.0)]
+    seconds: f32,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -73,7 +79,9 @@ fn generator(name: &str) -> Result<Box<dyn Generator>> {
 pub fn run(args: EvalArgs) -> Result<()> {
     let task = match args.task.as_str() {
         "image" => Task::Image,
-        other => bail!("unknown --task `{other}`; available: image"),
+        "video" => Task::Video,
+        "audio" => Task::Audio,
+        other => bail!("unknown --task `{other}`; available: image, video, audio"),
     };
     let mut generator = generator(&args.source)?;
     let prompts = match &args.prompts {
@@ -107,10 +115,28 @@ pub fn run(args: EvalArgs) -> Result<()> {
         ProgressStyle::with_template("{spinner} eval [{bar:30}] {pos}/{len} prompts ({eta} left)")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let report = evaluate(generator.as_mut(), &probes, task, &prompts, args.seed, |done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    })?;
+    if !(args.seconds > 0.0 && args.seconds <= 60.0) {
+        bail!(
+            "--seconds {} is out of range; allowed more than 0, up to 60",
+            args.seconds
+        );
+    }
+    let media = MediaOptions {
+        frames: args.frames,
+        seconds: args.seconds,
+    };
+    let report = evaluate(
+        generator.as_mut(),
+        &probes,
+        task,
+        &prompts,
+        args.seed,
+        media,
+        |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )?;
     bar.finish_and_clear();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

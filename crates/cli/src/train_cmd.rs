@@ -6,14 +6,23 @@ use anyhow::Result;
 use candle_core::Device;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use mmgen_eval::probe::audio::AudioProbeConfig;
 use mmgen_eval::probe::fit::{FitOptions, StepReport};
 use mmgen_eval::probe::image::ImageProbeConfig;
-use mmgen_eval::probe::train::{train_image_probe, RunInfo};
+use mmgen_eval::probe::train::{train_audio_probe, train_image_probe, train_video_probe, RunInfo};
+use mmgen_eval::probe::video::VideoProbeConfig;
 
+// The variant names are the subcommand names (`probe-image`, ...); the model
+// families' commands (`text-image`, ...) join them later.
+#[allow(clippy::enum_variant_names)]
 #[derive(Subcommand)]
 pub enum TrainCommand {
     /// Train the image probe (objects, count, position, background, style) on world renders.
     ProbeImage(ProbeArgs),
+    /// Train the audio probe (instrument, mood) on world clips.
+    ProbeAudio(ProbeArgs),
+    /// Train the video probe (per-object motion) on world clips.
+    ProbeVideo(ProbeArgs),
 }
 
 #[derive(Args)]
@@ -47,6 +56,8 @@ pub struct ProbeArgs {
 pub fn run(cmd: TrainCommand) -> Result<()> {
     match cmd {
         TrainCommand::ProbeImage(args) => probe_image(args),
+        TrainCommand::ProbeAudio(args) => probe_audio(args),
+        TrainCommand::ProbeVideo(args) => probe_video(args),
     }
 }
 
@@ -80,33 +91,68 @@ fn report(bar: &ProgressBar, r: &StepReport) {
     }
 }
 
+fn fit_options(args: &ProbeArgs) -> Result<FitOptions> {
+    if !(args.lr > 0.0 && args.lr < 1.0) {
+        anyhow::bail!("--lr {} is out of range; allowed more than 0, less than 1", args.lr);
+    }
+    Ok(FitOptions {
+        steps: args.steps as usize,
+        batch: args.batch as usize,
+        lr: args.lr,
+        seed: args.seed,
+        workers: args.workers as usize,
+    })
+}
+
+fn run_info(args: &ProbeArgs) -> RunInfo<'_> {
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    RunInfo {
+        out: &args.out,
+        command,
+        eval_samples: args.eval_samples as usize,
+        checkpoint_every: 500,
+    }
+}
+
+fn finish(bar: ProgressBar, metrics: &serde_json::Value, out: &std::path::Path) -> Result<()> {
+    bar.finish();
+    println!("{}", serde_json::to_string_pretty(&metrics["accuracy"])?);
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
 fn probe_image(args: ProbeArgs) -> Result<()> {
     let config = if args.tiny {
         ImageProbeConfig::tiny()
     } else {
         ImageProbeConfig::base()
     };
-    let options = FitOptions {
-        steps: args.steps as usize,
-        batch: args.batch as usize,
-        lr: args.lr,
-        seed: args.seed,
-        workers: args.workers as usize,
-    };
-    if !(args.lr > 0.0 && args.lr < 1.0) {
-        anyhow::bail!("--lr {} is out of range; allowed more than 0, less than 1", args.lr);
-    }
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let run = RunInfo {
-        out: &args.out,
-        command,
-        eval_samples: args.eval_samples as usize,
-        checkpoint_every: 500,
-    };
+    let options = fit_options(&args)?;
     let bar = bar(args.steps);
-    let metrics = train_image_probe(&config, &options, &run, &Device::Cpu, |r| report(&bar, r))?;
-    bar.finish();
-    println!("{}", serde_json::to_string_pretty(&metrics["accuracy"])?);
-    eprintln!("wrote {}", args.out.display());
-    Ok(())
+    let metrics = train_image_probe(&config, &options, &run_info(&args), &Device::Cpu, |r| report(&bar, r))?;
+    finish(bar, &metrics, &args.out)
+}
+
+fn probe_audio(args: ProbeArgs) -> Result<()> {
+    let config = if args.tiny {
+        AudioProbeConfig::tiny()
+    } else {
+        AudioProbeConfig::base()
+    };
+    let options = fit_options(&args)?;
+    let bar = bar(args.steps);
+    let metrics = train_audio_probe(&config, &options, &run_info(&args), &Device::Cpu, |r| report(&bar, r))?;
+    finish(bar, &metrics, &args.out)
+}
+
+fn probe_video(args: ProbeArgs) -> Result<()> {
+    let config = if args.tiny {
+        VideoProbeConfig::tiny()
+    } else {
+        VideoProbeConfig::base()
+    };
+    let options = fit_options(&args)?;
+    let bar = bar(args.steps);
+    let metrics = train_video_probe(&config, &options, &run_info(&args), &Device::Cpu, |r| report(&bar, r))?;
+    finish(bar, &metrics, &args.out)
 }

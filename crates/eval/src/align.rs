@@ -8,9 +8,10 @@
 
 use mmgen_world::caption::parse::{AskedObject, Request};
 use mmgen_world::layout::relation_holds;
-use mmgen_world::Position;
+use mmgen_world::{Position, TempoClass};
 use serde::Serialize;
 
+use crate::probe::audio::AudioReading;
 use crate::probe::image::{Detection, ImageReading};
 
 /// What an alignment row measures.
@@ -33,6 +34,16 @@ pub enum Category {
     Background,
     /// The style asked (outside the overall).
     Style,
+    /// Every asked motion is read back from the clip.
+    Motion,
+    /// Every asked object keeps its shape and colour through the clip.
+    TemporalConsistency,
+    /// The asked instrument is heard.
+    Instrument,
+    /// The asked mood is heard.
+    Mood,
+    /// The asked tempo is heard (within 10% of a number, or the same tempo class).
+    Tempo,
 }
 
 impl Category {
@@ -47,6 +58,11 @@ impl Category {
         Category::Background,
         Category::Style,
     ];
+
+    /// Video categories in report order.
+    pub const VIDEO: &'static [Category] = &[Category::Motion, Category::TemporalConsistency];
+    /// Audio categories in report order.
+    pub const AUDIO: &'static [Category] = &[Category::Instrument, Category::Mood, Category::Tempo];
 
     /// Whether the category counts towards the overall score.
     pub fn in_overall(self) -> bool {
@@ -64,6 +80,11 @@ impl Category {
             Category::ColourAttribution => "colour_attribution",
             Category::Background => "background",
             Category::Style => "style",
+            Category::Motion => "motion",
+            Category::TemporalConsistency => "temporal_consistency",
+            Category::Instrument => "instrument",
+            Category::Mood => "mood",
+            Category::Tempo => "tempo",
         }
     }
 }
@@ -153,6 +174,60 @@ pub fn image_checks(request: &Request, reading: &ImageReading) -> Vec<(Category,
         out.push((Category::Style, reading.style == s));
     }
     out
+}
+
+/// The audio categories `request` asks for, checked against what was heard.
+pub fn audio_checks(request: &Request, reading: &AudioReading) -> Vec<(Category, bool)> {
+    let mut out = Vec::new();
+    let Some(music) = request.music else { return out };
+    if let Some(i) = music.instrument {
+        out.push((Category::Instrument, reading.instrument == i));
+    }
+    if let Some(m) = music.mood {
+        out.push((Category::Mood, reading.mood == m));
+    }
+    let heard = reading.tempo_bpm;
+    if let Some(bpm) = music.tempo_bpm {
+        out.push((
+            Category::Tempo,
+            heard.is_some_and(|h| (h - bpm as f32).abs() <= 0.1 * bpm as f32),
+        ));
+    } else if let Some(class) = music.tempo_class {
+        out.push((
+            Category::Tempo,
+            heard.is_some_and(|h| TempoClass::of(h.round() as u32) == class),
+        ));
+    }
+    out
+}
+
+/// The asked object's detection in a frame: the best-scoring one of its shape (and
+/// colour, if asked).
+pub fn find<'a>(o: &AskedObject, detections: &'a [Detection]) -> Option<&'a Detection> {
+    detections.iter().find(|d| same_kind(d, o))
+}
+
+/// Whether an object seen at `start` keeps its shape and colour through `frames`: in at
+/// least 90% of frames, the detection nearest to where it was last seen (within 0.25
+/// of the canvas) has the same shape and colour.
+pub fn consistent(start: &Detection, frames: &[ImageReading]) -> bool {
+    let (mut x, mut y) = (start.cx, start.cy);
+    let mut good = 0;
+    for frame in frames {
+        let nearest = frame
+            .objects
+            .iter()
+            .map(|d| (d, (d.cx - x).hypot(d.cy - y)))
+            .filter(|(_, dist)| *dist < 0.25)
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((d, _)) = nearest {
+            if d.shape == start.shape && d.colour == start.colour {
+                good += 1;
+                (x, y) = (d.cx, d.cy);
+            }
+        }
+    }
+    good as f32 >= 0.9 * frames.len() as f32
 }
 
 #[cfg(test)]

@@ -4,25 +4,52 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use candle_core::Device;
-use mmgen_world::caption::parse::{parse_prompt, spec_from_request};
-use mmgen_world::render::Scene;
+use image::RgbImage;
+use mmgen_world::caption::parse::{parse_prompt, Request};
 use mmgen_world::rng::mix64;
 use mmgen_world::{caption_for_seed, CaptionOptions, Lang, Medium, SpecSampler, Split};
 use serde::Serialize;
 
-use crate::align::{image_checks, Category};
+use crate::align::{audio_checks, consistent, find, image_checks, Category};
 use crate::error::{EvalError, Result};
 use crate::fd::frechet_distance;
-use crate::generator::{GenerationSettings, Generator};
+use crate::generator::{Generated, GenerationSettings, Generator, Oracle};
+use crate::probe::audio::{AudioProbe, AudioProbeConfig};
 use crate::probe::fit::{load_config, load_weights};
-use crate::probe::image::{images_to_tensor, ImageProbe, ImageProbeConfig};
+use crate::probe::image::Detection;
+use crate::probe::image::{images_to_tensor, ImageProbe, ImageProbeConfig, ImageReading};
+use crate::probe::video::{
+    middle_frames, motion_features, track_frame_indices, TrackPoint, VideoProbe, VideoProbeConfig,
+};
 
 /// Which modality is evaluated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Task {
-    /// Still images.
+    /// Still images: the six GenEval categories.
     Image,
+    /// Clips: motion and temporal consistency.
+    Video,
+    /// Sound: instrument, mood, tempo.
+    Audio,
+}
+
+impl Task {
+    fn medium(self) -> Medium {
+        match self {
+            Task::Image => Medium::Image,
+            Task::Video => Medium::Video,
+            Task::Audio => Medium::Audio,
+        }
+    }
+
+    fn categories(self) -> &'static [Category] {
+        match self {
+            Task::Image => Category::IMAGE,
+            Task::Video => Category::VIDEO,
+            Task::Audio => Category::AUDIO,
+        }
+    }
 }
 
 /// Where the prompts come from.
@@ -42,16 +69,22 @@ pub enum Prompts {
 }
 
 impl Prompts {
-    /// The prompt texts, deterministic from `seed`.
+    /// The prompt texts for `medium`, deterministic from `seed`. Audio prompts come
+    /// from scenes with music.
     pub fn texts(&self, medium: Medium, seed: u64) -> Vec<String> {
         match self {
-            Prompts::World { n, split, lang } => (0..*n as u64)
-                .map(|i| {
-                    let s = mix64(seed ^ mix64(i));
-                    let spec = SpecSampler::default().sample(*split, s);
-                    caption_for_seed(&spec, *lang, CaptionOptions::full(medium), s)
-                })
-                .collect(),
+            Prompts::World { n, split, lang } => {
+                let sampler = SpecSampler {
+                    p_music: if medium == Medium::Audio { 1.0 } else { 0.7 },
+                    ..Default::default()
+                };
+                (0..*n as u64)
+                    .map(|i| {
+                        let s = mix64(seed ^ mix64(i));
+                        caption_for_seed(&sampler.sample(*split, s), *lang, CaptionOptions::full(medium), s)
+                    })
+                    .collect()
+            }
             Prompts::Given(list) => list.clone(),
         }
     }
@@ -88,42 +121,221 @@ pub struct EvalReport {
     /// Frechet distance between probe features of the outputs and of fresh renders of
     /// the same prompts (world-FD); lower is closer.
     pub world_fd: f64,
-    /// The probe's own per-attribute accuracy on held-out renders (from its metrics.json).
+    /// The probes' own per-attribute accuracy on held-out renders (their metrics.json).
     pub probe_accuracy: serde_json::Value,
 }
 
 /// The probes an evaluation reads with.
 pub struct Probes {
     image: ImageProbe,
-    image_accuracy: serde_json::Value,
+    video: Option<VideoProbe>,
+    audio: Option<AudioProbe>,
+    accuracy: serde_json::Map<String, serde_json::Value>,
     device: Device,
 }
 
+fn heldout_accuracy(dir: &Path) -> serde_json::Value {
+    std::fs::read_to_string(dir.join("metrics.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .map(|m| m["accuracy"]["heldout"].clone())
+        .unwrap_or(serde_json::Value::Null)
+}
+
 impl Probes {
-    /// Loads the probes from `dir` (holding `probe-image/`, ...).
+    /// Loads the probes from `dir`: `probe-image/` is required, `probe-video/` and
+    /// `probe-audio/` are loaded when present.
     pub fn load(dir: &Path, device: &Device) -> Result<Probes> {
+        let mut accuracy = serde_json::Map::new();
         let image_dir = dir.join("probe-image");
         let config: ImageProbeConfig = load_config(&image_dir)?;
         let image = ImageProbe::new(&config, load_weights(&image_dir, device)?)?;
-        let metrics_path = image_dir.join("metrics.json");
-        let image_accuracy = std::fs::read_to_string(&metrics_path)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .map(|m| m["accuracy"]["heldout"].clone())
-            .unwrap_or(serde_json::Value::Null);
+        accuracy.insert("image".into(), heldout_accuracy(&image_dir));
+        let video_dir = dir.join("probe-video");
+        let video = if video_dir.join("model.safetensors").exists() {
+            let config: VideoProbeConfig = load_config(&video_dir)?;
+            accuracy.insert("video".into(), heldout_accuracy(&video_dir));
+            Some(VideoProbe::new(&config, load_weights(&video_dir, device)?)?)
+        } else {
+            None
+        };
+        let audio_dir = dir.join("probe-audio");
+        let audio = if audio_dir.join("model.safetensors").exists() {
+            let config: AudioProbeConfig = load_config(&audio_dir)?;
+            accuracy.insert("audio".into(), heldout_accuracy(&audio_dir));
+            Some(AudioProbe::new(&config, load_weights(&audio_dir, device)?)?)
+        } else {
+            None
+        };
         Ok(Probes {
             image,
-            image_accuracy,
+            video,
+            audio,
+            accuracy,
             device: device.clone(),
         })
     }
 
-    /// From an already built image probe (tests).
-    pub fn from_image_probe(image: ImageProbe, device: &Device) -> Probes {
+    /// From already built probes (tests).
+    pub fn new(image: ImageProbe, video: Option<VideoProbe>, audio: Option<AudioProbe>, device: &Device) -> Probes {
         Probes {
             image,
-            image_accuracy: serde_json::Value::Null,
+            video,
+            audio,
+            accuracy: serde_json::Map::new(),
             device: device.clone(),
+        }
+    }
+
+    fn read_images(&self, images: &[RgbImage]) -> Result<Vec<ImageReading>> {
+        let mut out = Vec::with_capacity(images.len());
+        for chunk in images.chunks(64) {
+            out.extend(self.image.read(&images_to_tensor(chunk, &self.device)?)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Frames and seconds of the generated media.
+#[derive(Clone, Copy, Debug)]
+pub struct MediaOptions {
+    /// Frames per clip (video task).
+    pub frames: u32,
+    /// Seconds per clip (audio task).
+    pub seconds: f32,
+}
+
+impl Default for MediaOptions {
+    fn default() -> Self {
+        MediaOptions {
+            frames: 24,
+            seconds: 4.0,
+        }
+    }
+}
+
+fn mean_features(readings: &[ImageReading]) -> Vec<f32> {
+    let n = readings.len().max(1) as f32;
+    let width = readings.first().map(|r| r.features.len()).unwrap_or(0);
+    (0..width)
+        .map(|k| readings.iter().map(|r| r.features[k]).sum::<f32>() / n)
+        .collect()
+}
+
+/// The track of the object detected as `start` in frame `mid`: in each other frame,
+/// the nearest detection of the same shape and colour within 0.3 of where it was last
+/// seen, walking out from the middle; where none is found, the last position stays.
+fn track_of(start: &Detection, readings: &[ImageReading], mid: usize) -> Vec<TrackPoint> {
+    let point = |d: &Detection| TrackPoint {
+        cx: d.cx,
+        cy: d.cy,
+        radius: d.radius,
+    };
+    let mut track = vec![point(start); readings.len()];
+    for order in [(mid + 1..readings.len()).collect::<Vec<_>>(), (0..mid).rev().collect()] {
+        let mut last = point(start);
+        for i in order {
+            let next = readings[i]
+                .objects
+                .iter()
+                .filter(|d| d.shape == start.shape && d.colour == start.colour)
+                .map(|d| (d, (d.cx - last.cx).hypot(d.cy - last.cy)))
+                .filter(|(_, dist)| *dist < 0.3)
+                .min_by(|a, b| a.1.total_cmp(&b.1));
+            if let Some((d, _)) = next {
+                last = point(d);
+            }
+            track[i] = last;
+        }
+    }
+    track
+}
+
+/// Scores of one prompt and the features of its output and of a fresh render.
+struct Scored {
+    checks: Vec<(Category, bool)>,
+    generated: Vec<f32>,
+    real: Vec<f32>,
+}
+
+fn score_prompt(
+    probes: &Probes,
+    task: Task,
+    request: &Request,
+    out: &Generated,
+    real: &Generated,
+    name: &str,
+    text: &str,
+) -> Result<Scored> {
+    let missing = |what: &str| EvalError::Invalid(format!("{name} returned no {what} for {text:?}"));
+    match task {
+        Task::Image => {
+            let image = out.image.as_ref().ok_or_else(|| missing("image"))?;
+            let real_image = real.image.as_ref().ok_or_else(|| missing("image"))?;
+            let readings = probes.read_images(&[image.clone(), real_image.clone()])?;
+            Ok(Scored {
+                checks: image_checks(request, &readings[0]),
+                generated: readings[0].features.clone(),
+                real: readings[1].features.clone(),
+            })
+        }
+        Task::Video => {
+            let video_probe = probes.video.as_ref().ok_or_else(|| EvalError::Invalid("the video task needs the video probe (models/probe-video); train it with `mmgen train probe-video`".into()))?;
+            let frames = out
+                .video
+                .as_ref()
+                .filter(|f| !f.is_empty())
+                .ok_or_else(|| missing("video"))?;
+            let readings = probes.read_images(frames)?;
+            let (_, mid, _) = middle_frames(frames.len());
+            let middle = &readings[mid];
+            let mut checks = Vec::new();
+            let asked_motion: Vec<_> = request.objects.iter().filter(|o| o.motion.is_some()).collect();
+            if !asked_motion.is_empty() {
+                let found: Vec<_> = asked_motion.iter().map(|o| find(o, &middle.objects)).collect();
+                let ok = if found.iter().all(|d| d.is_some()) {
+                    let features = found
+                        .iter()
+                        .flatten()
+                        .map(|d| {
+                            let track = track_of(d, &readings, mid);
+                            let points: Vec<TrackPoint> =
+                                track_frame_indices(frames.len()).iter().map(|&i| track[i]).collect();
+                            motion_features(frames, &points, track[mid])
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    let motions = video_probe.read(&features, &probes.device)?;
+                    asked_motion.iter().zip(motions).all(|(o, m)| o.motion == Some(m))
+                } else {
+                    false
+                };
+                checks.push((Category::Motion, ok));
+            }
+            if !request.objects.is_empty() {
+                let ok = request
+                    .objects
+                    .iter()
+                    .all(|o| find(o, &middle.objects).is_some_and(|d| consistent(d, &readings)));
+                checks.push((Category::TemporalConsistency, ok));
+            }
+            let real_frames = real.video.as_ref().ok_or_else(|| missing("video"))?;
+            let real_readings = probes.read_images(real_frames)?;
+            Ok(Scored {
+                checks,
+                generated: mean_features(&readings),
+                real: mean_features(&real_readings),
+            })
+        }
+        Task::Audio => {
+            let audio_probe = probes.audio.as_ref().ok_or_else(|| EvalError::Invalid("the audio task needs the audio probe (models/probe-audio); train it with `mmgen train probe-audio`".into()))?;
+            let clip = out.audio.as_ref().ok_or_else(|| missing("audio"))?;
+            let real_clip = real.audio.as_ref().ok_or_else(|| missing("audio"))?;
+            let readings = audio_probe.read(&[clip.clone(), real_clip.clone()], &probes.device)?;
+            Ok(Scored {
+                checks: audio_checks(request, &readings[0]),
+                generated: readings[0].features.clone(),
+                real: readings[1].features.clone(),
+            })
         }
     }
 }
@@ -135,56 +347,42 @@ pub fn evaluate(
     task: Task,
     prompts: &Prompts,
     seed: u64,
+    media: MediaOptions,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<EvalReport> {
-    let medium = match task {
-        Task::Image => Medium::Image,
-    };
-    let texts = prompts.texts(medium, seed);
+    let texts = prompts.texts(task.medium(), seed);
     if texts.is_empty() {
         return Err(EvalError::Invalid("no prompts to evaluate".into()));
     }
     let settings = GenerationSettings {
         size: probes.image.config().image_size as u32,
+        frames: if task == Task::Video { media.frames } else { 0 },
+        seconds: if task == Task::Audio { media.seconds } else { 0.0 },
         ..GenerationSettings::image()
     };
     let mut rows: BTreeMap<Category, (usize, usize)> = BTreeMap::new();
     let (mut generated_features, mut real_features) = (Vec::new(), Vec::new());
-    for chunk_start in (0..texts.len()).step_by(32) {
-        let chunk = &texts[chunk_start..(chunk_start + 32).min(texts.len())];
-        let mut images = Vec::with_capacity(chunk.len());
-        let mut references = Vec::with_capacity(chunk.len());
-        let mut requests = Vec::with_capacity(chunk.len());
-        for (k, text) in chunk.iter().enumerate() {
-            let request = parse_prompt(text).map_err(|e| EvalError::Prompt {
-                prompt: text.clone(),
-                reason: e.to_string(),
-            })?;
-            let s = mix64(seed ^ 0x6E4E ^ (chunk_start + k) as u64);
-            let out = generator.generate(text, s, &settings)?;
-            let image = out
-                .image
-                .ok_or_else(|| EvalError::Invalid(format!("{} returned no image for {text:?}", generator.name())))?;
-            images.push(image);
-            // A fresh render of the same request: the real side of the world-FD.
-            let real = spec_from_request(&request, mix64(s))?;
-            references.push(Scene::new(&real, mix64(s)).frame(settings.size, settings.size, 0.5)?);
-            requests.push(request);
+    for (i, text) in texts.iter().enumerate() {
+        let request = parse_prompt(text).map_err(|e| EvalError::Prompt {
+            prompt: text.clone(),
+            reason: e.to_string(),
+        })?;
+        let s = mix64(seed ^ 0x6E4E ^ i as u64);
+        let out = generator.generate(text, s, &settings)?;
+        // A fresh render of the same request: the real side of the world-FD.
+        let real = Oracle.generate(text, mix64(s), &settings)?;
+        let scored = score_prompt(probes, task, &request, &out, &real, &generator.name(), text)?;
+        for (category, ok) in scored.checks {
+            let row = rows.entry(category).or_default();
+            row.0 += ok as usize;
+            row.1 += 1;
         }
-        let readings = probes.image.read(&images_to_tensor(&images, &probes.device)?)?;
-        let real_readings = probes.image.read(&images_to_tensor(&references, &probes.device)?)?;
-        for (request, reading) in requests.iter().zip(&readings) {
-            for (category, ok) in image_checks(request, reading) {
-                let row = rows.entry(category).or_default();
-                row.0 += ok as usize;
-                row.1 += 1;
-            }
-        }
-        generated_features.extend(readings.into_iter().map(|r| r.features));
-        real_features.extend(real_readings.into_iter().map(|r| r.features));
-        progress((chunk_start + chunk.len()).min(texts.len()), texts.len());
+        generated_features.push(scored.generated);
+        real_features.push(scored.real);
+        progress(i + 1, texts.len());
     }
-    let categories: BTreeMap<&'static str, CategoryScore> = Category::IMAGE
+    let categories: BTreeMap<&'static str, CategoryScore> = task
+        .categories()
         .iter()
         .filter_map(|c| {
             rows.get(c).map(|&(passed, total)| {
@@ -207,6 +405,11 @@ pub fn evaluate(
     } else {
         f64::NAN
     };
+    let probe_accuracy = match task {
+        Task::Image => probes.accuracy.get("image"),
+        Task::Video => probes.accuracy.get("video"),
+        Task::Audio => probes.accuracy.get("audio"),
+    };
     Ok(EvalReport {
         task,
         source: generator.name(),
@@ -215,7 +418,7 @@ pub fn evaluate(
         categories,
         overall,
         world_fd,
-        probe_accuracy: probes.image_accuracy.clone(),
+        probe_accuracy: probe_accuracy.cloned().unwrap_or(serde_json::Value::Null),
     })
 }
 
@@ -228,18 +431,103 @@ impl EvalReport {
         )
         .to_lowercase();
         out.push_str(&format!(
-            "{:<20} {:>8} {:>7} {:>7}\n",
+            "{:<22} {:>8} {:>7} {:>7}\n",
             "category", "score", "passed", "total"
         ));
         for (name, row) in &self.categories {
             let mark = if row.in_overall { "" } else { "  (not in overall)" };
             out.push_str(&format!(
-                "{name:<20} {:>8.3} {:>7} {:>7}{mark}\n",
+                "{name:<22} {:>8.3} {:>7} {:>7}{mark}\n",
                 row.score, row.passed, row.total
             ));
         }
-        out.push_str(&format!("{:<20} {:>8.3}\n", "overall", self.overall));
-        out.push_str(&format!("{:<20} {:>8.3}\n", "world-FD", self.world_fd));
+        out.push_str(&format!("{:<22} {:>8.3}\n", "overall", self.overall));
+        out.push_str(&format!("{:<22} {:>8.3}\n", "world-FD", self.world_fd));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generator::RandomScene;
+    use crate::probe::audio::{AudioProbe, AudioProbeConfig};
+    use crate::probe::video::{VideoProbe, VideoProbeConfig};
+    use candle_core::DType;
+    use candle_nn::VarBuilder;
+
+    fn tiny_probes() -> Probes {
+        let dev = Device::Cpu;
+        let vb = || VarBuilder::zeros(DType::F32, &dev);
+        let image = ImageProbe::new(
+            &ImageProbeConfig {
+                image_size: 32,
+                width: 8,
+                depth: 1,
+            },
+            vb(),
+        )
+        .unwrap();
+        let video = VideoProbe::new(&VideoProbeConfig::tiny(), vb()).unwrap();
+        let audio = AudioProbe::new(&AudioProbeConfig::tiny(), vb()).unwrap();
+        Probes::new(image, Some(video), Some(audio), &dev)
+    }
+
+    #[test]
+    fn every_task_runs_and_reports_its_categories() {
+        let probes = tiny_probes();
+        let prompts = Prompts::World {
+            n: 6,
+            split: Split::Heldout,
+            lang: Lang::Zh,
+        };
+        let media = MediaOptions {
+            frames: 8,
+            seconds: 1.0,
+        };
+        for task in [Task::Image, Task::Video, Task::Audio] {
+            let mut calls = 0;
+            let report = evaluate(&mut Oracle, &probes, task, &prompts, 1, media, |_, _| calls += 1).unwrap();
+            assert_eq!((report.prompts, calls), (6, 6));
+            assert!(!report.categories.is_empty(), "{task:?}");
+            for name in report.categories.keys() {
+                assert!(task.categories().iter().any(|c| c.name() == *name));
+            }
+            assert!((0.0..=1.0).contains(&report.overall));
+            let json = serde_json::to_value(&report).unwrap();
+            for key in [
+                "task",
+                "source",
+                "prompts",
+                "seed",
+                "categories",
+                "overall",
+                "world_fd",
+                "probe_accuracy",
+            ] {
+                assert!(json.get(key).is_some(), "{key}");
+            }
+        }
+        // The same run twice gives the same report.
+        let a = evaluate(&mut RandomScene, &probes, Task::Image, &prompts, 3, media, |_, _| ()).unwrap();
+        let b = evaluate(&mut RandomScene, &probes, Task::Image, &prompts, 3, media, |_, _| ()).unwrap();
+        assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+    }
+
+    #[test]
+    fn unreadable_prompts_fail_clearly() {
+        let probes = tiny_probes();
+        let prompts = Prompts::Given(vec!["a red star".into(), "lorem ipsum".into()]);
+        let err = evaluate(
+            &mut Oracle,
+            &probes,
+            Task::Image,
+            &prompts,
+            1,
+            MediaOptions::default(),
+            |_, _| (),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("lorem ipsum"), "{err}");
     }
 }
