@@ -51,6 +51,9 @@ pub struct ProbeArgs {
     /// Use the tiny test configuration.
     #[arg(long)]
     tiny: bool,
+    /// Continue from the weights in this probe folder (its config must match).
+    #[arg(long)]
+    resume: Option<PathBuf>,
 }
 
 pub fn run(cmd: TrainCommand) -> Result<()> {
@@ -111,6 +114,7 @@ fn run_info(args: &ProbeArgs) -> RunInfo<'_> {
         command,
         eval_samples: args.eval_samples as usize,
         checkpoint_every: 500,
+        resume: args.resume.as_deref(),
     }
 }
 

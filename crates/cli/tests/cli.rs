@@ -155,3 +155,98 @@ fn bad_arguments_fail_with_one_clear_line() {
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     }
 }
+
+#[test]
+fn probes_train_resume_and_fail_clearly() {
+    let dir = temp_dir("probe");
+    let out = dir.join("video");
+    let o = out.to_str().unwrap();
+    let run = mmgen(&[
+        "train",
+        "probe-video",
+        "--tiny",
+        "--steps",
+        "3",
+        "--batch",
+        "4",
+        "--eval-samples",
+        "2",
+        "--out",
+        o,
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["probe"], "video");
+    assert!(metrics["accuracy"]["heldout"]["motion"]["total"].as_u64().unwrap() > 0);
+    assert!(out.join("model.safetensors").exists() && out.join("config.json").exists());
+
+    let again = dir.join("again");
+    let resumed = mmgen(&[
+        "train",
+        "probe-video",
+        "--tiny",
+        "--steps",
+        "2",
+        "--batch",
+        "4",
+        "--eval-samples",
+        "1",
+        "--out",
+        again.to_str().unwrap(),
+        "--resume",
+        o,
+    ]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let mismatched = mmgen(&[
+        "train",
+        "probe-video",
+        "--steps",
+        "2",
+        "--batch",
+        "4",
+        "--out",
+        again.to_str().unwrap(),
+        "--resume",
+        o,
+    ]);
+    assert!(stderr(&mismatched).contains("cannot resume"), "{}", stderr(&mismatched));
+
+    let bad_lr = mmgen(&[
+        "train",
+        "probe-audio",
+        "--tiny",
+        "--steps",
+        "2",
+        "--lr",
+        "5",
+        "--out",
+        o,
+    ]);
+    assert!(
+        !bad_lr.status.success() && stderr(&bad_lr).contains("--lr 5 is out of range"),
+        "{}",
+        stderr(&bad_lr)
+    );
+
+    let no_probes = mmgen(&[
+        "eval",
+        "--task",
+        "image",
+        "--n",
+        "2",
+        "--probes",
+        dir.join("nothing").to_str().unwrap(),
+    ]);
+    assert!(!no_probes.status.success());
+    assert!(
+        stderr(&no_probes).contains("cannot load the probes"),
+        "{}",
+        stderr(&no_probes)
+    );
+    let bad_source = mmgen(&["eval", "--source", "hybrid", "--n", "2"]);
+    assert!(
+        stderr(&bad_source).contains("unknown --source `hybrid`"),
+        "{}",
+        stderr(&bad_source)
+    );
+}

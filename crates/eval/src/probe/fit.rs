@@ -128,6 +128,20 @@ pub fn save_probe(dir: &Path, config: &impl Serialize, varmap: &VarMap, metrics:
     candle_core::safetensors::save(&tensors, &path).map_err(|e| EvalError::file(&path, e))
 }
 
+/// Sets every variable of `varmap` (already created by building the model) from the
+/// f16 `model.safetensors` of a probe folder, to continue training it.
+pub fn resume(varmap: &mut VarMap, dir: &Path, device: &Device) -> Result<()> {
+    let path = dir.join("model.safetensors");
+    let tensors = candle_core::safetensors::load(&path, device)
+        .map_err(|e| EvalError::file(&path, format!("cannot resume: {e}")))?;
+    for (name, tensor) in tensors {
+        varmap
+            .set_one(&name, tensor.to_dtype(DType::F32)?)
+            .map_err(|e| EvalError::file(&path, format!("cannot resume: {e}")))?;
+    }
+    Ok(())
+}
+
 /// Reads `config.json` of a probe folder.
 pub fn load_config<C: DeserializeOwned>(dir: &Path) -> Result<C> {
     let path = dir.join("config.json");

@@ -1,24 +1,26 @@
 //! Training drivers of the probes: data workers, the loop, held-out accuracy, files.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use mmgen_world::{OrderedWorkers, Split};
+use serde::Serialize;
 use serde_json::json;
 
 use super::audio::{AudioProbe, AudioProbeConfig};
 use super::audio_data::{audio_batch, audio_probe_accuracy};
-use super::fit::{fit, save_probe, FitOptions, StepReport};
+use super::fit::{fit, load_config, resume, save_probe, FitOptions, StepReport};
 use super::image::{ImageProbe, ImageProbeConfig};
 use super::image_data::{image_batch, image_probe_accuracy, Tally};
 use super::video::{VideoProbe, VideoProbeConfig};
 use super::video_data::{video_batch, video_probe_accuracy};
-use crate::error::Result;
+use crate::error::{EvalError, Result};
 
 /// Accuracy tallies as JSON: {attribute: {accuracy, correct, total}}.
-pub fn tallies_json(tallies: &std::collections::BTreeMap<&'static str, Tally>) -> serde_json::Value {
+pub fn tallies_json(tallies: &BTreeMap<&'static str, Tally>) -> serde_json::Value {
     tallies
         .iter()
         .map(|(k, t)| {
@@ -41,6 +43,101 @@ pub struct RunInfo<'a> {
     pub eval_samples: usize,
     /// Save a checkpoint every this many steps (0: only at the end).
     pub checkpoint_every: usize,
+    /// Start from the weights of this probe folder instead of a fresh initialisation
+    /// (the learning-rate schedule starts again).
+    pub resume: Option<&'a Path>,
+}
+
+/// What differs between the probes' training runs: the model (built on `varmap`),
+/// its data, loss and accuracy.
+struct ProbeRun<M, FB, FL, FA> {
+    name: &'static str,
+    varmap: VarMap,
+    probe: M,
+    batch: FB,
+    loss: FL,
+    accuracy: FA,
+}
+
+/// Optionally resumes, trains, measures on both splits and saves a probe.
+fn train_probe<M, B, FB, FL, FA>(
+    probe_run: ProbeRun<M, FB, FL, FA>,
+    config: &impl Serialize,
+    options: &FitOptions,
+    run: &RunInfo,
+    device: &Device,
+    mut progress: impl FnMut(&StepReport),
+) -> Result<serde_json::Value>
+where
+    B: Send + 'static,
+    FB: Fn(u64) -> Result<B> + Send + Sync + 'static,
+    FL: Fn(&M, &B) -> Result<(Tensor, Vec<(&'static str, Tensor)>)>,
+    FA: Fn(&M, Split) -> Result<BTreeMap<&'static str, Tally>>,
+{
+    let ProbeRun {
+        name,
+        mut varmap,
+        probe,
+        batch,
+        loss,
+        accuracy,
+    } = probe_run;
+    if let Some(dir) = run.resume {
+        let theirs: serde_json::Value = load_config(dir)?;
+        let ours = serde_json::to_value(config).map_err(|e| EvalError::Invalid(e.to_string()))?;
+        if theirs != ours {
+            return Err(EvalError::Invalid(format!(
+                "cannot resume from {}: its config is {theirs}, this run's is {ours}",
+                dir.display()
+            )));
+        }
+        resume(&mut varmap, dir, device)?;
+    }
+    let batches = OrderedWorkers::new(options.workers, 2, batch);
+    let start = Instant::now();
+    let losses = fit(
+        &varmap,
+        options,
+        batches,
+        |b| loss(&probe, b),
+        |report| {
+            progress(report);
+            if run.checkpoint_every > 0 && report.step % run.checkpoint_every == 0 && report.step < options.steps {
+                let partial = json!({"command": run.command, "partial": true, "step": report.step});
+                // A failed checkpoint shows up in the final save.
+                let _ = save_probe(run.out, config, &varmap, &partial);
+            }
+        },
+    )?;
+    let train_seconds = start.elapsed().as_secs_f64();
+    let mut by_split = serde_json::Map::new();
+    for split in [Split::Train, Split::Heldout] {
+        by_split.insert(
+            format!("{split:?}").to_lowercase(),
+            tallies_json(&accuracy(&probe, split)?),
+        );
+    }
+    let tail = &losses[losses.len().saturating_sub(50)..];
+    let metrics = json!({
+        "probe": name,
+        "command": run.command,
+        "options": options,
+        "train_seconds": train_seconds,
+        "samples_per_s": (options.steps * options.batch) as f64 / train_seconds,
+        "first_loss": losses.first(),
+        "final_loss": tail.iter().sum::<f32>() / tail.len().max(1) as f32,
+        "eval_samples_per_split": run.eval_samples,
+        "resumed_from": run.resume.map(|p| p.display().to_string()),
+        "accuracy": by_split,
+    });
+    save_probe(run.out, config, &varmap, &metrics)?;
+    Ok(metrics)
+}
+
+fn new_varmap(device: &Device) -> (VarMap, VarBuilder<'static>) {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+    (varmap, vb)
 }
 
 /// Trains an image probe, measures it and writes it to `run.out`; returns metrics.json.
@@ -49,50 +146,26 @@ pub fn train_image_probe(
     options: &FitOptions,
     run: &RunInfo,
     device: &Device,
-    mut progress: impl FnMut(&StepReport),
+    progress: impl FnMut(&StepReport),
 ) -> Result<serde_json::Value> {
-    let varmap = VarMap::new();
-    let probe = ImageProbe::new(config, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
-    let (size, batch, seed) = (config.image_size, options.batch, options.seed);
-    let data_device = device.clone();
-    let batches = OrderedWorkers::new(options.workers, 2, move |i| {
-        image_batch(size, batch, seed, i, &data_device)
-    });
-    let start = Instant::now();
-    let losses = fit(
-        &varmap,
-        options,
-        batches,
-        |b| probe.loss(&b.xs, &b.targets),
-        |report| {
-            progress(report);
-            if run.checkpoint_every > 0 && report.step % run.checkpoint_every == 0 && report.step < options.steps {
-                let partial = json!({"command": run.command, "partial": true, "step": report.step});
-                // A failed checkpoint is reported by the final save.
-                let _ = save_probe(run.out, config, &varmap, &partial);
-            }
-        },
-    )?;
-    let train_seconds = start.elapsed().as_secs_f64();
-    let mut accuracy = serde_json::Map::new();
-    for split in [Split::Train, Split::Heldout] {
-        let tallies = image_probe_accuracy(&probe, run.eval_samples, seed ^ 0x5EED, split, device)?;
-        accuracy.insert(format!("{split:?}").to_lowercase(), tallies_json(&tallies));
-    }
-    let tail = &losses[losses.len().saturating_sub(50)..];
-    let metrics = json!({
-        "probe": "image",
-        "command": run.command,
-        "options": options,
-        "train_seconds": train_seconds,
-        "samples_per_s": (options.steps * options.batch) as f64 / train_seconds,
-        "final_loss": tail.iter().sum::<f32>() / tail.len().max(1) as f32,
-        "first_loss": losses.first(),
-        "eval_samples_per_split": run.eval_samples,
-        "accuracy": accuracy,
-    });
-    save_probe(run.out, config, &varmap, &metrics)?;
-    Ok(metrics)
+    let (varmap, vb) = new_varmap(device);
+    let (size, batch, seed, dev, eval_dev, n) = (
+        config.image_size,
+        options.batch,
+        options.seed,
+        device.clone(),
+        device.clone(),
+        run.eval_samples,
+    );
+    let probe_run = ProbeRun {
+        name: "image",
+        probe: ImageProbe::new(config, vb)?,
+        varmap,
+        batch: move |i| image_batch(size, batch, seed, i, &dev),
+        loss: |p: &ImageProbe, b: &super::image_data::ImageBatch| p.loss(&b.xs, &b.targets),
+        accuracy: move |p: &ImageProbe, split| image_probe_accuracy(p, n, seed ^ 0x5EED, split, &eval_dev),
+    };
+    train_probe(probe_run, config, options, run, device, progress)
 }
 
 /// Trains an audio probe, measures it and writes it to `run.out`; returns metrics.json.
@@ -101,43 +174,26 @@ pub fn train_audio_probe(
     options: &FitOptions,
     run: &RunInfo,
     device: &Device,
-    mut progress: impl FnMut(&StepReport),
+    progress: impl FnMut(&StepReport),
 ) -> Result<serde_json::Value> {
-    let varmap = VarMap::new();
-    let probe = AudioProbe::new(config, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
-    let (batch, seed) = (options.batch, options.seed);
-    let (data_config, data_device) = (config.clone(), device.clone());
-    let batches = OrderedWorkers::new(options.workers, 2, move |i| {
-        audio_batch(&data_config, batch, seed, i, &data_device)
-    });
-    let start = Instant::now();
-    let losses = fit(
-        &varmap,
-        options,
-        batches,
-        |b| probe.loss(&b.xs, &b.instruments, &b.moods),
-        |r| progress(r),
-    )?;
-    let train_seconds = start.elapsed().as_secs_f64();
-    let mut accuracy = serde_json::Map::new();
-    for split in [Split::Train, Split::Heldout] {
-        let tallies = audio_probe_accuracy(&probe, run.eval_samples, seed ^ 0x5EED, split, device)?;
-        accuracy.insert(format!("{split:?}").to_lowercase(), tallies_json(&tallies));
-    }
-    let tail = &losses[losses.len().saturating_sub(50)..];
-    let metrics = json!({
-        "probe": "audio",
-        "command": run.command,
-        "options": options,
-        "train_seconds": train_seconds,
-        "samples_per_s": (options.steps * options.batch) as f64 / train_seconds,
-        "final_loss": tail.iter().sum::<f32>() / tail.len().max(1) as f32,
-        "first_loss": losses.first(),
-        "eval_samples_per_split": run.eval_samples,
-        "accuracy": accuracy,
-    });
-    save_probe(run.out, config, &varmap, &metrics)?;
-    Ok(metrics)
+    let (varmap, vb) = new_varmap(device);
+    let (batch, seed, dev, eval_dev, n, data_cfg) = (
+        options.batch,
+        options.seed,
+        device.clone(),
+        device.clone(),
+        run.eval_samples,
+        config.clone(),
+    );
+    let probe_run = ProbeRun {
+        name: "audio",
+        probe: AudioProbe::new(config, vb)?,
+        varmap,
+        batch: move |i| audio_batch(&data_cfg, batch, seed, i, &dev),
+        loss: |p: &AudioProbe, b: &super::audio_data::AudioBatch| p.loss(&b.xs, &b.instruments, &b.moods),
+        accuracy: move |p: &AudioProbe, split| audio_probe_accuracy(p, n, seed ^ 0x5EED, split, &eval_dev),
+    };
+    train_probe(probe_run, config, options, run, device, progress)
 }
 
 /// Trains a video probe, measures it and writes it to `run.out`; returns metrics.json.
@@ -146,49 +202,23 @@ pub fn train_video_probe(
     options: &FitOptions,
     run: &RunInfo,
     device: &Device,
-    mut progress: impl FnMut(&StepReport),
+    progress: impl FnMut(&StepReport),
 ) -> Result<serde_json::Value> {
-    let varmap = VarMap::new();
-    let probe = VideoProbe::new(config, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
-    let (batch, seed) = (options.batch, options.seed);
-    let data_device = device.clone();
-    let batches = OrderedWorkers::new(options.workers, 2, move |i| video_batch(batch, seed, i, &data_device));
-    let start = Instant::now();
-    let losses = fit(
-        &varmap,
-        options,
-        batches,
-        |b| probe.loss(&b.xs, &b.motions),
-        |r| {
-            progress(r);
-            if run.checkpoint_every > 0 && r.step % run.checkpoint_every == 0 && r.step < options.steps {
-                let _ = save_probe(
-                    run.out,
-                    config,
-                    &varmap,
-                    &json!({"command": run.command, "partial": true, "step": r.step}),
-                );
-            }
-        },
-    )?;
-    let train_seconds = start.elapsed().as_secs_f64();
-    let mut accuracy = serde_json::Map::new();
-    for split in [Split::Train, Split::Heldout] {
-        let tallies = video_probe_accuracy(&probe, run.eval_samples, seed ^ 0x5EED, split, device)?;
-        accuracy.insert(format!("{split:?}").to_lowercase(), tallies_json(&tallies));
-    }
-    let tail = &losses[losses.len().saturating_sub(50)..];
-    let metrics = json!({
-        "probe": "video",
-        "command": run.command,
-        "options": options,
-        "train_seconds": train_seconds,
-        "samples_per_s": (options.steps * options.batch) as f64 / train_seconds,
-        "final_loss": tail.iter().sum::<f32>() / tail.len().max(1) as f32,
-        "first_loss": losses.first(),
-        "eval_samples_per_split": run.eval_samples,
-        "accuracy": accuracy,
-    });
-    save_probe(run.out, config, &varmap, &metrics)?;
-    Ok(metrics)
+    let (varmap, vb) = new_varmap(device);
+    let (batch, seed, dev, eval_dev, n) = (
+        options.batch,
+        options.seed,
+        device.clone(),
+        device.clone(),
+        run.eval_samples,
+    );
+    let probe_run = ProbeRun {
+        name: "video",
+        probe: VideoProbe::new(config, vb)?,
+        varmap,
+        batch: move |i| video_batch(batch, seed, i, &dev),
+        loss: |p: &VideoProbe, b: &super::video_data::VideoBatch| p.loss(&b.xs, &b.motions),
+        accuracy: move |p: &VideoProbe, split| video_probe_accuracy(p, n, seed ^ 0x5EED, split, &eval_dev),
+    };
+    train_probe(probe_run, config, options, run, device, progress)
 }
