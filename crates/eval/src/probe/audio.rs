@@ -14,6 +14,7 @@ use mmgen_world::{Instrument, Mood};
 use realfft::RealFftPlanner;
 use serde::{Deserialize, Serialize};
 
+use super::argmax;
 use crate::error::{EvalError, Result};
 
 /// Lowest band, MIDI.
@@ -195,18 +196,12 @@ impl AudioProbe {
         let (logits, hidden) = self.forward(&xs)?;
         let logits: Vec<Vec<f32>> = logits.to_vec2()?;
         let hidden: Vec<Vec<f32>> = hidden.to_vec2()?;
-        let argmax = |xs: &[f32]| {
-            xs.iter()
-                .enumerate()
-                .fold((0, f32::NEG_INFINITY), |b, (k, v)| if *v > b.1 { (k, *v) } else { b })
-                .0
-        };
         Ok(clips
             .iter()
             .zip(logits.iter().zip(hidden))
             .map(|(clip, (l, h))| AudioReading {
-                instrument: Instrument::ALL[argmax(&l[..N_INSTRUMENT])],
-                mood: Mood::ALL[argmax(&l[N_INSTRUMENT..])],
+                instrument: Instrument::ALL[argmax(l[..N_INSTRUMENT].iter().copied())],
+                mood: Mood::ALL[argmax(l[N_INSTRUMENT..].iter().copied())],
                 tempo_bpm: mmgen_world::analysis::estimate_tempo(clip, sr, 60.0, 160.0),
                 features: h,
             })

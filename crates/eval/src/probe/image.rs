@@ -11,6 +11,7 @@
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{linear, Linear, VarBuilder};
 
+use super::argmax;
 use super::conv::{per_cell, CellGrid, Conv3x3};
 use image::RgbImage;
 use mmgen_world::layout::Pose;
@@ -203,14 +204,6 @@ impl ImageProbe {
         let global: Vec<Vec<f32>> = global.to_dtype(DType::F32)?.to_vec2()?;
         let pooled: Vec<Vec<f32>> = pooled.to_dtype(DType::F32)?.to_vec2()?;
         let at = |i: usize, c: usize, y: usize, x: usize| dense[((i * DENSE + c) * g + y) * g + x];
-        let argmax = |xs: &mut dyn Iterator<Item = f32>| {
-            xs.enumerate()
-                .fold(
-                    (0, f32::NEG_INFINITY),
-                    |best, (k, v)| if v > best.1 { (k, v) } else { best },
-                )
-                .0
-        };
         let sigmoid = |v: f32| 1.0 / (1.0 + (-v).exp());
         let mut out = Vec::with_capacity(b);
         for i in 0..b {
@@ -228,9 +221,9 @@ impl ImageProbe {
                     if !peak {
                         continue;
                     }
-                    let shape = argmax(&mut (0..N_SHAPE).map(|k| at(i, SHAPE + k, y, x)));
-                    let colour = argmax(&mut (0..N_COLOUR).map(|k| at(i, COLOUR + k, y, x)));
-                    let size = argmax(&mut (0..N_SIZE).map(|k| at(i, SIZE + k, y, x)));
+                    let shape = argmax((0..N_SHAPE).map(|k| at(i, SHAPE + k, y, x)));
+                    let colour = argmax((0..N_COLOUR).map(|k| at(i, COLOUR + k, y, x)));
+                    let size = argmax((0..N_SIZE).map(|k| at(i, SIZE + k, y, x)));
                     objects.push(Detection {
                         cx: (x as f32 + sigmoid(at(i, OFFSET, y, x))) / g as f32,
                         cy: (y as f32 + sigmoid(at(i, OFFSET + 1, y, x))) / g as f32,
@@ -243,8 +236,8 @@ impl ImageProbe {
                 }
             }
             objects.sort_by(|a, b| b.score.total_cmp(&a.score));
-            let bg = argmax(&mut global[i][..N_BACKGROUND].iter().copied());
-            let style = argmax(&mut global[i][N_BACKGROUND..].iter().copied());
+            let bg = argmax(global[i][..N_BACKGROUND].iter().copied());
+            let style = argmax(global[i][N_BACKGROUND..].iter().copied());
             out.push(ImageReading {
                 objects,
                 background: Background::ALL[bg],

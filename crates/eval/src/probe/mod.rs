@@ -10,3 +10,15 @@ pub mod image_data;
 pub mod train;
 pub mod video;
 pub mod video_data;
+
+/// Index of the largest value (the first one on ties; 0 for an empty input).
+pub fn argmax(values: impl IntoIterator<Item = f32>) -> usize {
+    values
+        .into_iter()
+        .enumerate()
+        .fold(
+            (0, f32::NEG_INFINITY),
+            |best, (k, v)| if v > best.1 { (k, v) } else { best },
+        )
+        .0
+}

@@ -16,6 +16,7 @@ use mmgen_world::layout::{BOUNCE_HEIGHT, MOVE_SPAN};
 use mmgen_world::Motion;
 use serde::{Deserialize, Serialize};
 
+use super::argmax;
 use crate::error::{EvalError, Result};
 
 /// Frames of a track.
@@ -164,16 +165,7 @@ impl VideoProbe {
         let data: Vec<f32> = features.iter().flatten().copied().collect();
         let xs = Tensor::from_vec(data, (features.len(), FEATURES), device)?;
         let logits: Vec<Vec<f32>> = self.forward(&xs)?.to_vec2()?;
-        Ok(logits
-            .iter()
-            .map(|l| {
-                Motion::ALL[l
-                    .iter()
-                    .enumerate()
-                    .fold((0, f32::NEG_INFINITY), |b, (k, v)| if *v > b.1 { (k, *v) } else { b })
-                    .0]
-            })
-            .collect())
+        Ok(logits.iter().map(|l| Motion::ALL[argmax(l.iter().copied())]).collect())
     }
 }
 
