@@ -165,9 +165,7 @@ fn write_scene(
     )?;
     files.push(png);
     if media.frames > 1 {
-        let frames = (0..media.frames)
-            .map(|i| scene.frame(media.size, media.size, mmgen_world::render::frame_time(i, media.frames)))
-            .collect::<mmgen_world::Result<Vec<_>>>()?;
+        let frames = scene.clip(media.size, media.size, media.frames)?;
         let gif = format!("{stem}.gif");
         write_gif(&dir.join(&gif), &frames, media.fps)?;
         files.push(gif);

@@ -5,7 +5,7 @@
 use image::RgbImage;
 use mmgen_world::audio::render_audio;
 use mmgen_world::caption::parse::{parse_prompt, spec_from_request};
-use mmgen_world::render::{frame_time, Scene};
+use mmgen_world::render::Scene;
 use mmgen_world::{SpecSampler, Split};
 use serde::Serialize;
 
@@ -60,11 +60,7 @@ fn render_spec(spec: &mmgen_world::SceneSpec, seed: u64, settings: &GenerationSe
     let scene = Scene::new(spec, seed);
     let image = Some(scene.frame(settings.size, settings.size, 0.5)?);
     let video = if settings.frames > 0 {
-        Some(
-            (0..settings.frames)
-                .map(|i| scene.frame(settings.size, settings.size, frame_time(i, settings.frames)))
-                .collect::<mmgen_world::Result<Vec<_>>>()?,
-        )
+        Some(scene.clip(settings.size, settings.size, settings.frames)?)
     } else {
         None
     };

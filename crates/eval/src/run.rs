@@ -142,6 +142,24 @@ fn heldout_accuracy(dir: &Path) -> serde_json::Value {
         .unwrap_or(serde_json::Value::Null)
 }
 
+/// The probe in `dir/name` if its weights are there (recording its held-out accuracy
+/// under the name without its `probe-` prefix), else `None`.
+fn load_optional<C: serde::de::DeserializeOwned, M>(
+    dir: &Path,
+    name: &str,
+    device: &Device,
+    accuracy: &mut serde_json::Map<String, serde_json::Value>,
+    build: impl FnOnce(&C, candle_nn::VarBuilder<'static>) -> Result<M>,
+) -> Result<Option<M>> {
+    let probe_dir = dir.join(name);
+    if !probe_dir.join("model.safetensors").exists() {
+        return Ok(None);
+    }
+    let config: C = load_config(&probe_dir)?;
+    accuracy.insert(name.trim_start_matches("probe-").into(), heldout_accuracy(&probe_dir));
+    Ok(Some(build(&config, load_weights(&probe_dir, device)?)?))
+}
+
 impl Probes {
     /// Loads the probes from `dir`: `probe-image/` is required, `probe-video/` and
     /// `probe-audio/` are loaded when present.
@@ -151,22 +169,12 @@ impl Probes {
         let config: ImageProbeConfig = load_config(&image_dir)?;
         let image = ImageProbe::new(&config, load_weights(&image_dir, device)?)?;
         accuracy.insert("image".into(), heldout_accuracy(&image_dir));
-        let video_dir = dir.join("probe-video");
-        let video = if video_dir.join("model.safetensors").exists() {
-            let config: VideoProbeConfig = load_config(&video_dir)?;
-            accuracy.insert("video".into(), heldout_accuracy(&video_dir));
-            Some(VideoProbe::new(&config, load_weights(&video_dir, device)?)?)
-        } else {
-            None
-        };
-        let audio_dir = dir.join("probe-audio");
-        let audio = if audio_dir.join("model.safetensors").exists() {
-            let config: AudioProbeConfig = load_config(&audio_dir)?;
-            accuracy.insert("audio".into(), heldout_accuracy(&audio_dir));
-            Some(AudioProbe::new(&config, load_weights(&audio_dir, device)?)?)
-        } else {
-            None
-        };
+        let video = load_optional(dir, "probe-video", device, &mut accuracy, |c: &VideoProbeConfig, vb| {
+            VideoProbe::new(c, vb)
+        })?;
+        let audio = load_optional(dir, "probe-audio", device, &mut accuracy, |c: &AudioProbeConfig, vb| {
+            AudioProbe::new(c, vb)
+        })?;
         Ok(Probes {
             image,
             video,

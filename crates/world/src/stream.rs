@@ -20,7 +20,7 @@ use crate::audio::render_audio;
 use crate::augment::{augment_audio, augment_video, AugmentConfig};
 use crate::caption::{caption, CaptionOptions, Lang, Medium};
 use crate::error::{Result, WorldError};
-use crate::render::{frame_time, Scene};
+use crate::render::Scene;
 use crate::rng::{mix64, rng_for, Purpose};
 use crate::sampler::{SpecSampler, Split};
 use crate::spec::SceneSpec;
@@ -175,7 +175,9 @@ fn sample_seed(stream_seed: u64, index: u64, j: usize, batch_size: usize) -> u64
     mix64(stream_seed ^ mix64(index * batch_size as u64 + j as u64))
 }
 
-fn pixels(frames: &[RgbImage]) -> Vec<f32> {
+/// Frames as channel planes scaled to [-1, 1]: (t, 3, h, w) values, flattened. The one
+/// pixel convention of every model and probe input.
+pub fn pixels(frames: &[RgbImage]) -> Vec<f32> {
     // (t, 3, h, w): channel planes, scaled to [-1, 1].
     let mut out = Vec::new();
     for frame in frames {
@@ -216,10 +218,7 @@ pub fn render_batch(config: &StreamConfig, index: u64) -> Result<Batch> {
                     Modality::Video { .. } => return Err(WorldError::InvalidOption("video frames is 0".into())),
                     _ => 1,
                 };
-                let scene = Scene::new(&spec, seed);
-                let rendered = (0..frames)
-                    .map(|i| scene.frame(config.size, config.size, frame_time(i, frames)))
-                    .collect::<Result<Vec<_>>>()?;
+                let rendered = Scene::new(&spec, seed).clip(config.size, config.size, frames)?;
                 let (spec, rendered) = match &config.augment {
                     Some(aug) => augment_video(&spec, &rendered, aug, &mut rng),
                     None => (spec, rendered),

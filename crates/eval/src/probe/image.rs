@@ -375,19 +375,14 @@ impl ImageTargets {
 /// Images as a (b, 3, h, w) tensor in [-1, 1].
 pub fn images_to_tensor(images: &[RgbImage], device: &Device) -> Result<Tensor> {
     let (w, h) = images.first().map(|i| i.dimensions()).unwrap_or((0, 0));
-    let mut data = Vec::with_capacity(images.len() * 3 * (w * h) as usize);
-    for image in images {
-        if image.dimensions() != (w, h) {
-            return Err(EvalError::Invalid(format!(
-                "images of different sizes in one batch: {:?} and {:?}",
-                (w, h),
-                image.dimensions()
-            )));
-        }
-        for c in 0..3 {
-            data.extend(image.pixels().map(|p| p.0[c] as f32 / 127.5 - 1.0));
-        }
+    if let Some(other) = images.iter().find(|i| i.dimensions() != (w, h)) {
+        return Err(EvalError::Invalid(format!(
+            "images of different sizes in one batch: {:?} and {:?}",
+            (w, h),
+            other.dimensions()
+        )));
     }
+    let data = mmgen_world::stream::pixels(images);
     Ok(Tensor::from_vec(
         data,
         (images.len(), 3, h as usize, w as usize),

@@ -63,6 +63,18 @@ impl<'a> Scene<'a> {
         &self.shades
     }
 
+    /// `frames` frames of the clip, evenly spaced in clip time (see [`frame_time`]).
+    pub fn clip(&self, width: u32, height: u32, frames: u32) -> Result<Vec<RgbImage>> {
+        if frames == 0 || frames > MAX_FRAMES {
+            return Err(WorldError::InvalidOption(format!(
+                "frames is {frames}; allowed 1 to {MAX_FRAMES}"
+            )));
+        }
+        (0..frames)
+            .map(|i| self.frame(width, height, frame_time(i, frames)))
+            .collect()
+    }
+
     /// The frame at clip time `t`, `width` x `height`.
     pub fn frame(&self, width: u32, height: u32, t: f32) -> Result<RgbImage> {
         check_size(width, height)?;
@@ -139,15 +151,7 @@ pub fn render_image(spec: &SceneSpec, seed: u64, width: u32, height: u32) -> Res
 
 /// `frames` frames of the scene's clip, evenly spaced in clip time.
 pub fn render_video(spec: &SceneSpec, seed: u64, width: u32, height: u32, frames: u32) -> Result<Vec<RgbImage>> {
-    if frames == 0 || frames > MAX_FRAMES {
-        return Err(WorldError::InvalidOption(format!(
-            "frames is {frames}; allowed 1 to {MAX_FRAMES}"
-        )));
-    }
-    let scene = Scene::new(spec, seed);
-    (0..frames)
-        .map(|i| scene.frame(width, height, frame_time(i, frames)))
-        .collect()
+    Scene::new(spec, seed).clip(width, height, frames)
 }
 
 #[cfg(test)]
