@@ -8,13 +8,13 @@
 //! deviation and mean rise (attack: plucked and struck against bowed and blown). A
 //! small MLP reads them.
 
-use candle_core::{Device, Module, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_core::{Device, Tensor};
+use candle_nn::VarBuilder;
 use mmgen_world::{Instrument, Mood};
 use realfft::RealFftPlanner;
 use serde::{Deserialize, Serialize};
 
-use super::argmax;
+use super::{argmax, Mlp};
 use crate::error::{EvalError, Result};
 
 /// Lowest band, MIDI.
@@ -142,9 +142,7 @@ pub struct AudioReading {
 /// The audio probe network: a 3-layer MLP on [`audio_features`].
 #[derive(Debug, Clone)]
 pub struct AudioProbe {
-    l1: Linear,
-    l2: Linear,
-    out: Linear,
+    mlp: Mlp,
     config: AudioProbeConfig,
 }
 
@@ -155,9 +153,7 @@ impl AudioProbe {
             return Err(EvalError::Invalid("audio probe hidden width must be positive".into()));
         }
         Ok(AudioProbe {
-            l1: linear(FEATURES, config.hidden, vb.pp("l1"))?,
-            l2: linear(config.hidden, config.hidden, vb.pp("l2"))?,
-            out: linear(config.hidden, N_INSTRUMENT + N_MOOD, vb.pp("out"))?,
+            mlp: Mlp::new(FEATURES, config.hidden, N_INSTRUMENT + N_MOOD, vb)?,
             config: config.clone(),
         })
     }
@@ -169,9 +165,7 @@ impl AudioProbe {
 
     /// xs: (b, FEATURES) -> (logits (b, 9), hidden features (b, hidden)).
     pub fn forward(&self, xs: &Tensor) -> Result<(Tensor, Tensor)> {
-        let h = self.l1.forward(xs)?.relu()?;
-        let h = self.l2.forward(&h)?.relu()?;
-        Ok((self.out.forward(&h)?, h))
+        Ok(self.mlp.forward(xs)?)
     }
 
     /// Cross-entropy on instrument and mood.

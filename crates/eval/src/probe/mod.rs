@@ -22,3 +22,31 @@ pub fn argmax(values: impl IntoIterator<Item = f32>) -> usize {
         )
         .0
 }
+
+/// Two hidden ReLU layers and a linear output: the audio and video probes' reader.
+/// Parameters `l1`, `l2`, `out`.
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    l1: candle_nn::Linear,
+    l2: candle_nn::Linear,
+    out: candle_nn::Linear,
+}
+
+impl Mlp {
+    /// `inputs` -> `hidden` -> `hidden` -> `outputs`.
+    pub fn new(inputs: usize, hidden: usize, outputs: usize, vb: candle_nn::VarBuilder) -> candle_core::Result<Mlp> {
+        Ok(Mlp {
+            l1: candle_nn::linear(inputs, hidden, vb.pp("l1"))?,
+            l2: candle_nn::linear(hidden, hidden, vb.pp("l2"))?,
+            out: candle_nn::linear(hidden, outputs, vb.pp("out"))?,
+        })
+    }
+
+    /// xs: (b, inputs) -> (outputs (b, outputs), last hidden layer (b, hidden)).
+    pub fn forward(&self, xs: &candle_core::Tensor) -> candle_core::Result<(candle_core::Tensor, candle_core::Tensor)> {
+        use candle_core::Module;
+        let h = self.l1.forward(xs)?.relu()?;
+        let h = self.l2.forward(&h)?.relu()?;
+        Ok((self.out.forward(&h)?, h))
+    }
+}

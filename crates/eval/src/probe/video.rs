@@ -9,14 +9,14 @@
 //! "early fusion" of Karpathy et al. 2014) did not leave chance level in 600 steps on
 //! CPU; the track form learns in seconds and says what it measures.
 
-use candle_core::{Device, Module, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_core::{Device, Tensor};
+use candle_nn::VarBuilder;
 use image::RgbImage;
 use mmgen_world::layout::{BOUNCE_HEIGHT, MOVE_SPAN};
 use mmgen_world::Motion;
 use serde::{Deserialize, Serialize};
 
-use super::argmax;
+use super::{argmax, Mlp};
 use crate::error::{EvalError, Result};
 
 /// Frames of a track.
@@ -126,9 +126,7 @@ impl VideoProbeConfig {
 /// The video probe network: a 3-layer MLP on [`motion_features`].
 #[derive(Debug, Clone)]
 pub struct VideoProbe {
-    l1: Linear,
-    l2: Linear,
-    out: Linear,
+    mlp: Mlp,
 }
 
 impl VideoProbe {
@@ -138,17 +136,13 @@ impl VideoProbe {
             return Err(EvalError::Invalid("video probe hidden width must be positive".into()));
         }
         Ok(VideoProbe {
-            l1: linear(FEATURES, config.hidden, vb.pp("l1"))?,
-            l2: linear(config.hidden, config.hidden, vb.pp("l2"))?,
-            out: linear(config.hidden, N_MOTION, vb.pp("out"))?,
+            mlp: Mlp::new(FEATURES, config.hidden, N_MOTION, vb)?,
         })
     }
 
     /// xs: (b, FEATURES) -> motion logits (b, 9).
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let h = self.l1.forward(xs)?.relu()?;
-        let h = self.l2.forward(&h)?.relu()?;
-        Ok(self.out.forward(&h)?)
+        Ok(self.mlp.forward(xs)?.0)
     }
 
     /// Cross-entropy against motion ids (b).
