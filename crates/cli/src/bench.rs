@@ -4,6 +4,9 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
+
+use crate::device::DeviceArg;
+use mmgen_eval::probe::bench::{bench_training, BENCH_MODELS};
 use mmgen_world::rng::mix64;
 use mmgen_world::{render_audio, render_image, render_video, SpecSampler, Split, StreamConfig, WorldStream};
 
@@ -11,6 +14,27 @@ use mmgen_world::{render_audio, render_image, render_video, SpecSampler, Split, 
 pub enum BenchCommand {
     /// Rendering throughput of the world: images, videos, audio, training streams.
     World(WorldBenchArgs),
+    /// Training-step time, samples/s and inference latency of each model on a device.
+    Train(TrainBenchArgs),
+}
+
+#[derive(Args)]
+pub struct TrainBenchArgs {
+    /// Where to run: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceArg,
+    /// Models to time, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',', default_values_t = BENCH_MODELS.iter().map(|s| s.to_string()))]
+    models: Vec<String>,
+    /// Samples per training step.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    batch: u64,
+    /// Timed repetitions of each measurement (the median is reported).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    iters: u32,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -26,6 +50,7 @@ pub struct WorldBenchArgs {
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::World(args) => world(args),
+        BenchCommand::Train(args) => train(args),
     }
 }
 
@@ -105,6 +130,51 @@ fn world(args: WorldBenchArgs) -> Result<()> {
         println!(
             "  image stream, batch {batch}, {workers} workers {:>6.0} samples/s (captions, augmentation, tensors)",
             stream_rate
+        );
+    }
+    Ok(())
+}
+
+fn train(args: TrainBenchArgs) -> Result<()> {
+    // Unknown names fail before any device work starts.
+    if let Some(bad) = args.models.iter().find(|m| !BENCH_MODELS.contains(&m.as_str())) {
+        anyhow::bail!("--models: unknown model '{bad}'; allowed: {}", BENCH_MODELS.join(", "));
+    }
+    let device = args.device.open()?;
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mut rows = Vec::new();
+    for model in &args.models {
+        eprintln!("timing {model} on {} ...", args.device);
+        rows.push(bench_training(
+            model,
+            args.batch as usize,
+            args.iters as usize,
+            &device,
+        )?);
+    }
+    if args.json {
+        let report = serde_json::json!({"device": args.device.to_string(), "threads": threads, "models": rows});
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "training step and inference on {}, batch {}, median of {} runs ({threads} CPU threads)",
+        args.device, args.batch, args.iters
+    );
+    println!(
+        "  {:<12} {:>10} {:>10} {:>12} {:>16} {:>12} {:>12}",
+        "model", "params", "step ms", "samples/s", "data/s/worker", "infer-1 ms", "infer-B ms"
+    );
+    for r in &rows {
+        println!(
+            "  {:<12} {:>10} {:>10.2} {:>12.0} {:>16.0} {:>12.3} {:>12.3}",
+            r.model,
+            r.parameters,
+            r.step_seconds * 1e3,
+            r.samples_per_s,
+            r.data_samples_per_s_per_worker,
+            r.infer_1_seconds * 1e3,
+            r.infer_batch_seconds * 1e3
         );
     }
     Ok(())

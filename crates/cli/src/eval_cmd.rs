@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use candle_core::Device;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mmgen_eval::generator::{Generator, Oracle, RandomScene};
@@ -14,6 +13,8 @@ use mmgen_eval::probe::image_data::image_probe_accuracy;
 use mmgen_eval::probe::train::tallies_json;
 use mmgen_eval::run::{evaluate, MediaOptions, Probes, Prompts, Task};
 use mmgen_world::{Lang, Split};
+
+use crate::device::DeviceArg;
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -51,6 +52,9 @@ pub struct EvalArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Where the probes (and generators) run: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceArg,
 }
 
 #[derive(Args)]
@@ -64,6 +68,9 @@ pub struct EvalProbeArgs {
     /// Seed of the renders.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Where the probes (and generators) run: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceArg,
 }
 
 fn generator(name: &str) -> Result<Box<dyn Generator>> {
@@ -105,7 +112,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
             lang: args.lang.parse::<Lang>()?,
         },
     };
-    let probes = Probes::load(&args.probes, &Device::Cpu).with_context(|| {
+    let device = args.device.open()?;
+    let probes = Probes::load(&args.probes, &device).with_context(|| {
         format!(
             "cannot load the probes from {} (train them with `mmgen train probe-image`)",
             args.probes.display()
@@ -147,11 +155,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
 }
 
 pub fn run_probe(args: EvalProbeArgs) -> Result<()> {
+    let device = args.device.open()?;
     let config: ImageProbeConfig = load_config(&args.probe)?;
-    let probe = ImageProbe::new(&config, load_weights(&args.probe, &Device::Cpu)?)?;
+    let probe = ImageProbe::new(&config, load_weights(&args.probe, &device)?)?;
     let mut out = serde_json::Map::new();
     for split in [Split::Train, Split::Heldout] {
-        let tallies = image_probe_accuracy(&probe, args.n as usize, args.seed, split, &Device::Cpu)?;
+        let tallies = image_probe_accuracy(&probe, args.n as usize, args.seed, split, &device)?;
         out.insert(format!("{split:?}").to_lowercase(), tallies_json(&tallies));
     }
     println!("{}", serde_json::to_string_pretty(&out)?);

@@ -1,6 +1,7 @@
 //! `mmgen`: the command-line entry to mmgen.
 
 mod bench;
+mod device;
 mod eval_cmd;
 mod train_cmd;
 mod world_cmd;

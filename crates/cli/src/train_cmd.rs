@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use candle_core::Device;
 use clap::{Args, Subcommand};
+
+use crate::device::DeviceArg;
 use indicatif::{ProgressBar, ProgressStyle};
 use mmgen_eval::probe::audio::AudioProbeConfig;
 use mmgen_eval::probe::fit::{FitOptions, StepReport};
@@ -54,6 +55,14 @@ pub struct ProbeArgs {
     /// Continue from the weights in this probe folder (its config must match).
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Where to train: cpu, cuda or cuda:N (cuda needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    device: DeviceArg,
+    /// Stop after this many minutes of training even if steps remain; the learning-rate
+    /// schedule follows whichever budget ends first. A checkpoint is saved every two
+    /// minutes meanwhile.
+    #[arg(long)]
+    max_minutes: Option<f64>,
 }
 
 pub fn run(cmd: TrainCommand) -> Result<()> {
@@ -73,16 +82,16 @@ fn bar(steps: u64) -> ProgressBar {
 
 fn report(bar: &ProgressBar, r: &StepReport) {
     bar.set_position(r.step as u64);
-    if r.step.is_multiple_of(10) || r.step == 1 {
-        bar.set_message(format!("loss {:.4} | {:.0} samples/s", r.loss, r.samples_per_s));
-    }
+    let Some(loss) = r.loss else { return };
+    bar.set_message(format!("loss {loss:.4} | {:.0} samples/s", r.samples_per_s));
     if r.step.is_multiple_of(100) || r.step == 1 {
         let parts: Vec<String> = r.parts.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
         let line = format!(
-            "step {:>6}  loss {:.4}  {:.0} samples/s  {}",
+            "step {:>6}  loss {loss:.4}  lr {:.2e}  {:.0} samples/s  {:.0} s  {}",
             r.step,
-            r.loss,
+            r.lr,
             r.samples_per_s,
+            r.elapsed_s,
             parts.join("  ")
         );
         // Without a terminal the bar is hidden: log plain lines instead.
@@ -98,12 +107,16 @@ fn fit_options(args: &ProbeArgs) -> Result<FitOptions> {
     if !(args.lr > 0.0 && args.lr < 1.0) {
         anyhow::bail!("--lr {} is out of range; allowed more than 0, less than 1", args.lr);
     }
+    if let Some(m) = args
+        .max_minutes
+        .filter(|m| !(m.is_finite() && *m > 0.0 && *m <= 10_000.0))
+    {
+        anyhow::bail!("--max-minutes {m} is out of range; allowed more than 0, at most 10000");
+    }
     Ok(FitOptions {
-        steps: args.steps as usize,
-        batch: args.batch as usize,
-        lr: args.lr,
-        seed: args.seed,
         workers: args.workers as usize,
+        max_seconds: args.max_minutes.map(|m| m * 60.0),
+        ..FitOptions::new(args.steps as usize, args.batch as usize, args.lr, args.seed)
     })
 }
 
@@ -133,7 +146,9 @@ fn probe_image(args: ProbeArgs) -> Result<()> {
     };
     let options = fit_options(&args)?;
     let bar = bar(args.steps);
-    let metrics = train_image_probe(&config, &options, &run_info(&args), &Device::Cpu, |r| report(&bar, r))?;
+    let metrics = train_image_probe(&config, &options, &run_info(&args), &args.device.open()?, |r| {
+        report(&bar, r)
+    })?;
     finish(bar, &metrics, &args.out)
 }
 
@@ -145,7 +160,9 @@ fn probe_audio(args: ProbeArgs) -> Result<()> {
     };
     let options = fit_options(&args)?;
     let bar = bar(args.steps);
-    let metrics = train_audio_probe(&config, &options, &run_info(&args), &Device::Cpu, |r| report(&bar, r))?;
+    let metrics = train_audio_probe(&config, &options, &run_info(&args), &args.device.open()?, |r| {
+        report(&bar, r)
+    })?;
     finish(bar, &metrics, &args.out)
 }
 
@@ -157,6 +174,8 @@ fn probe_video(args: ProbeArgs) -> Result<()> {
     };
     let options = fit_options(&args)?;
     let bar = bar(args.steps);
-    let metrics = train_video_probe(&config, &options, &run_info(&args), &Device::Cpu, |r| report(&bar, r))?;
+    let metrics = train_video_probe(&config, &options, &run_info(&args), &args.device.open()?, |r| {
+        report(&bar, r)
+    })?;
     finish(bar, &metrics, &args.out)
 }

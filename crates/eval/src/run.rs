@@ -472,6 +472,7 @@ mod tests {
                 image_size: 32,
                 width: 8,
                 depth: 1,
+                stem: vec![],
             },
             vb(),
         )

@@ -17,7 +17,7 @@ use crate::error::{EvalError, Result};
 /// How long and how hard to train.
 #[derive(Clone, Debug, Serialize)]
 pub struct FitOptions {
-    /// Optimiser steps.
+    /// Optimiser steps (at most; see `max_seconds`).
     pub steps: usize,
     /// Samples per step.
     pub batch: usize,
@@ -27,6 +27,29 @@ pub struct FitOptions {
     pub seed: u64,
     /// Data worker threads.
     pub workers: usize,
+    /// Wall-time budget of the loop: the schedule runs on whichever of steps and time
+    /// ends first, and the loop stops when either is spent. Runs cut by time are not
+    /// reproducible step for step (how many steps fit depends on the machine).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_seconds: Option<f64>,
+    /// Read the loss back from the device every this many steps (and at step 1 and the
+    /// last). Between reads the loop never waits for the device.
+    pub log_every: usize,
+}
+
+impl FitOptions {
+    /// `steps` x `batch` at `lr`, one worker, logged every 10 steps, no time limit.
+    pub fn new(steps: usize, batch: usize, lr: f64, seed: u64) -> FitOptions {
+        FitOptions {
+            steps,
+            batch,
+            lr,
+            seed,
+            workers: 1,
+            max_seconds: None,
+            log_every: 10,
+        }
+    }
 }
 
 /// What the loop reports after each step.
@@ -34,38 +57,75 @@ pub struct FitOptions {
 pub struct StepReport {
     /// Steps done.
     pub step: usize,
-    /// Total loss of this step.
-    pub loss: f32,
-    /// Named loss parts of this step.
+    /// On logged steps: the mean loss of the steps since the previous log.
+    pub loss: Option<f32>,
+    /// On logged steps: the named loss parts of this step.
     pub parts: Vec<(&'static str, f32)>,
     /// Training samples per second so far.
     pub samples_per_s: f32,
+    /// Seconds since the loop started.
+    pub elapsed_s: f64,
+    /// Learning rate of this step.
+    pub lr: f64,
 }
 
-/// Learning rate at `step`: linear warm-up over 5% of the run, then cosine to 10%.
-pub fn learning_rate(peak: f64, step: usize, steps: usize) -> f64 {
-    let warmup = (steps / 20).max(1);
-    if step < warmup {
-        return peak * (step + 1) as f64 / warmup as f64;
+/// What a finished loop did.
+#[derive(Clone, Debug, Serialize)]
+pub struct FitOutcome {
+    /// Steps done (fewer than asked when the time budget ran out).
+    pub steps_done: usize,
+    /// True when `max_seconds` ended the run.
+    pub stopped_by_time: bool,
+    /// (step, mean loss since the previous point), one point per log.
+    pub loss_curve: Vec<(usize, f32)>,
+    /// Seconds in the loop.
+    pub seconds: f64,
+}
+
+impl FitOutcome {
+    /// Loss of the first step.
+    pub fn first_loss(&self) -> Option<f32> {
+        self.loss_curve.first().map(|p| p.1)
     }
-    let progress = (step - warmup) as f64 / (steps - warmup).max(1) as f64;
-    peak * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()))
+
+    /// Mean of the last five logged points.
+    pub fn final_loss(&self) -> Option<f32> {
+        let tail = &self.loss_curve[self.loss_curve.len().saturating_sub(5)..];
+        (!tail.is_empty()).then(|| tail.iter().map(|p| p.1).sum::<f32>() / tail.len() as f32)
+    }
+}
+
+/// Warm-up share of a run.
+const WARMUP: f64 = 0.05;
+
+/// Learning rate once `progress` (0 to 1) of the run is done: linear warm-up over the
+/// first 5%, then cosine to 10% of `peak`.
+pub fn learning_rate(peak: f64, progress: f64) -> f64 {
+    let progress = progress.clamp(0.0, 1.0);
+    if progress < WARMUP {
+        return peak * progress / WARMUP;
+    }
+    let p = (progress - WARMUP) / (1.0 - WARMUP);
+    peak * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * p).cos()))
 }
 
 /// Trains the variables of `varmap` on `batches` with `loss`, calling `progress` after
-/// every step. Returns the loss of each step.
+/// every step (with the loss on logged steps only).
 pub fn fit<B>(
     varmap: &VarMap,
     options: &FitOptions,
     mut batches: impl Iterator<Item = Result<B>>,
     loss: impl Fn(&B) -> Result<(Tensor, Vec<(&'static str, Tensor)>)>,
     mut progress: impl FnMut(&StepReport),
-) -> Result<Vec<f32>> {
-    if options.steps == 0 || options.batch == 0 {
+) -> Result<FitOutcome> {
+    if options.steps == 0 || options.batch == 0 || options.log_every == 0 {
         return Err(EvalError::Invalid(format!(
-            "steps ({}) and batch ({}) must be at least 1",
-            options.steps, options.batch
+            "steps ({}), batch ({}) and log_every ({}) must be at least 1",
+            options.steps, options.batch, options.log_every
         )));
+    }
+    if let Some(limit) = options.max_seconds.filter(|s| s.is_nan() || *s <= 0.0) {
+        return Err(EvalError::Invalid(format!("max_seconds {limit} must be positive")));
     }
     let params = ParamsAdamW {
         lr: options.lr,
@@ -74,34 +134,67 @@ pub fn fit<B>(
     };
     let mut optimiser = AdamW::new(varmap.all_vars(), params)?;
     let start = Instant::now();
-    let mut losses = Vec::with_capacity(options.steps);
+    let mut outcome = FitOutcome {
+        steps_done: 0,
+        stopped_by_time: false,
+        loss_curve: Vec::new(),
+        seconds: 0.0,
+    };
+    // Losses stay on the device until the next log: reading one back waits for the
+    // device to finish, which would stall a GPU every step.
+    let mut pending: Vec<Tensor> = Vec::with_capacity(options.log_every);
     for step in 0..options.steps {
+        let elapsed = start.elapsed().as_secs_f64();
+        let by_time = options.max_seconds.map_or(0.0, |limit| elapsed / limit);
+        if by_time >= 1.0 {
+            outcome.stopped_by_time = true;
+            break;
+        }
         let batch = batches
             .next()
             .ok_or_else(|| EvalError::Invalid("the data stream ended".into()))??;
-        optimiser.set_learning_rate(learning_rate(options.lr, step, options.steps));
+        let lr = learning_rate(options.lr, ((step + 1) as f64 / options.steps as f64).max(by_time));
+        optimiser.set_learning_rate(lr);
         let (total, parts) = loss(&batch)?;
         optimiser.backward_step(&total)?;
-        let value = total.to_scalar::<f32>()?;
-        if !value.is_finite() {
-            return Err(EvalError::Invalid(format!(
-                "loss became {value} at step {step}; lower the learning rate"
-            )));
-        }
-        losses.push(value);
-        let parts = parts
-            .iter()
-            .map(|(name, t)| Ok((*name, t.to_scalar::<f32>()?)))
-            .collect::<Result<Vec<_>>>()?;
-        let elapsed = start.elapsed().as_secs_f32().max(1e-6);
+        pending.push(total.detach());
+        let last = step + 1 == options.steps
+            || options
+                .max_seconds
+                .is_some_and(|limit| start.elapsed().as_secs_f64() >= limit);
+        let logged = step == 0 || (step + 1) % options.log_every == 0 || last;
+        let (mean, parts) = if logged {
+            let values: Vec<f32> = Tensor::stack(&pending, 0)?.to_dtype(DType::F32)?.to_vec1()?;
+            pending.clear();
+            if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
+                return Err(EvalError::Invalid(format!(
+                    "loss became {bad} by step {}; lower the learning rate",
+                    step + 1
+                )));
+            }
+            let mean = values.iter().sum::<f32>() / values.len() as f32;
+            outcome.loss_curve.push((step + 1, mean));
+            let parts = parts
+                .iter()
+                .map(|(name, t)| Ok((*name, t.to_dtype(DType::F32)?.to_scalar::<f32>()?)))
+                .collect::<Result<Vec<_>>>()?;
+            (Some(mean), parts)
+        } else {
+            (None, Vec::new())
+        };
+        outcome.steps_done = step + 1;
+        let elapsed = start.elapsed().as_secs_f64();
         progress(&StepReport {
             step: step + 1,
-            loss: value,
+            loss: mean,
             parts,
-            samples_per_s: ((step + 1) * options.batch) as f32 / elapsed,
+            samples_per_s: ((step + 1) * options.batch) as f32 / elapsed.max(1e-6) as f32,
+            elapsed_s: elapsed,
+            lr,
         });
     }
-    Ok(losses)
+    outcome.seconds = start.elapsed().as_secs_f64();
+    Ok(outcome)
 }
 
 /// Writes pretty JSON to `path`.
@@ -173,8 +266,10 @@ mod tests {
 
     #[test]
     fn schedule_warms_up_and_decays() {
-        assert!(learning_rate(1.0, 0, 100) < 0.5);
-        assert!((learning_rate(1.0, 4, 100) - 1.0).abs() < 1e-9);
-        assert!((learning_rate(1.0, 99, 100) - 0.1).abs() < 0.01);
+        assert!(learning_rate(1.0, 0.01) < 0.5);
+        assert!((learning_rate(1.0, 0.05) - 1.0).abs() < 1e-9);
+        assert!(learning_rate(1.0, 0.5) < learning_rate(1.0, 0.3));
+        assert!((learning_rate(1.0, 1.0) - 0.1).abs() < 1e-9);
+        assert!((learning_rate(1.0, 7.0) - 0.1).abs() < 1e-9);
     }
 }

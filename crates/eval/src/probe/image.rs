@@ -33,6 +33,8 @@ const OFFSET: usize = SIZE + N_SIZE;
 const RADIUS: usize = OFFSET + 2;
 /// Channels of the dense output.
 pub const DENSE: usize = RADIUS + 1;
+/// Stem stages that halve the resolution down to [`STRIDE`]-pixel cells.
+const STEM_STAGES: usize = STRIDE.trailing_zeros() as usize;
 const N_BACKGROUND: usize = 7;
 const N_STYLE: usize = 5;
 /// Radius targets are scaled by this so they are of order one.
@@ -49,6 +51,11 @@ pub struct ImageProbeConfig {
     pub width: usize,
     /// Residual 3x3 convolutions over the cell grid.
     pub depth: usize,
+    /// Channels of the full-resolution stem: empty, or one 3x3 convolution per halving
+    /// of the resolution (two, for the 4x4-pixel cells) before the cell embedding.
+    /// Empty means the cell embedding reads raw 4x4 patches (the first shipped probe).
+    #[serde(default)]
+    pub stem: Vec<usize>,
 }
 
 impl ImageProbeConfig {
@@ -58,6 +65,7 @@ impl ImageProbeConfig {
             image_size: 64,
             width: 64,
             depth: 4,
+            stem: vec![16, 32],
         }
     }
 
@@ -67,6 +75,7 @@ impl ImageProbeConfig {
             image_size: 32,
             width: 8,
             depth: 1,
+            stem: vec![4, 4],
         }
     }
 
@@ -84,6 +93,7 @@ impl ImageProbeConfig {
 /// The image probe network.
 #[derive(Debug, Clone)]
 pub struct ImageProbe {
+    stem: Vec<Conv3x3>,
     embed: Linear,
     convs: Vec<Conv3x3>,
     dense: Linear,
@@ -136,7 +146,8 @@ pub struct ImageReading {
 }
 
 impl ImageProbe {
-    /// Builds the network; parameter names are `embed`, `conv{i}`, `dense`, `global`.
+    /// Builds the network; parameter names are `stem{i}`, `embed`, `conv{i}`, `dense`,
+    /// `global`.
     pub fn new(config: &ImageProbeConfig, vb: VarBuilder) -> Result<ImageProbe> {
         if config.image_size == 0 || !config.image_size.is_multiple_of(STRIDE) || config.width == 0 {
             return Err(EvalError::Invalid(format!(
@@ -144,13 +155,32 @@ impl ImageProbe {
                 config.image_size, config.width
             )));
         }
-        let embed = linear(3 * STRIDE * STRIDE, config.width, vb.pp("embed"))?;
+        if !(config.stem.is_empty() || config.stem.len() == STEM_STAGES) || config.stem.contains(&0) {
+            return Err(EvalError::Invalid(format!(
+                "stem {:?} must be empty or {STEM_STAGES} positive channel counts (one per halving to {STRIDE}x{STRIDE}-pixel cells)",
+                config.stem
+            )));
+        }
+        // Each stem stage sees the previous stage's 2x2 blocks stacked as channels.
+        let mut stem = Vec::with_capacity(config.stem.len());
+        let mut c_in = 3;
+        for (i, &c) in config.stem.iter().enumerate() {
+            stem.push(Conv3x3::new(c_in, c, vb.pp(format!("stem{i}")))?);
+            c_in = 4 * c;
+        }
+        let embed_in = if config.stem.is_empty() {
+            3 * STRIDE * STRIDE
+        } else {
+            c_in
+        };
+        let embed = linear(embed_in, config.width, vb.pp("embed"))?;
         let convs = (0..config.depth)
             .map(|i| Conv3x3::new(config.width, config.width, vb.pp(format!("conv{i}"))))
             .collect::<candle_core::Result<Vec<_>>>()?;
         let dense = linear(config.width, DENSE, vb.pp("dense"))?;
         let global = linear(config.width, N_BACKGROUND + N_STYLE, vb.pp("global"))?;
         Ok(ImageProbe {
+            stem,
             embed,
             convs,
             dense,
@@ -167,18 +197,29 @@ impl ImageProbe {
     /// xs: (b, 3, s, s) in [-1, 1] -> (dense (b, DENSE, g, g), global logits (b, 12),
     /// pooled features (b, width)).
     ///
-    /// Each 4x4 patch becomes one cell (space-to-depth, as a ViT's patch embedding),
-    /// then residual 3x3 convolutions mix neighbouring cells: 4 layers see 9x9 cells,
-    /// 36 pixels, more than the largest object. Working on the cell grid from the
-    /// start keeps every tensor's inner dimension wide, which candle's CPU copies need.
+    /// The stem's 3x3 convolutions run at full and half resolution, each followed by
+    /// a 2x2 space-to-depth, so that thin outlines (a star's points, a small hexagon's
+    /// corners) are seen before they are averaged away; without a stem each 4x4 patch
+    /// is embedded directly, as a ViT's patch embedding. Residual 3x3 convolutions then
+    /// mix neighbouring cells: 4 layers see 9x9 cells (36 pixels), more than the largest
+    /// object.
     pub fn forward(&self, xs: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
-        let (b, c, h, w) = xs.dims4()?;
-        let (gh, gw) = (h / STRIDE, w / STRIDE);
-        let patches = xs
-            .reshape((b, c, gh, STRIDE, gw, STRIDE))?
-            .permute((0, 2, 4, 1, 3, 5))?
-            .reshape((b, gh, gw, c * STRIDE * STRIDE))?;
-        let mut h = CellGrid::from_nhwc(&self.embed.forward(&patches)?.relu()?)?;
+        let cells = if self.stem.is_empty() {
+            // Patch channels ordered (colour, dy, dx), as the first shipped probe learnt them.
+            let (b, c, h, w) = xs.dims4()?;
+            let (gh, gw) = (h / STRIDE, w / STRIDE);
+            xs.reshape((b, c, gh, STRIDE, gw, STRIDE))?
+                .permute((0, 2, 4, 1, 3, 5))?
+                .reshape((b, gh, gw, c * STRIDE * STRIDE))?
+        } else {
+            let mut x = xs.permute((0, 2, 3, 1))?.contiguous()?;
+            for conv in &self.stem {
+                let y = conv.forward(&CellGrid::from_nhwc(&x)?)?.to_nhwc()?.relu()?;
+                x = space_to_depth(&y, 2)?;
+            }
+            x
+        };
+        let mut h = CellGrid::from_nhwc(&self.embed.forward(&cells)?.relu()?)?;
         for conv in &self.convs {
             let update = conv.forward(&h)?.xs.relu()?;
             h = CellGrid {
@@ -298,6 +339,14 @@ impl ImageProbe {
     }
 }
 
+/// (b, h, w, c) -> (b, h/k, w/k, k*k*c): each k x k block of cells becomes one cell.
+fn space_to_depth(xs: &Tensor, k: usize) -> candle_core::Result<Tensor> {
+    let (b, h, w, c) = xs.dims4()?;
+    xs.reshape((b, h / k, k, w / k, k * c))?
+        .permute((0, 1, 3, 2, 4))?
+        .reshape((b, h / k, w / k, k * k * c))
+}
+
 /// Training targets of a batch (see [`ImageTargets::build`]).
 #[derive(Debug)]
 pub struct ImageTargets {
@@ -410,9 +459,50 @@ mod tests {
         assert_eq!(cfg.feature_dim(), 8);
         assert_eq!(probe.read(&xs).unwrap().len(), 2);
         assert!(ImageProbe::new(
-            &ImageProbeConfig { image_size: 30, ..cfg },
+            &ImageProbeConfig {
+                image_size: 30,
+                ..cfg.clone()
+            },
             VarBuilder::zeros(DType::F32, &dev)
         )
         .is_err());
+    }
+
+    #[test]
+    fn stem_must_halve_to_cells() {
+        let dev = Device::Cpu;
+        for stem in [vec![4], vec![4, 0], vec![4, 4, 4]] {
+            let cfg = ImageProbeConfig {
+                stem,
+                ..ImageProbeConfig::tiny()
+            };
+            let err = ImageProbe::new(&cfg, VarBuilder::zeros(DType::F32, &dev)).unwrap_err();
+            assert!(err.to_string().contains("stem"), "{err}");
+        }
+        // Without a stem the probe embeds raw patches (the first shipped format).
+        let cfg = ImageProbeConfig {
+            stem: vec![],
+            ..ImageProbeConfig::tiny()
+        };
+        let probe = ImageProbe::new(&cfg, VarBuilder::zeros(DType::F32, &dev)).unwrap();
+        let xs = Tensor::zeros((1, 3, 32, 32), DType::F32, &dev).unwrap();
+        assert_eq!(probe.forward(&xs).unwrap().0.dims(), &[1, DENSE, 8, 8]);
+    }
+
+    #[test]
+    fn space_to_depth_stacks_blocks() {
+        let xs = Tensor::arange(0f32, 16.0, &Device::Cpu)
+            .unwrap()
+            .reshape((1, 4, 4, 1))
+            .unwrap();
+        let ys: Vec<f32> = space_to_depth(&xs, 2)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        // Top-left block: pixels (0,0) (0,1) (1,0) (1,1).
+        assert_eq!(&ys[..4], &[0.0, 1.0, 4.0, 5.0]);
+        assert_eq!(&ys[4..8], &[2.0, 3.0, 6.0, 7.0]);
     }
 }

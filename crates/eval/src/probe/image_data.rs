@@ -22,7 +22,7 @@ use mmgen_world::augment::mirror_spec;
 use mmgen_world::layout::{relation_holds, Pose};
 use mmgen_world::render::Scene;
 use mmgen_world::rng::{mix64, rng_for, Purpose};
-use mmgen_world::{Placement, SceneSpec, SpecSampler, Split};
+use mmgen_world::{Placement, SceneSpec, Size, SpecSampler, Split, Style};
 
 /// One rendered frame with its ground truth.
 #[derive(Clone, Debug)]
@@ -132,6 +132,23 @@ impl Tally {
     }
 }
 
+fn shape_by_size(size: Size) -> &'static str {
+    match size {
+        Size::Small => "shape | small",
+        Size::Large => "shape | large",
+    }
+}
+
+fn shape_by_style(style: Style) -> &'static str {
+    match style {
+        Style::Flat => "shape | flat",
+        Style::Watercolour => "shape | watercolour",
+        Style::PixelArt => "shape | pixel_art",
+        Style::Sketch => "shape | sketch",
+        Style::Neon => "shape | neon",
+    }
+}
+
 /// Per-attribute accuracy of the image probe on `n` fresh still renders of `split`.
 pub fn image_probe_accuracy(
     probe: &ImageProbe,
@@ -183,6 +200,15 @@ pub fn image_probe_accuracy(
                 let Some(k) = matched[i] else { continue };
                 let d = &reading.objects[k];
                 tallies.entry("shape").or_default().add(d.shape == object.shape);
+                // Where shape errors come from (diagnostics, not an attribute of their own).
+                tallies
+                    .entry(shape_by_size(object.size))
+                    .or_default()
+                    .add(d.shape == object.shape);
+                tallies
+                    .entry(shape_by_style(spec.style))
+                    .or_default()
+                    .add(d.shape == object.shape);
                 tallies.entry("colour").or_default().add(d.colour == object.colour);
                 tallies.entry("size").or_default().add(d.size == object.size);
                 match object.placement {

@@ -3,6 +3,7 @@
 
 pub mod audio;
 pub mod audio_data;
+pub mod bench;
 pub mod conv;
 pub mod fit;
 pub mod image;

@@ -33,6 +33,10 @@ pub fn tallies_json(tallies: &BTreeMap<&'static str, Tally>) -> serde_json::Valu
         .into()
 }
 
+/// A run also saves a checkpoint when this many seconds passed since the last one, so
+/// that a run cut off by a time limit (a lent GPU) keeps its progress.
+const CHECKPOINT_SECONDS: f64 = 120.0;
+
 /// Where a training run writes and what it records.
 pub struct RunInfo<'a> {
     /// Output folder.
@@ -41,7 +45,7 @@ pub struct RunInfo<'a> {
     pub command: String,
     /// Fresh renders per split for the final accuracy.
     pub eval_samples: usize,
-    /// Save a checkpoint every this many steps (0: only at the end).
+    /// Save a checkpoint every this many steps (0: only every two minutes and at the end).
     pub checkpoint_every: usize,
     /// Start from the weights of this probe folder instead of a fresh initialisation
     /// (the learning-rate schedule starts again).
@@ -93,23 +97,28 @@ where
         }
         resume(&mut varmap, dir, device)?;
     }
+    // Workers render ahead of the loop (two batches each), so that a fast device
+    // never waits for the CPU once the queue is full.
     let batches = OrderedWorkers::new(options.workers, 2, batch);
-    let start = Instant::now();
-    let losses = fit(
+    let mut last_checkpoint = Instant::now();
+    let outcome = fit(
         &varmap,
         options,
         batches,
         |b| loss(&probe, b),
         |report| {
             progress(report);
-            if run.checkpoint_every > 0 && report.step % run.checkpoint_every == 0 && report.step < options.steps {
+            let due = (run.checkpoint_every > 0 && report.step % run.checkpoint_every == 0)
+                || last_checkpoint.elapsed().as_secs_f64() >= CHECKPOINT_SECONDS;
+            if due && report.step < options.steps {
                 let partial = json!({"command": run.command, "partial": true, "step": report.step});
                 // A failed checkpoint shows up in the final save.
                 let _ = save_probe(run.out, config, &varmap, &partial);
+                last_checkpoint = Instant::now();
             }
         },
     )?;
-    let train_seconds = start.elapsed().as_secs_f64();
+    let eval_start = Instant::now();
     let mut by_split = serde_json::Map::new();
     for split in [Split::Train, Split::Heldout] {
         by_split.insert(
@@ -117,15 +126,19 @@ where
             tallies_json(&accuracy(&probe, split)?),
         );
     }
-    let tail = &losses[losses.len().saturating_sub(50)..];
     let metrics = json!({
         "probe": name,
         "command": run.command,
+        "device": format!("{device:?}"),
         "options": options,
-        "train_seconds": train_seconds,
-        "samples_per_s": (options.steps * options.batch) as f64 / train_seconds,
-        "first_loss": losses.first(),
-        "final_loss": tail.iter().sum::<f32>() / tail.len().max(1) as f32,
+        "steps_done": outcome.steps_done,
+        "stopped_by_time": outcome.stopped_by_time,
+        "train_seconds": outcome.seconds,
+        "samples_per_s": (outcome.steps_done * options.batch) as f64 / outcome.seconds.max(1e-9),
+        "first_loss": outcome.first_loss(),
+        "final_loss": outcome.final_loss(),
+        "loss_curve": outcome.loss_curve,
+        "eval_seconds": eval_start.elapsed().as_secs_f64(),
         "eval_samples_per_split": run.eval_samples,
         "resumed_from": run.resume.map(|p| p.display().to_string()),
         "accuracy": by_split,

@@ -1,0 +1,204 @@
+//! Timing of the probes' training steps and inference on a device, for
+//! `mmgen bench train`. Model families add their own entries beside these.
+
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use serde::Serialize;
+
+use super::audio::{AudioProbe, AudioProbeConfig};
+use super::audio_data::audio_batch;
+use super::image::{ImageProbe, ImageProbeConfig};
+use super::image_data::image_batch;
+use super::video::{VideoProbe, VideoProbeConfig};
+use super::video_data::video_batch;
+use crate::error::{EvalError, Result};
+
+/// The models `mmgen bench train` knows.
+pub const BENCH_MODELS: &[&str] = &["probe-image", "probe-video", "probe-audio"];
+
+/// How one model trains and infers on one device.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainBench {
+    /// Model name (as in [`BENCH_MODELS`]).
+    pub model: String,
+    /// The device, as candle names it.
+    pub device: String,
+    /// Samples per training step.
+    pub batch: usize,
+    /// Trainable parameters.
+    pub parameters: usize,
+    /// Median seconds of one optimiser step (forward, backward, AdamW), device
+    /// synchronised, data already on the device.
+    pub step_seconds: f64,
+    /// batch / step_seconds.
+    pub samples_per_s: f64,
+    /// Samples per second that one CPU data worker renders (world, features, upload):
+    /// the device is fed when workers x this exceeds `samples_per_s`.
+    pub data_samples_per_s_per_worker: f64,
+    /// Median seconds of one forward pass on a single sample.
+    pub infer_1_seconds: f64,
+    /// Median seconds of one forward pass on a whole batch.
+    pub infer_batch_seconds: f64,
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    xs[xs.len() / 2]
+}
+
+/// Median seconds of `iters` calls of `f` after `warmup` calls, each followed by a
+/// device synchronisation (so that asynchronous GPU work is inside the timing).
+fn time(device: &Device, warmup: usize, iters: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    for _ in 0..warmup {
+        f()?;
+    }
+    device.synchronize()?;
+    let mut times = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let start = Instant::now();
+        f()?;
+        device.synchronize()?;
+        times.push(start.elapsed().as_secs_f64());
+    }
+    Ok(median(times))
+}
+
+type LossFn<'a, B> = Box<dyn Fn(&B) -> Result<Tensor> + 'a>;
+type ForwardFn<'a, B> = Box<dyn Fn(&B, usize) -> Result<Tensor> + 'a>;
+
+/// What the generic timing needs of a model: a loss on a batch and a forward pass on
+/// the batch's first `n` samples.
+struct Bench<'a, B> {
+    model: &'static str,
+    varmap: VarMap,
+    batch: usize,
+    make_batch: Box<dyn Fn(u64) -> Result<B> + 'a>,
+    loss: LossFn<'a, B>,
+    forward: ForwardFn<'a, B>,
+}
+
+fn run<B>(bench: Bench<B>, iters: usize, device: &Device) -> Result<TrainBench> {
+    let start = Instant::now();
+    let data_batches = 2;
+    let mut batches = Vec::with_capacity(data_batches);
+    for i in 0..data_batches {
+        batches.push((bench.make_batch)(i as u64)?);
+    }
+    device.synchronize()?;
+    let data_rate = (data_batches * bench.batch) as f64 / start.elapsed().as_secs_f64();
+    let parameters = bench.varmap.all_vars().iter().map(|v| v.elem_count()).sum();
+    let mut optimiser = AdamW::new(bench.varmap.all_vars(), ParamsAdamW::default())?;
+    let mut i = 0;
+    let step_seconds = time(device, 3, iters, || {
+        let loss = (bench.loss)(&batches[i % data_batches])?;
+        optimiser.backward_step(&loss)?;
+        i += 1;
+        Ok(())
+    })?;
+    let infer = |n: usize| {
+        time(device, 2, iters, || {
+            (bench.forward)(&batches[0], n)?;
+            Ok(())
+        })
+    };
+    let infer_1_seconds = infer(1)?;
+    let infer_batch_seconds = infer(bench.batch)?;
+    Ok(TrainBench {
+        model: bench.model.to_string(),
+        device: format!("{device:?}"),
+        batch: bench.batch,
+        parameters,
+        step_seconds,
+        samples_per_s: bench.batch as f64 / step_seconds,
+        data_samples_per_s_per_worker: data_rate,
+        infer_1_seconds,
+        infer_batch_seconds,
+    })
+}
+
+fn varmap(device: &Device) -> (VarMap, VarBuilder<'static>) {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+    (varmap, vb)
+}
+
+/// Times `model`'s training step (shipped configuration, `batch` samples) and its
+/// inference on `device`, median of `iters` runs each.
+pub fn bench_training(model: &str, batch: usize, iters: usize, device: &Device) -> Result<TrainBench> {
+    if batch == 0 || iters == 0 {
+        return Err(EvalError::Invalid(format!(
+            "batch ({batch}) and iters ({iters}) must be at least 1"
+        )));
+    }
+    let (vars, vb) = varmap(device);
+    match model {
+        "probe-image" => {
+            let config = ImageProbeConfig::base();
+            let probe = ImageProbe::new(&config, vb)?;
+            run(
+                Bench {
+                    model: "probe-image",
+                    varmap: vars,
+                    batch,
+                    make_batch: Box::new(|i| image_batch(config.image_size, batch, 0, i, device)),
+                    loss: Box::new(|b| Ok(probe.loss(&b.xs, &b.targets)?.0)),
+                    forward: Box::new(|b, n| Ok(probe.forward(&b.xs.narrow(0, 0, n)?)?.0)),
+                },
+                iters,
+                device,
+            )
+        }
+        "probe-video" => {
+            let probe = VideoProbe::new(&VideoProbeConfig::base(), vb)?;
+            run(
+                Bench {
+                    model: "probe-video",
+                    varmap: vars,
+                    batch,
+                    make_batch: Box::new(|i| video_batch(batch, 0, i, device)),
+                    loss: Box::new(|b| Ok(probe.loss(&b.xs, &b.motions)?.0)),
+                    forward: Box::new(|b, n| probe.forward(&b.xs.narrow(0, 0, n)?)),
+                },
+                iters,
+                device,
+            )
+        }
+        "probe-audio" => {
+            let config = AudioProbeConfig::base();
+            let probe = AudioProbe::new(&config, vb)?;
+            run(
+                Bench {
+                    model: "probe-audio",
+                    varmap: vars,
+                    batch,
+                    make_batch: Box::new(|i| audio_batch(&config, batch, 0, i, device)),
+                    loss: Box::new(|b| Ok(probe.loss(&b.xs, &b.instruments, &b.moods)?.0)),
+                    forward: Box::new(|b, n| Ok(probe.forward(&b.xs.narrow(0, 0, n)?)?.0)),
+                },
+                iters,
+                device,
+            )
+        }
+        other => Err(EvalError::Invalid(format!(
+            "unknown model '{other}'; allowed: {}",
+            BENCH_MODELS.join(", ")
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_every_model_and_rejects_unknown_ones() {
+        let dev = Device::Cpu;
+        let bench = bench_training("probe-video", 4, 1, &dev).unwrap();
+        assert!(bench.step_seconds > 0.0 && bench.parameters > 0 && bench.samples_per_s > 0.0);
+        let err = bench_training("probe-nothing", 4, 1, &dev).unwrap_err().to_string();
+        assert!(err.contains("allowed: probe-image"), "{err}");
+        assert!(bench_training("probe-audio", 0, 1, &dev).is_err());
+    }
+}
