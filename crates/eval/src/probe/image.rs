@@ -12,8 +12,8 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{linear, Linear, VarBuilder};
 
 use super::argmax;
-use super::conv::{per_cell, CellGrid, Conv3x3};
 use image::RgbImage;
+use mmgen_nn::{per_cell, space_to_depth, CellGrid, Conv3x3};
 use mmgen_world::layout::Pose;
 use mmgen_world::{Background, Colour, SceneSpec, Shape, Size, Style};
 use serde::{Deserialize, Serialize};
@@ -339,14 +339,6 @@ impl ImageProbe {
     }
 }
 
-/// (b, h, w, c) -> (b, h/k, w/k, k*k*c): each k x k block of cells becomes one cell.
-fn space_to_depth(xs: &Tensor, k: usize) -> candle_core::Result<Tensor> {
-    let (b, h, w, c) = xs.dims4()?;
-    xs.reshape((b, h / k, k, w / k, k * c))?
-        .permute((0, 1, 3, 2, 4))?
-        .reshape((b, h / k, w / k, k * k * c))
-}
-
 /// Training targets of a batch (see [`ImageTargets::build`]).
 #[derive(Debug)]
 pub struct ImageTargets {
@@ -487,22 +479,5 @@ mod tests {
         let probe = ImageProbe::new(&cfg, VarBuilder::zeros(DType::F32, &dev)).unwrap();
         let xs = Tensor::zeros((1, 3, 32, 32), DType::F32, &dev).unwrap();
         assert_eq!(probe.forward(&xs).unwrap().0.dims(), &[1, DENSE, 8, 8]);
-    }
-
-    #[test]
-    fn space_to_depth_stacks_blocks() {
-        let xs = Tensor::arange(0f32, 16.0, &Device::Cpu)
-            .unwrap()
-            .reshape((1, 4, 4, 1))
-            .unwrap();
-        let ys: Vec<f32> = space_to_depth(&xs, 2)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        // Top-left block: pixels (0,0) (0,1) (1,0) (1,1).
-        assert_eq!(&ys[..4], &[0.0, 1.0, 4.0, 5.0]);
-        assert_eq!(&ys[4..8], &[2.0, 3.0, 6.0, 7.0]);
     }
 }

@@ -4,7 +4,6 @@
 pub mod audio;
 pub mod audio_data;
 pub mod bench;
-pub mod conv;
 pub mod fit;
 pub mod image;
 pub mod image_data;

@@ -121,6 +121,30 @@ impl Conv3x3 {
     }
 }
 
+/// (b, h, w, c) -> (b, h/k, w/k, k*k*c): each k x k block of cells becomes one cell,
+/// channels ordered (dy, dx, c).
+pub fn space_to_depth(xs: &Tensor, k: usize) -> Result<Tensor> {
+    let (b, h, w, c) = xs.dims4()?;
+    if !h.is_multiple_of(k) || !w.is_multiple_of(k) {
+        candle_core::bail!("space_to_depth: {h}x{w} is not a multiple of {k}");
+    }
+    xs.reshape((b, h / k, k, w / k, k * c))?
+        .permute((0, 1, 3, 2, 4))?
+        .reshape((b, h / k, w / k, k * k * c))
+}
+
+/// The inverse of [`space_to_depth`]: (b, h, w, k*k*c) -> (b, h*k, w*k, c).
+pub fn depth_to_space(xs: &Tensor, k: usize) -> Result<Tensor> {
+    let (b, h, w, kkc) = xs.dims4()?;
+    if !kkc.is_multiple_of(k * k) {
+        candle_core::bail!("depth_to_space: {kkc} channels are not a multiple of {}", k * k);
+    }
+    let c = kkc / (k * k);
+    xs.reshape((b, h, w, k, k * c))?
+        .permute((0, 1, 3, 2, 4))?
+        .reshape((b, h * k, w * k, c))
+}
+
 /// Keeps `Module` users (per-cell maps) in one place.
 pub fn per_cell(module: &impl Module, grid: &CellGrid) -> Result<CellGrid> {
     grid.map(|xs| module.forward(xs))
@@ -171,6 +195,30 @@ mod tests {
             .to_scalar::<f32>()
             .unwrap();
         assert!(diff < 1e-5, "{diff}");
+    }
+
+    #[test]
+    fn space_to_depth_stacks_blocks_and_inverts() {
+        let xs = Tensor::arange(0f32, 32.0, &Device::Cpu)
+            .unwrap()
+            .reshape((1, 4, 4, 2))
+            .unwrap();
+        let ys = space_to_depth(&xs, 2).unwrap();
+        assert_eq!(ys.dims(), &[1, 2, 2, 8]);
+        let first: Vec<f32> = ys.flatten_all().unwrap().to_vec1().unwrap();
+        // Top-left block: cells (0,0) (0,1) (1,0) (1,1), two channels each.
+        assert_eq!(&first[..8], &[0.0, 1.0, 2.0, 3.0, 8.0, 9.0, 10.0, 11.0]);
+        let back = depth_to_space(&ys, 2).unwrap();
+        let diff: f32 = (back - &xs)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert_eq!(diff, 0.0);
+        assert!(space_to_depth(&xs, 3).is_err());
     }
 
     #[test]

@@ -1,0 +1,409 @@
+//! The hybrid text-to-image pipeline (the seed's "UniModal-X"): a Transformer text
+//! encoder, a diffusion transformer over VAE latents, and the VAE decoder.
+//!
+//! A model folder holds `config.json` ([`HybridImageConfig`]), `tokenizer.json` and
+//! `model.safetensors` (parameters under `text.`, `dit.` and `vae.`, f16).
+//! [`HybridImage::generate`] reads as the numbered steps of a diffusers pipeline.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use image::{imageops, GrayImage, RgbImage};
+use mmgen_diffusion::{
+    denoise, guided, sampler_by_name, BetaSchedule, DenoiseRequest, Inpaint, NoiseSchedule, Prediction,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::dit::{Dit, DitConfig};
+use crate::error::{ModelError, Result};
+use crate::text_encoder::{TextEncoder, TextEncoderConfig};
+use crate::tokenizer::TextTokenizer;
+use crate::vae::{Vae, VaeConfig};
+use crate::weights::var_builder;
+
+/// Everything that shapes a hybrid text-to-image model.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct HybridImageConfig {
+    /// The text encoder.
+    pub text: TextEncoderConfig,
+    /// The autoencoder.
+    pub vae: VaeConfig,
+    /// The diffusion transformer.
+    pub dit: DitConfig,
+    /// The training noise schedule.
+    pub schedule: BetaSchedule,
+    /// Training timesteps.
+    pub train_steps: usize,
+    /// What the DiT predicts.
+    pub prediction: Prediction,
+    /// VAE latent means are multiplied by this before diffusion (1 / their standard
+    /// deviation over training images, Rombach et al. 2022 sec. G).
+    pub latent_scale: f64,
+}
+
+impl HybridImageConfig {
+    /// The shipped shape for a `vocab_size` tokenizer.
+    pub fn base(vocab_size: usize) -> HybridImageConfig {
+        let text = TextEncoderConfig::base(vocab_size);
+        HybridImageConfig {
+            dit: DitConfig::base(text.dim),
+            text,
+            vae: VaeConfig::base(),
+            schedule: BetaSchedule::stable_diffusion(),
+            train_steps: 1000,
+            prediction: Prediction::V,
+            latent_scale: 1.0,
+        }
+    }
+
+    /// A tiny model for tests (16x16 images).
+    pub fn tiny(vocab_size: usize) -> HybridImageConfig {
+        let text = TextEncoderConfig::tiny(vocab_size);
+        HybridImageConfig {
+            dit: DitConfig::tiny(text.dim),
+            text,
+            vae: VaeConfig::tiny(),
+            schedule: BetaSchedule::stable_diffusion(),
+            train_steps: 1000,
+            prediction: Prediction::V,
+            latent_scale: 1.0,
+        }
+    }
+
+    /// Checks that the parts fit together.
+    pub fn check(&self) -> Result<()> {
+        let (v, d) = (&self.vae, &self.dit);
+        if v.latent_size() != d.latent_size || v.latent_channels != d.latent_channels || d.text_dim != self.text.dim {
+            return Err(ModelError::Invalid(format!(
+                "the parts do not fit: VAE latents {}x{}x{}, DiT takes {}x{}x{} with text width {} (encoder {})",
+                v.latent_size(),
+                v.latent_size(),
+                v.latent_channels,
+                d.latent_size,
+                d.latent_size,
+                d.latent_channels,
+                d.text_dim,
+                self.text.dim
+            )));
+        }
+        if !(self.latent_scale.is_finite() && self.latent_scale > 0.0) {
+            return Err(ModelError::Invalid(format!(
+                "latent_scale {} must be positive",
+                self.latent_scale
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One image to make.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageRequest {
+    /// What to draw, in English or Chinese.
+    pub prompt: String,
+    /// Seed of the noise.
+    pub seed: u64,
+}
+
+/// How to make them (shared by a batch).
+#[derive(Clone, Debug)]
+pub struct ImageSettings {
+    /// Sampler steps (network evaluations per image, x2 with guidance).
+    pub steps: usize,
+    /// Classifier-free guidance scale (1: no guidance).
+    pub guidance: f64,
+    /// What to steer away from (the unconditional prompt of guidance; empty = none).
+    pub negative: String,
+    /// Sampler name (see [`mmgen_diffusion::SAMPLER_NAMES`]).
+    pub sampler: String,
+    /// img2img: the starting image (resized to the model's size) and the strength.
+    pub init: Option<(RgbImage, f64)>,
+    /// Inpainting: white (> 127) where to generate, black where to keep `init`.
+    pub mask: Option<GrayImage>,
+}
+
+impl Default for ImageSettings {
+    fn default() -> ImageSettings {
+        ImageSettings {
+            steps: 50,
+            guidance: 4.0,
+            negative: String::new(),
+            sampler: "ddim".into(),
+            init: None,
+            mask: None,
+        }
+    }
+}
+
+impl ImageSettings {
+    /// Rejects settings that cannot run, saying which and what is allowed.
+    pub fn check(&self) -> Result<()> {
+        let bad = |m: String| Err(ModelError::Invalid(m));
+        if self.steps == 0 || self.steps > 1000 {
+            return bad(format!("steps is {}; allowed 1 to 1000", self.steps));
+        }
+        if !(self.guidance.is_finite() && (0.0..=50.0).contains(&self.guidance)) {
+            return bad(format!("guidance is {}; allowed 0 to 50", self.guidance));
+        }
+        if let Some((_, strength)) = &self.init {
+            if !(*strength > 0.0 && *strength <= 1.0) {
+                return bad(format!("strength is {strength}; allowed more than 0, at most 1"));
+            }
+        }
+        if self.mask.is_some() && self.init.is_none() {
+            return bad("a mask needs an init image (the part to keep)".into());
+        }
+        if !mmgen_diffusion::SAMPLER_NAMES.contains(&self.sampler.as_str()) {
+            return bad(format!(
+                "unknown sampler '{}'; allowed: {}",
+                self.sampler,
+                mmgen_diffusion::SAMPLER_NAMES.join(", ")
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A loaded hybrid text-to-image model.
+pub struct HybridImage {
+    tokenizer: TextTokenizer,
+    text: TextEncoder,
+    vae: Vae,
+    dit: Dit,
+    schedule: NoiseSchedule,
+    config: HybridImageConfig,
+    device: Device,
+}
+
+/// Text conditioning of a batch: states (b, L, d), mask (b, L), pooled (b, d).
+pub struct TextStates {
+    /// Per-token states.
+    pub states: Tensor,
+    /// Key mask.
+    pub mask: Tensor,
+    /// Masked mean.
+    pub pooled: Tensor,
+}
+
+impl HybridImage {
+    /// Builds the model on `vb` (parameters under `text.`, `vae.`, `dit.`).
+    pub fn new(
+        config: &HybridImageConfig,
+        tokenizer: TextTokenizer,
+        vb: VarBuilder,
+        device: &Device,
+    ) -> Result<HybridImage> {
+        config.check()?;
+        if tokenizer.vocab_size() > config.text.vocab_size {
+            return Err(ModelError::Invalid(format!(
+                "the tokenizer has {} tokens; the text encoder embeds {}",
+                tokenizer.vocab_size(),
+                config.text.vocab_size
+            )));
+        }
+        Ok(HybridImage {
+            tokenizer,
+            text: TextEncoder::new(&config.text, vb.pp("text"))?,
+            vae: Vae::new(&config.vae, vb.pp("vae"))?,
+            dit: Dit::new(&config.dit, vb.pp("dit"))?,
+            schedule: NoiseSchedule::new(config.schedule, config.train_steps)?,
+            config: config.clone(),
+            device: device.clone(),
+        })
+    }
+
+    /// Loads a model folder (`config.json`, `tokenizer.json`, `model.safetensors`).
+    pub fn load(dir: &Path, device: &Device) -> Result<HybridImage> {
+        let config = read_config(dir)?;
+        let tokenizer = TextTokenizer::load(&dir.join("tokenizer.json"))?;
+        let vb = var_builder(&dir.join("model.safetensors"), device)?;
+        HybridImage::new(&config, tokenizer, vb, device).map_err(|e| match e {
+            ModelError::Candle(c) => {
+                ModelError::file(&dir.join("model.safetensors"), format!("does not fit config.json: {c}"))
+            }
+            other => other,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &HybridImageConfig {
+        &self.config
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+
+    /// The autoencoder.
+    pub fn vae(&self) -> &Vae {
+        &self.vae
+    }
+
+    /// The noise schedule.
+    pub fn schedule(&self) -> &NoiseSchedule {
+        &self.schedule
+    }
+
+    /// Encodes prompts (padded to a common length).
+    pub fn encode_text(&self, prompts: &[&str]) -> Result<TextStates> {
+        let (ids, mask) = self
+            .tokenizer
+            .encode_batch(prompts, self.config.text.max_len, &self.device)?;
+        self.encode_ids(&ids, &mask)
+    }
+
+    /// Encodes token ids (b, L) with their mask (b, L).
+    pub fn encode_ids(&self, ids: &Tensor, mask: &Tensor) -> Result<TextStates> {
+        let (states, pooled) = self.text.forward(ids, mask)?;
+        Ok(TextStates {
+            states,
+            mask: mask.clone(),
+            pooled,
+        })
+    }
+
+    /// The DiT's prediction for noisy scaled latents `xs` (b, s, s, c) at `timesteps` (b,).
+    pub fn predict(&self, xs: &Tensor, timesteps: &Tensor, text: &TextStates) -> Result<Tensor> {
+        self.dit.forward(xs, timesteps, &text.states, &text.mask, &text.pooled)
+    }
+
+    /// Scaled latents (b, s, s, c) of images (b, 3, S, S) in [-1, 1] (posterior means).
+    pub fn image_latents(&self, images: &Tensor) -> Result<Tensor> {
+        Ok(self.vae.encode(images)?.mean.affine(self.config.latent_scale, 0.0)?)
+    }
+
+    /// Images (b, 3, S, S) in [-1, 1] from scaled latents.
+    pub fn decode_latents(&self, latents: &Tensor) -> Result<Tensor> {
+        self.vae.decode(&latents.affine(1.0 / self.config.latent_scale, 0.0)?)
+    }
+
+    /// Makes one image per request. `progress(done, total)` is called after every
+    /// sampler step.
+    pub fn generate(
+        &self,
+        requests: &[ImageRequest],
+        settings: &ImageSettings,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<Vec<RgbImage>> {
+        // 1. Validate.
+        settings.check()?;
+        if requests.is_empty() {
+            return Err(ModelError::Invalid("no prompts given".into()));
+        }
+        if let Some(r) = requests.iter().find(|r| r.prompt.trim().is_empty()) {
+            return Err(ModelError::Invalid(format!(
+                "prompt {:?} is empty; say what to draw (English or Chinese)",
+                r.prompt
+            )));
+        }
+        let b = requests.len();
+        let size = self.config.vae.image_size as u32;
+        // 2. Encode the prompts and, for guidance, the negative prompt, in one batch
+        //    so that both halves share a length.
+        let guide = settings.guidance != 1.0;
+        let mut texts: Vec<&str> = requests.iter().map(|r| r.prompt.as_str()).collect();
+        if guide {
+            texts.extend(std::iter::repeat_n(settings.negative.as_str(), b));
+        }
+        let text = self.encode_text(&texts)?;
+        // 3. The sampler and its noise levels.
+        let mut sampler = sampler_by_name(&settings.sampler, &self.schedule)?;
+        // 4. img2img / inpainting latents.
+        let init = match &settings.init {
+            Some((image, strength)) => {
+                let image = imageops::resize(image, size, size, imageops::FilterType::Triangle);
+                let xs = images_to_tensor(&vec![image; b], &self.device)?;
+                Some((self.image_latents(&xs)?, *strength))
+            }
+            None => None,
+        };
+        let mask = match &settings.mask {
+            Some(mask) => Some(latent_mask(mask, self.config.vae.latent_size(), b, &self.device)?),
+            None => None,
+        };
+        // 5. Denoise with classifier-free guidance.
+        let ls = self.config.dit.latent_size;
+        let shape = [b, ls, ls, self.config.dit.latent_channels];
+        let seeds: Vec<u64> = requests.iter().map(|r| r.seed).collect();
+        let request = DenoiseRequest {
+            steps: settings.steps,
+            seeds: &seeds,
+            prediction: self.config.prediction,
+            init: init.as_ref().map(|(x, s)| (x, *s)),
+            inpaint: match (&mask, &init) {
+                (Some(mask), Some((known, _))) => Some(Inpaint { known, mask }),
+                _ => None,
+            },
+        };
+        let model = |xs: &Tensor, timestep: f64| -> mmgen_diffusion::Result<Tensor> {
+            let run = || -> Result<Tensor> {
+                let n = if guide { 2 * b } else { b };
+                let input = if guide { Tensor::cat(&[xs, xs], 0)? } else { xs.clone() };
+                let t = Tensor::full(timestep as f32, n, &self.device)?;
+                let out = self.predict(&input, &t, &text)?;
+                if guide {
+                    Ok(guided(&out.narrow(0, 0, b)?, &out.narrow(0, b, b)?, settings.guidance)?)
+                } else {
+                    Ok(out)
+                }
+            };
+            run().map_err(|e| mmgen_diffusion::DiffusionError::Invalid(e.to_string()))
+        };
+        let latents = denoise(sampler.as_mut(), &shape, &self.device, &request, model, progress)?;
+        // 6. Decode.
+        tensor_to_images(&self.decode_latents(&latents)?)
+    }
+}
+
+/// Reads `config.json` of a model folder.
+pub fn read_config(dir: &Path) -> Result<HybridImageConfig> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| ModelError::file(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| ModelError::file(&path, format!("not a hybrid image config: {e}")))
+}
+
+/// Images as (b, 3, h, w) in [-1, 1].
+pub fn images_to_tensor(images: &[RgbImage], device: &Device) -> Result<Tensor> {
+    let (w, h) = images.first().map(|i| i.dimensions()).unwrap_or((0, 0));
+    let mut data = Vec::with_capacity(images.len() * 3 * (w * h) as usize);
+    for image in images {
+        if image.dimensions() != (w, h) {
+            return Err(ModelError::Invalid("images of different sizes in one batch".into()));
+        }
+        for c in 0..3 {
+            data.extend(image.pixels().map(|p| p.0[c] as f32 / 127.5 - 1.0));
+        }
+    }
+    Ok(Tensor::from_vec(
+        data,
+        (images.len(), 3, h as usize, w as usize),
+        device,
+    )?)
+}
+
+/// (b, 3, h, w) in [-1, 1] -> images (clamped).
+pub fn tensor_to_images(xs: &Tensor) -> Result<Vec<RgbImage>> {
+    let (b, _, h, w) = xs.dims4()?;
+    let data: Vec<f32> = xs.to_dtype(DType::F32)?.clamp(-1.0, 1.0)?.flatten_all()?.to_vec1()?;
+    let plane = h * w;
+    Ok((0..b)
+        .map(|i| {
+            RgbImage::from_fn(w as u32, h as u32, |x, y| {
+                let at = |c: usize| data[(i * 3 + c) * plane + y as usize * w + x as usize];
+                image::Rgb([0, 1, 2].map(|c| ((at(c) + 1.0) * 127.5).round() as u8))
+            })
+        })
+        .collect())
+}
+
+/// A white-means-generate mask at latent resolution, (b, s, s, 1): a latent cell is
+/// regenerated when more than half of its pixels are white.
+fn latent_mask(mask: &GrayImage, latent_size: usize, b: usize, device: &Device) -> Result<Tensor> {
+    let s = latent_size as u32;
+    let small = imageops::resize(mask, s, s, imageops::FilterType::Triangle);
+    let values: Vec<f32> = small.pixels().map(|p| (p.0[0] > 127) as u8 as f32).collect();
+    let one = Tensor::from_vec(values, (1, latent_size, latent_size, 1), device)?;
+    Ok(one.repeat((b, 1, 1, 1))?)
+}

@@ -1,0 +1,130 @@
+//! Multi-head attention (self or cross, with a key padding mask) and the
+//! Transformer feed-forward block (Vaswani et al. 2017).
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{linear, Linear, VarBuilder};
+
+use crate::norm::softmax_last_dim;
+
+/// Multi-head scaled dot-product attention. Parameters `q`, `k`, `v`, `out`.
+#[derive(Clone, Debug)]
+pub struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
+    heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    /// Queries from `dim`-wide inputs, keys and values from `context_dim`-wide ones
+    /// (equal for self-attention), `heads` heads splitting `dim`.
+    pub fn new(dim: usize, context_dim: usize, heads: usize, vb: VarBuilder) -> Result<Attention> {
+        if heads == 0 || !dim.is_multiple_of(heads) {
+            candle_core::bail!("attention: {dim} channels do not split into {heads} heads");
+        }
+        Ok(Attention {
+            q: linear(dim, dim, vb.pp("q"))?,
+            k: linear(context_dim, dim, vb.pp("k"))?,
+            v: linear(context_dim, dim, vb.pp("v"))?,
+            out: linear(dim, dim, vb.pp("out"))?,
+            heads,
+            head_dim: dim / heads,
+        })
+    }
+
+    fn split(&self, xs: &Tensor) -> Result<Tensor> {
+        let (b, n, _) = xs.dims3()?;
+        xs.reshape((b, n, self.heads, self.head_dim))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    /// xs: (b, n, dim); context: (b, m, context_dim) or None for self-attention;
+    /// key_mask: (b, m) with 1 for real keys and 0 for padding. Returns (b, n, dim).
+    pub fn forward(&self, xs: &Tensor, context: Option<&Tensor>, key_mask: Option<&Tensor>) -> Result<Tensor> {
+        let context = context.unwrap_or(xs);
+        let (b, n, _) = xs.dims3()?;
+        let q = self.split(&self.q.forward(xs)?)?;
+        let k = self.split(&self.k.forward(context)?)?;
+        let v = self.split(&self.v.forward(context)?)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let mut scores = (q.matmul(&k.transpose(2, 3)?.contiguous()?)? * scale)?;
+        if let Some(mask) = key_mask {
+            // 0 for keys, -1e4 for padding: (b, 1, 1, m), added before the softmax.
+            let bias = mask.affine(1e4, -1e4)?.unsqueeze(1)?.unsqueeze(1)?;
+            scores = scores.broadcast_add(&bias)?;
+        }
+        let weights = softmax_last_dim(&scores)?;
+        let ys = weights
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .reshape((b, n, self.heads * self.head_dim))?;
+        self.out.forward(&ys)
+    }
+}
+
+/// Position-wise feed-forward: linear, GELU, linear. Parameters `up`, `down`.
+#[derive(Clone, Debug)]
+pub struct FeedForward {
+    up: Linear,
+    down: Linear,
+}
+
+impl FeedForward {
+    /// `dim` -> `hidden` -> `dim`.
+    pub fn new(dim: usize, hidden: usize, vb: VarBuilder) -> Result<FeedForward> {
+        Ok(FeedForward {
+            up: linear(dim, hidden, vb.pp("up"))?,
+            down: linear(hidden, dim, vb.pp("down"))?,
+        })
+    }
+}
+
+impl Module for FeedForward {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        self.down.forward(&self.up.forward(xs)?.gelu()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+    use candle_nn::VarMap;
+
+    /// A padded key changes nothing; a real key does.
+    #[test]
+    fn padding_mask_hides_keys() {
+        let dev = Device::Cpu;
+        let varmap = VarMap::new();
+        let attn = Attention::new(8, 6, 2, VarBuilder::from_varmap(&varmap, DType::F32, &dev)).unwrap();
+        let xs = Tensor::randn(0f32, 1.0, (1, 3, 8), &dev).unwrap();
+        let ctx = Tensor::randn(0f32, 1.0, (1, 4, 6), &dev).unwrap();
+        let other = Tensor::cat(
+            &[
+                ctx.narrow(1, 0, 3).unwrap(),
+                Tensor::ones((1, 1, 6), DType::F32, &dev).unwrap(),
+            ],
+            1,
+        )
+        .unwrap();
+        let mask = Tensor::new(&[[1f32, 1.0, 1.0, 0.0]], &dev).unwrap();
+        let a = attn.forward(&xs, Some(&ctx), Some(&mask)).unwrap();
+        let b = attn.forward(&xs, Some(&other), Some(&mask)).unwrap();
+        let diff: f32 = (&a - &b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(diff < 1e-5, "{diff}");
+        let c = attn.forward(&xs, Some(&other), None).unwrap();
+        let diff: f32 = (a - c).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        assert!(diff > 1e-4);
+        assert!(Attention::new(8, 8, 3, VarBuilder::zeros(DType::F32, &dev)).is_err());
+    }
+}
