@@ -4,14 +4,16 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use candle_core::Device;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use mmgen_eval::generator::{Generator, Oracle, RandomScene};
+use mmgen_eval::generator::{Generator, HybridImageGenerator, Oracle, RandomScene};
 use mmgen_eval::probe::fit::{load_config, load_weights};
 use mmgen_eval::probe::image::{ImageProbe, ImageProbeConfig};
 use mmgen_eval::probe::image_data::image_probe_accuracy;
 use mmgen_eval::probe::train::tallies_json;
 use mmgen_eval::run::{evaluate, MediaOptions, Probes, Prompts, Task};
+use mmgen_models::hybrid_image::{HybridImage, ImageSettings};
 use mmgen_world::{Lang, Split};
 
 use crate::device::DeviceArg;
@@ -21,10 +23,23 @@ pub struct EvalArgs {
     /// What to evaluate.
     #[arg(long, default_value = "image", value_parser = ["image", "video", "audio"])]
     task: String,
-    /// The generator: `oracle` (renders the parsed prompt: the upper bound) or
-    /// `random` (ignores the prompt: chance). Model families add theirs.
+    /// The generator: `oracle` (renders the parsed prompt: the upper bound),
+    /// `random` (ignores the prompt: chance) or `hybrid` (the text-to-image model of
+    /// --model; image task).
     #[arg(long, default_value = "oracle")]
     source: String,
+    /// The model folder of --source hybrid.
+    #[arg(long, default_value = "models/hybrid-image")]
+    model: PathBuf,
+    /// Sampler steps of a model source.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    steps: u64,
+    /// Guidance scale of a model source.
+    #[arg(long, default_value_t = 4.0)]
+    guidance: f64,
+    /// Sampler of a model source.
+    #[arg(long, default_value = "ddim")]
+    sampler: String,
     /// Prompts drawn from the world.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     n: u64,
@@ -73,13 +88,29 @@ pub struct EvalProbeArgs {
     device: DeviceArg,
 }
 
-fn generator(name: &str) -> Result<Box<dyn Generator>> {
-    match name {
+fn generator(args: &EvalArgs, device: &Device) -> Result<Box<dyn Generator>> {
+    match args.source.as_str() {
         "oracle" => Ok(Box::new(Oracle)),
         "random" => Ok(Box::new(RandomScene)),
-        other => {
-            bail!("unknown --source `{other}`; available: oracle, random (model families add theirs when they land)")
+        "hybrid" => {
+            if args.task != "image" {
+                bail!(
+                    "--source hybrid makes images; --task {} needs the video/audio decoders (not built yet)",
+                    args.task
+                );
+            }
+            let settings = ImageSettings {
+                steps: args.steps as usize,
+                guidance: args.guidance,
+                sampler: args.sampler.clone(),
+                ..ImageSettings::default()
+            };
+            settings.check()?;
+            let model = HybridImage::load(&args.model, device)
+                .with_context(|| format!("--model {}: cannot load the hybrid model", args.model.display()))?;
+            Ok(Box::new(HybridImageGenerator::new(model, settings)))
         }
+        other => bail!("unknown --source `{other}`; available: oracle, random, hybrid"),
     }
 }
 
@@ -90,7 +121,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
         "audio" => Task::Audio,
         other => bail!("unknown --task `{other}`; available: image, video, audio"),
     };
-    let mut generator = generator(&args.source)?;
+    let device = args.device.open()?;
+    let mut generator = generator(&args, &device)?;
     let prompts = match &args.prompts {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -112,7 +144,6 @@ pub fn run(args: EvalArgs) -> Result<()> {
             lang: args.lang.parse::<Lang>()?,
         },
     };
-    let device = args.device.open()?;
     let probes = Probes::load(&args.probes, &device).with_context(|| {
         format!(
             "cannot load the probes from {} (train them with `mmgen train probe-image`)",

@@ -3,6 +3,7 @@
 mod bench;
 mod device;
 mod eval_cmd;
+mod generate_cmd;
 mod train_cmd;
 mod world_cmd;
 
@@ -33,6 +34,8 @@ enum Command {
     /// Train models and probes.
     #[command(subcommand)]
     Train(train_cmd::TrainCommand),
+    /// Generate media from a prompt (text -> image on the hybrid model).
+    Generate(generate_cmd::GenerateArgs),
     /// GenEval-style alignment and world-FD of a generator on world prompts.
     Eval(eval_cmd::EvalArgs),
     /// A probe's own accuracy on fresh renders of both splits.
@@ -47,6 +50,7 @@ fn main() {
     let result = match cli.command {
         Command::World(cmd) => world_cmd::run(cmd),
         Command::Train(cmd) => train_cmd::run(cmd),
+        Command::Generate(args) => generate_cmd::run(args),
         Command::Eval(args) => eval_cmd::run(args),
         Command::EvalProbe(args) => eval_cmd::run_probe(args),
         Command::Bench(cmd) => bench::run(cmd),

@@ -2,8 +2,14 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use mmgen_models::hybrid_image::HybridImageConfig;
+use mmgen_models::tokenizer::TextTokenizer;
+use mmgen_models::vae::VaeConfig;
+use mmgen_train::corpus::train_tokenizer;
+use mmgen_train::text_image::{train_text_image, TextImageOptions, TrainedVae};
+use mmgen_train::vae::train_vae;
 
 use crate::device::DeviceArg;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -13,21 +19,68 @@ use mmgen_eval::probe::image::ImageProbeConfig;
 use mmgen_eval::probe::train::{train_audio_probe, train_image_probe, train_video_probe, RunInfo};
 use mmgen_eval::probe::video::VideoProbeConfig;
 
-// The variant names are the subcommand names (`probe-image`, ...); the model
-// families' commands (`text-image`, ...) join them later.
-#[allow(clippy::enum_variant_names)]
+// The variant names are the subcommand names (`probe-image`, `text-image`, ...).
 #[derive(Subcommand)]
 pub enum TrainCommand {
     /// Train the image probe (objects, count, position, background, style) on world renders.
-    ProbeImage(ProbeArgs),
+    ProbeImage(TrainArgs),
     /// Train the audio probe (instrument, mood) on world clips.
-    ProbeAudio(ProbeArgs),
+    ProbeAudio(TrainArgs),
     /// Train the video probe (per-object motion) on world clips.
-    ProbeVideo(ProbeArgs),
+    ProbeVideo(TrainArgs),
+    /// Train the byte-level BPE tokenizer on world captions (English and Chinese).
+    Tokenizer(TokenizerArgs),
+    /// Train the image autoencoder (64x64x3 <-> 16x16x4) of the hybrid family.
+    Vae(VaeArgs),
+    /// Train the hybrid text-to-image model (text encoder + DiT) on a trained VAE.
+    TextImage(TextImageArgs),
 }
 
 #[derive(Args)]
-pub struct ProbeArgs {
+pub struct TokenizerArgs {
+    /// Output file (tokenizer.json).
+    #[arg(long)]
+    out: PathBuf,
+    /// Tokens in the vocabulary.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(300..=65_536))]
+    vocab: u64,
+    /// World scenes whose captions (2 languages x 3 media each) form the corpus.
+    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u64).range(10..=1_000_000))]
+    scenes: u64,
+    /// Seed of the corpus.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Args)]
+pub struct VaeArgs {
+    #[command(flatten)]
+    train: TrainArgs,
+    /// Weight of the KL term per pixel.
+    #[arg(long, default_value_t = 1e-5)]
+    kl_weight: f64,
+}
+
+#[derive(Args)]
+pub struct TextImageArgs {
+    #[command(flatten)]
+    train: TrainArgs,
+    /// The trained VAE folder (`mmgen train vae`).
+    #[arg(long)]
+    vae: PathBuf,
+    /// The trained tokenizer (`mmgen train tokenizer`).
+    #[arg(long)]
+    tokenizer: PathBuf,
+    /// Share of captions replaced by the empty prompt (for classifier-free guidance).
+    #[arg(long, default_value_t = 0.1)]
+    p_uncond: f64,
+    /// EMA decay of the saved weights.
+    #[arg(long, default_value_t = 0.999)]
+    ema_decay: f64,
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
     /// Optimiser steps.
     #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     steps: u64,
@@ -43,7 +96,7 @@ pub struct ProbeArgs {
     /// Output folder (config.json, model.safetensors, metrics.json).
     #[arg(long)]
     out: PathBuf,
-    /// Fresh renders per split for the final accuracy.
+    /// Fresh renders per split for the final measurement (probe accuracy, VAE PSNR).
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     eval_samples: u64,
     /// Data worker threads.
@@ -70,7 +123,107 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
         TrainCommand::ProbeImage(args) => probe_image(args),
         TrainCommand::ProbeAudio(args) => probe_audio(args),
         TrainCommand::ProbeVideo(args) => probe_video(args),
+        TrainCommand::Tokenizer(args) => tokenizer(args),
+        TrainCommand::Vae(args) => vae(args),
+        TrainCommand::TextImage(args) => text_image(args),
     }
+}
+
+fn tokenizer(args: TokenizerArgs) -> Result<()> {
+    let start = std::time::Instant::now();
+    eprintln!(
+        "training a {}-token BPE on the captions of {} world scenes ...",
+        args.vocab, args.scenes
+    );
+    let tok = train_tokenizer(args.scenes as usize, args.vocab as usize, args.seed)?;
+    if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    tok.save(&args.out)?;
+    let sample = "生成一段描述海边日落的短视频,配乐为钢琴曲";
+    let ids = tok.encode(sample, 1000)?;
+    eprintln!(
+        "wrote {} ({} tokens, {:.1} s); {sample:?} is {} tokens ({} bytes)",
+        args.out.display(),
+        tok.vocab_size(),
+        start.elapsed().as_secs_f64(),
+        ids.len(),
+        sample.len()
+    );
+    Ok(())
+}
+
+fn vae(args: VaeArgs) -> Result<()> {
+    let config = if args.train.tiny {
+        VaeConfig::tiny()
+    } else {
+        VaeConfig::base()
+    };
+    let options = fit_options(&args.train)?;
+    let bar = bar(args.train.steps);
+    let metrics = train_vae(
+        &config,
+        args.kl_weight,
+        &options,
+        &run_info(&args.train),
+        &args.train.device.open()?,
+        |r| report(&bar, r),
+    )?;
+    bar.finish();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "psnr_db": metrics["psnr_db"],
+            "latent_scale": metrics["latent_scale"],
+            "final_loss": metrics["final_loss"],
+        }))?
+    );
+    eprintln!("wrote {}", args.train.out.display());
+    Ok(())
+}
+
+fn text_image(args: TextImageArgs) -> Result<()> {
+    let tokenizer = TextTokenizer::load(&args.tokenizer)
+        .with_context(|| "--tokenizer: train one with `mmgen train tokenizer --out FILE`")?;
+    let vae = TrainedVae::load(&args.vae).with_context(|| "--vae: train one with `mmgen train vae --out DIR`")?;
+    let mut config = if args.train.tiny {
+        HybridImageConfig::tiny(tokenizer.vocab_size())
+    } else {
+        HybridImageConfig::base(tokenizer.vocab_size())
+    };
+    config.vae = vae.config.clone();
+    let extra = TextImageOptions {
+        p_uncond: args.p_uncond,
+        ema_decay: args.ema_decay,
+    };
+    let options = fit_options(&args.train)?;
+    let bar = bar(args.train.steps);
+    let metrics = train_text_image(
+        &config,
+        &tokenizer,
+        &vae,
+        &extra,
+        &options,
+        &run_info(&args.train),
+        &args.train.device.open()?,
+        |r| report(&bar, r),
+    )?;
+    bar.finish();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "first_loss": metrics["first_loss"],
+            "final_loss": metrics["final_loss"],
+            "samples_per_s": metrics["samples_per_s"],
+            "steps_done": metrics["steps_done"],
+        }))?
+    );
+    eprintln!(
+        "wrote {}; evaluate with `mmgen eval --task image --source hybrid --model {}`",
+        args.train.out.display(),
+        args.train.out.display()
+    );
+    Ok(())
 }
 
 fn bar(steps: u64) -> ProgressBar {
@@ -103,7 +256,7 @@ fn report(bar: &ProgressBar, r: &StepReport) {
     }
 }
 
-fn fit_options(args: &ProbeArgs) -> Result<FitOptions> {
+fn fit_options(args: &TrainArgs) -> Result<FitOptions> {
     if !(args.lr > 0.0 && args.lr < 1.0) {
         anyhow::bail!("--lr {} is out of range; allowed more than 0, less than 1", args.lr);
     }
@@ -120,7 +273,7 @@ fn fit_options(args: &ProbeArgs) -> Result<FitOptions> {
     })
 }
 
-fn run_info(args: &ProbeArgs) -> RunInfo<'_> {
+fn run_info(args: &TrainArgs) -> RunInfo<'_> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     RunInfo {
         out: &args.out,
@@ -138,7 +291,7 @@ fn finish(bar: ProgressBar, metrics: &serde_json::Value, out: &std::path::Path) 
     Ok(())
 }
 
-fn probe_image(args: ProbeArgs) -> Result<()> {
+fn probe_image(args: TrainArgs) -> Result<()> {
     let config = if args.tiny {
         ImageProbeConfig::tiny()
     } else {
@@ -152,7 +305,7 @@ fn probe_image(args: ProbeArgs) -> Result<()> {
     finish(bar, &metrics, &args.out)
 }
 
-fn probe_audio(args: ProbeArgs) -> Result<()> {
+fn probe_audio(args: TrainArgs) -> Result<()> {
     let config = if args.tiny {
         AudioProbeConfig::tiny()
     } else {
@@ -166,7 +319,7 @@ fn probe_audio(args: ProbeArgs) -> Result<()> {
     finish(bar, &metrics, &args.out)
 }
 
-fn probe_video(args: ProbeArgs) -> Result<()> {
+fn probe_video(args: TrainArgs) -> Result<()> {
     let config = if args.tiny {
         VideoProbeConfig::tiny()
     } else {

@@ -243,9 +243,9 @@ fn probes_train_resume_and_fail_clearly() {
         "{}",
         stderr(&no_probes)
     );
-    let bad_source = mmgen(&["eval", "--source", "hybrid", "--n", "2"]);
+    let bad_source = mmgen(&["eval", "--source", "nope", "--n", "2"]);
     assert!(
-        stderr(&bad_source).contains("unknown --source `hybrid`"),
+        stderr(&bad_source).contains("unknown --source `nope`; available: oracle, random, hybrid"),
         "{}",
         stderr(&bad_source)
     );

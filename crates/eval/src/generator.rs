@@ -105,3 +105,49 @@ impl Generator for RandomScene {
         render_spec(&spec, seed, settings)
     }
 }
+
+/// The hybrid family's text-to-image model (`mmgen eval --source hybrid`): it draws
+/// the image; video and audio are not its task.
+pub struct HybridImageGenerator {
+    model: mmgen_models::hybrid_image::HybridImage,
+    settings: mmgen_models::hybrid_image::ImageSettings,
+}
+
+impl HybridImageGenerator {
+    /// Generates with `model` under `settings` (steps, guidance, sampler).
+    pub fn new(
+        model: mmgen_models::hybrid_image::HybridImage,
+        settings: mmgen_models::hybrid_image::ImageSettings,
+    ) -> HybridImageGenerator {
+        HybridImageGenerator { model, settings }
+    }
+}
+
+impl Generator for HybridImageGenerator {
+    fn name(&self) -> String {
+        "hybrid".into()
+    }
+
+    fn generate(&mut self, prompt: &str, seed: u64, settings: &GenerationSettings) -> Result<Generated> {
+        let size = self.model.config().vae.image_size as u32;
+        if settings.size != size {
+            return Err(crate::error::EvalError::Invalid(format!(
+                "the hybrid model draws {size}x{size} images; {0}x{0} were asked",
+                settings.size
+            )));
+        }
+        let request = mmgen_models::hybrid_image::ImageRequest {
+            prompt: prompt.to_string(),
+            seed,
+        };
+        let mut images = self
+            .model
+            .generate(&[request], &self.settings, |_, _| {})
+            .map_err(|e| crate::error::EvalError::Invalid(e.to_string()))?;
+        Ok(Generated {
+            image: images.pop(),
+            video: None,
+            audio: None,
+        })
+    }
+}

@@ -2,9 +2,12 @@
 //! maps 64x64x3 images to 16x16x4 latents, so that diffusion runs in latent space as
 //! in Stable Diffusion (Rombach et al. 2022).
 //!
-//! Resolution changes are 2x2 space-to-depth / depth-to-space moves with a per-cell
+//! Resolution changes are space-to-depth / depth-to-space moves with a per-cell
 //! linear map (as a strided convolution would, without candle's slow conv2d input
 //! gradient); 3x3 convolutions are [`mmgen_nn::Conv3x3`] on zero-bordered cell grids.
+//! No layer runs at full resolution: the input is embedded by 2x2 patches and the
+//! output is a sub-pixel layer, which keeps every matmul at least 32 channels wide
+//! (thin full-resolution convolutions ran at ~4 GFLOP/s in candle on this CPU).
 //! Features are (b, h, w, c) throughout.
 
 use candle_core::{Module, Tensor};
@@ -19,8 +22,12 @@ use crate::error::{ModelError, Result};
 pub struct VaeConfig {
     /// Side of the square input images.
     pub image_size: usize,
-    /// Channels at each resolution, full resolution first; each further entry halves
-    /// the side (two halvings: 64 -> 16).
+    /// Pixels per side of the input patch that becomes one cell of the first level
+    /// (a patch embedding; the decoder ends with the matching sub-pixel output layer,
+    /// Shi et al. 2016).
+    pub patch: usize,
+    /// Channels at each level, first level first; each further entry halves the side
+    /// (64 pixels, patch 2, two levels: 32 -> 16).
     pub channels: Vec<usize>,
     /// Latent channels.
     pub latent_channels: usize,
@@ -33,7 +40,8 @@ impl VaeConfig {
     pub fn base() -> VaeConfig {
         VaeConfig {
             image_size: 64,
-            channels: vec![16, 32, 64],
+            patch: 2,
+            channels: vec![32, 64],
             latent_channels: 4,
             blocks: 1,
         }
@@ -43,7 +51,8 @@ impl VaeConfig {
     pub fn tiny() -> VaeConfig {
         VaeConfig {
             image_size: 16,
-            channels: vec![4, 4, 8],
+            patch: 2,
+            channels: vec![4, 8],
             latent_channels: 4,
             blocks: 1,
         }
@@ -51,7 +60,7 @@ impl VaeConfig {
 
     /// Side of the latent grid.
     pub fn latent_size(&self) -> usize {
-        self.image_size >> (self.channels.len().saturating_sub(1))
+        (self.image_size / self.patch.max(1)) >> (self.channels.len().saturating_sub(1))
     }
 
     fn check(&self) -> Result<()> {
@@ -59,11 +68,12 @@ impl VaeConfig {
         if self.channels.is_empty()
             || self.channels.contains(&0)
             || self.latent_channels == 0
+            || self.patch == 0
             || self.image_size == 0
-            || !self.image_size.is_multiple_of(1 << halvings)
+            || !self.image_size.is_multiple_of(self.patch << halvings)
         {
             return Err(ModelError::Invalid(format!(
-                "VAE config {self:?}: channels must be non-empty and positive, and image_size a multiple of 2^(levels-1)"
+                "VAE config {self:?}: channels must be non-empty and positive, and image_size a multiple of patch * 2^(levels-1)"
             )));
         }
         Ok(())
@@ -102,20 +112,20 @@ fn res_stack(blocks: &[ResBlock], xs: &Tensor) -> Result<Tensor> {
     Ok(grid.to_nhwc()?)
 }
 
-/// Encoder: parameters `stem`, `levels.{i}.blocks.{j}`, `levels.{i}.down`, `out`.
+/// Encoder: parameters `patch_in`, `levels.{i}.blocks.{j}`, `levels.{i}.down`, `out`.
 struct Encoder {
-    stem: Conv3x3,
+    patch_in: Linear,
     blocks: Vec<Vec<ResBlock>>,
     downs: Vec<Linear>,
     out: Linear,
 }
 
-/// Decoder: parameters `input`, `levels.{i}.blocks.{j}`, `levels.{i}.up`, `out`.
+/// Decoder: parameters `input`, `levels.{i}.blocks.{j}`, `levels.{i}.up`, `patch_out`.
 struct Decoder {
     input: Linear,
     blocks: Vec<Vec<ResBlock>>,
     ups: Vec<Linear>,
-    out: Conv3x3,
+    patch_out: Linear,
 }
 
 /// The autoencoder. Parameters under `encoder.` and `decoder.`.
@@ -167,8 +177,9 @@ impl Vae {
                 downs.push(linear(4 * c, ch[i + 1], vl.pp("down"))?);
             }
         }
+        let p2 = config.patch * config.patch;
         let encoder = Encoder {
-            stem: Conv3x3::new(3, ch[0], venc.pp("stem"))?,
+            patch_in: linear(3 * p2, ch[0], venc.pp("patch_in"))?,
             blocks: enc_blocks,
             downs,
             out: linear(ch[levels - 1], 2 * config.latent_channels, venc.pp("out"))?,
@@ -193,7 +204,7 @@ impl Vae {
             input: linear(config.latent_channels, ch[levels - 1], vdec.pp("input"))?,
             blocks: dec_blocks,
             ups,
-            out: Conv3x3::new(ch[0], 3, vdec.pp("out"))?,
+            patch_out: linear(ch[0], 3 * p2, vdec.pp("patch_out"))?,
         };
         Ok(Vae {
             encoder,
@@ -219,7 +230,7 @@ impl Vae {
         }
         let xs = images.permute((0, 2, 3, 1))?.contiguous()?;
         let e = &self.encoder;
-        let mut xs = e.stem.forward(&CellGrid::from_nhwc(&xs)?)?.to_nhwc()?;
+        let mut xs = e.patch_in.forward(&space_to_depth(&xs, self.config.patch)?)?;
         for (i, blocks) in e.blocks.iter().enumerate() {
             xs = res_stack(blocks, &xs)?;
             if let Some(down) = e.downs.get(i) {
@@ -253,8 +264,8 @@ impl Vae {
                 xs = depth_to_space(&up.forward(&xs.silu()?)?, 2)?;
             }
         }
-        let out = d.out.forward(&CellGrid::from_nhwc(&xs.silu()?)?)?;
-        Ok(out.to_nhwc()?.tanh()?.permute((0, 3, 1, 2))?.contiguous()?)
+        let out = depth_to_space(&d.patch_out.forward(&xs.silu()?)?, self.config.patch)?;
+        Ok(out.tanh()?.permute((0, 3, 1, 2))?.contiguous()?)
     }
 }
 

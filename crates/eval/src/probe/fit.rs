@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -114,6 +114,17 @@ pub fn learning_rate(peak: f64, progress: f64) -> f64 {
 pub fn fit<B>(
     varmap: &VarMap,
     options: &FitOptions,
+    batches: impl Iterator<Item = Result<B>>,
+    loss: impl Fn(&B) -> Result<(Tensor, Vec<(&'static str, Tensor)>)>,
+    progress: impl FnMut(&StepReport),
+) -> Result<FitOutcome> {
+    fit_vars(varmap.all_vars(), options, batches, loss, progress)
+}
+
+/// [`fit`] on a chosen set of variables (the rest stay frozen).
+pub fn fit_vars<B>(
+    vars: Vec<Var>,
+    options: &FitOptions,
     mut batches: impl Iterator<Item = Result<B>>,
     loss: impl Fn(&B) -> Result<(Tensor, Vec<(&'static str, Tensor)>)>,
     mut progress: impl FnMut(&StepReport),
@@ -132,7 +143,7 @@ pub fn fit<B>(
         weight_decay: 1e-4,
         ..Default::default()
     };
-    let mut optimiser = AdamW::new(varmap.all_vars(), params)?;
+    let mut optimiser = AdamW::new(vars, params)?;
     let start = Instant::now();
     let mut outcome = FitOutcome {
         steps_done: 0,

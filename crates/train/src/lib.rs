@@ -1,0 +1,13 @@
+//! Training of mmgen's models on the procedural world. This crate (with eval) is
+//! where models meet the world: it renders training data; the models never see the
+//! world's code.
+
+#![warn(missing_docs)]
+
+pub mod corpus;
+pub mod ema;
+pub mod error;
+pub mod text_image;
+pub mod vae;
+
+pub use error::{Result, TrainError};
