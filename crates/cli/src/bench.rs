@@ -1,12 +1,15 @@
 //! `mmgen bench ...`: throughput measurements, written down in the README.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
 
 use crate::device::DeviceArg;
+use anyhow::Context;
 use mmgen_eval::probe::bench::{bench_training, BENCH_MODELS};
+use mmgen_models::hybrid_image::{HybridImage, ImageRequest, ImageSettings};
 use mmgen_world::rng::mix64;
 use mmgen_world::{render_audio, render_image, render_video, SpecSampler, Split, StreamConfig, WorldStream};
 
@@ -16,6 +19,39 @@ pub enum BenchCommand {
     World(WorldBenchArgs),
     /// Training-step time, samples/s and inference latency of each model on a device.
     Train(TrainBenchArgs),
+    /// Seconds per generated image (text encoding, all sampler steps with guidance,
+    /// VAE decode) of a text-to-image model folder.
+    Generate(GenerateBenchArgs),
+}
+
+#[derive(Args)]
+pub struct GenerateBenchArgs {
+    /// The model folder.
+    #[arg(long, default_value = "models/hybrid-image")]
+    model: PathBuf,
+    /// Sampler steps.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    steps: u64,
+    /// Guidance scale (1 disables guidance and halves the work).
+    #[arg(long, default_value_t = 4.0)]
+    guidance: f64,
+    /// Sampler.
+    #[arg(long, default_value = "ddim")]
+    sampler: String,
+    /// Timed images (the median is reported) after one warm-up.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    iters: u32,
+    /// Where to run: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceArg,
+    /// Print JSON instead of a line.
+    #[arg(long)]
+    json: bool,
+    /// Also write a reference case (token ids, a noisy latent, the text encoder's and
+    /// DiT's outputs, the decoded image) to this safetensors file, so that a peer
+    /// implementation (bench/hybrid_image_torch.py) can check it runs the same model.
+    #[arg(long)]
+    dump: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -51,6 +87,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::World(args) => world(args),
         BenchCommand::Train(args) => train(args),
+        BenchCommand::Generate(args) => generate(args),
     }
 }
 
@@ -177,5 +214,90 @@ fn train(args: TrainBenchArgs) -> Result<()> {
             r.infer_batch_seconds * 1e3
         );
     }
+    Ok(())
+}
+
+fn generate(args: GenerateBenchArgs) -> Result<()> {
+    let settings = ImageSettings {
+        steps: args.steps as usize,
+        guidance: args.guidance,
+        sampler: args.sampler.clone(),
+        ..ImageSettings::default()
+    };
+    settings.check()?;
+    let device = args.device.open()?;
+    let model = HybridImage::load(&args.model, &device)
+        .with_context(|| format!("--model {}: cannot load", args.model.display()))?;
+    let prompt = "a red star above a blue circle, sunset over the sea";
+    if let Some(path) = &args.dump {
+        dump_reference(&model, prompt, path, &device)?;
+    }
+    let seconds = median_seconds(args.iters, |i| {
+        let request = ImageRequest {
+            prompt: prompt.into(),
+            seed: i,
+        };
+        model.generate(&[request], &settings, |_, _| {})?;
+        device.synchronize()?;
+        Ok(())
+    })?;
+    let size = model.config().vae.image_size;
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    if args.json {
+        let report = serde_json::json!({
+            "model": args.model.display().to_string(),
+            "device": args.device.to_string(),
+            "threads": threads,
+            "image_size": size,
+            "steps": args.steps,
+            "guidance": args.guidance,
+            "sampler": args.sampler,
+            "seconds_per_image": seconds,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{size}x{size} image, {} {} steps, guidance {} ({}): {seconds:.3} s per image (median of {} on {}, {threads} threads)",
+            args.steps,
+            args.sampler,
+            args.guidance,
+            if args.guidance != 1.0 { "2 network passes per step" } else { "1 pass per step" },
+            args.iters,
+            args.device
+        );
+    }
+    Ok(())
+}
+
+/// Writes one forward pass of every part on fixed inputs (see `--dump`).
+fn dump_reference(
+    model: &HybridImage,
+    prompt: &str,
+    path: &std::path::Path,
+    device: &candle_core::Device,
+) -> Result<()> {
+    use candle_core::Tensor;
+    let cfg = model.config();
+    let (ids, mask) = model
+        .tokenizer()
+        .encode_batch(&[prompt, ""], cfg.text.max_len, device)?;
+    let text = model.encode_ids(&ids, &mask)?;
+    let ls = cfg.dit.latent_size;
+    let xs = mmgen_diffusion::gaussian((2, ls, ls, cfg.dit.latent_channels), 7, device)?;
+    let t = Tensor::new(&[999f32, 321.5], device)?;
+    let out = model.predict(&xs, &t, &text)?;
+    let image = model.decode_latents(&xs)?;
+    let tensors = std::collections::HashMap::from([
+        ("ids".to_string(), ids),
+        ("mask".to_string(), mask),
+        ("text_states".to_string(), text.states),
+        ("text_pooled".to_string(), text.pooled),
+        ("xs".to_string(), xs),
+        ("timesteps".to_string(), t),
+        ("dit_out".to_string(), out),
+        ("decoded".to_string(), image),
+    ]);
+    candle_core::safetensors::save(&tensors, path).with_context(|| format!("--dump {}", path.display()))?;
+    eprintln!("wrote the reference case to {}", path.display());
     Ok(())
 }

@@ -9,6 +9,9 @@ pub enum EvalError {
     /// The world refused a spec or option.
     #[error(transparent)]
     World(#[from] mmgen_world::WorldError),
+    /// A model (or its files) failed.
+    #[error(transparent)]
+    Model(#[from] mmgen_models::ModelError),
     /// A file could not be read or written.
     #[error("{path}: {message}")]
     File {

@@ -140,10 +140,7 @@ impl Generator for HybridImageGenerator {
             prompt: prompt.to_string(),
             seed,
         };
-        let mut images = self
-            .model
-            .generate(&[request], &self.settings, |_, _| {})
-            .map_err(|e| crate::error::EvalError::Invalid(e.to_string()))?;
+        let mut images = self.model.generate(&[request], &self.settings, |_, _| {})?;
         Ok(Generated {
             image: images.pop(),
             video: None,

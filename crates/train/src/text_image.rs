@@ -235,7 +235,7 @@ fn predict(model: &HybridImage, xs: &Tensor, t: &Tensor, text: &TextStates) -> m
 }
 
 fn model_err(e: mmgen_models::ModelError) -> EvalError {
-    EvalError::Invalid(e.to_string())
+    EvalError::Model(e)
 }
 
 fn diffusion_err(e: mmgen_diffusion::DiffusionError) -> EvalError {

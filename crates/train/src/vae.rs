@@ -129,7 +129,7 @@ pub fn train_vae(
 }
 
 fn to_eval(e: mmgen_models::ModelError) -> mmgen_eval::EvalError {
-    mmgen_eval::EvalError::Invalid(e.to_string())
+    mmgen_eval::EvalError::Model(e)
 }
 
 fn save_vae(dir: &Path, config: &VaeConfig, varmap: &VarMap, metrics: &serde_json::Value) -> Result<()> {

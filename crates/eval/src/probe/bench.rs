@@ -14,9 +14,12 @@ use super::image_data::image_batch;
 use super::video::{VideoProbe, VideoProbeConfig};
 use super::video_data::video_batch;
 use crate::error::{EvalError, Result};
+use mmgen_models::dit::{Dit, DitConfig};
+use mmgen_models::text_encoder::{TextEncoder, TextEncoderConfig};
+use mmgen_models::vae::{Vae, VaeConfig};
 
 /// The models `mmgen bench train` knows.
-pub const BENCH_MODELS: &[&str] = &["probe-image", "probe-video", "probe-audio"];
+pub const BENCH_MODELS: &[&str] = &["probe-image", "probe-video", "probe-audio", "hybrid-image"];
 
 /// How one model trains and infers on one device.
 #[derive(Clone, Debug, Serialize)]
@@ -176,6 +179,46 @@ pub fn bench_training(model: &str, batch: usize, iters: usize, device: &Device) 
                     make_batch: Box::new(|i| audio_batch(&config, batch, 0, i, device)),
                     loss: Box::new(|b| Ok(probe.loss(&b.xs, &b.instruments, &b.moods)?.0)),
                     forward: Box::new(|b, n| Ok(probe.forward(&b.xs.narrow(0, 0, n)?)?.0)),
+                },
+                iters,
+                device,
+            )
+        }
+        "hybrid-image" => {
+            // The text encoder and DiT of the shipped shape (a 1024-token vocabulary);
+            // the data rate includes rendering and encoding with a (random) VAE.
+            let text_cfg = TextEncoderConfig::base(1024);
+            let dit_cfg = DitConfig::base(text_cfg.dim);
+            let vae_cfg = VaeConfig::base();
+            let text = TextEncoder::new(&text_cfg, vb.pp("text"))?;
+            let dit = Dit::new(&dit_cfg, vb.pp("dit"))?;
+            let vae = Vae::new(&vae_cfg, VarBuilder::zeros(DType::F32, &Device::Cpu))?;
+            let len = 32;
+            run(
+                Bench {
+                    model: "hybrid-image",
+                    varmap: vars,
+                    batch,
+                    make_batch: Box::new(|i| {
+                        let images = image_batch(vae_cfg.image_size, batch, 0, i, &Device::Cpu)?.xs;
+                        let latents = vae.encode(&images)?.mean.to_device(device)?;
+                        let noise = Tensor::randn(0f32, 1.0, latents.shape(), device)?;
+                        let ids = Tensor::zeros((batch, len), DType::U32, device)?;
+                        let mask = Tensor::ones((batch, len), DType::F32, device)?;
+                        let t = Tensor::full(500f32, batch, device)?;
+                        Ok((latents, noise, ids, mask, t))
+                    }),
+                    loss: Box::new(|(latents, noise, ids, mask, t)| {
+                        let (states, pooled) = text.forward(ids, mask)?;
+                        let xs = (latents * 0.5)?.add(&(noise * 0.866)?)?;
+                        let out = dit.forward(&xs, t, &states, mask, &pooled)?;
+                        Ok((out - noise)?.sqr()?.mean_all()?)
+                    }),
+                    forward: Box::new(|(latents, _, ids, mask, t), n| {
+                        let (ids, mask, t) = (ids.narrow(0, 0, n)?, mask.narrow(0, 0, n)?, t.narrow(0, 0, n)?);
+                        let (states, pooled) = text.forward(&ids, &mask)?;
+                        Ok(dit.forward(&latents.narrow(0, 0, n)?, &t, &states, &mask, &pooled)?)
+                    }),
                 },
                 iters,
                 device,
