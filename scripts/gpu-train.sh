@@ -5,21 +5,26 @@
 #   bash scripts/gpu-train.sh [--bin PATH] [--device cuda] [--out DIR] [--bench]
 #                             [--resume] [--batch B] JOB[=MINUTES] ...
 #
-#   JOB      probe-image | probe-video | probe-audio   (model families add theirs)
+#   JOB      probe-image | probe-video | probe-audio | vae | text-image
+#            text-image trains on the VAE of an earlier vae job of the same call, else
+#            on models/vae; its tokenizer is models/hybrid-image/tokenizer.json, or one
+#            trained on the spot
 #   MINUTES  training budget of that job (default 3); evaluation and export come on top
 #   --bin    the CUDA build of mmgen (default gpu/mmgen; see README, "Training on a GPU")
 #   --out    where results go (default $OUT, the device tool's output folder)
 #   --bench  also write bench-train.json (`mmgen bench train`, every model)
 #   --resume continue each job from its shipped weights in models/JOB
 #   --batch  samples per step (default 128)
+#   --tiny   the tiny test configurations (to try this script on a CPU)
 #
-# Writes, under the output folder: JOB.tar per job (config.json, model.safetensors,
+# Writes, under the output folder: NAME.tar per job, NAME its folder in models/
+# (text-image -> hybrid-image) (config.json, model.safetensors,
 # metrics.json with the loss curve and held-out accuracy), gpu-train.log (everything
 # printed) and, with --bench, bench-train.json. A job cut off by an error still leaves
-# its last two-minute checkpoint in its tar. Unpack with `tar -xf JOB.tar -C models/`.
+# its last two-minute checkpoint in its tar. Unpack with `tar -xf NAME.tar -C models/`.
 set -uo pipefail
 
-BIN=gpu/mmgen DEVICE=cuda OUTDIR="${OUT:-}" BENCH=0 RESUME=0 BATCH=128
+BIN=gpu/mmgen DEVICE=cuda OUTDIR="${OUT:-}" BENCH=0 RESUME=0 BATCH=128 TINY=0
 JOBS=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -29,11 +34,12 @@ while [ $# -gt 0 ]; do
     --batch) BATCH="$2"; shift 2 ;;
     --bench) BENCH=1; shift ;;
     --resume) RESUME=1; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --tiny) TINY=1; shift ;;
+    -h|--help) sed -n '2,/^set /{/^set /!p}' "$0"; exit 0 ;;
     -*) echo "gpu-train.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) case "${1%%=*}" in
-         probe-image|probe-video|probe-audio) JOBS+=("$1"); shift ;;
-         *) echo "gpu-train.sh: unknown job ${1%%=*}; allowed: probe-image, probe-video, probe-audio" >&2; exit 2 ;;
+         probe-image|probe-video|probe-audio|vae|text-image) JOBS+=("$1"); shift ;;
+         *) echo "gpu-train.sh: unknown job ${1%%=*}; allowed: probe-image, probe-video, probe-audio, vae, text-image" >&2; exit 2 ;;
        esac ;;
   esac
 done
@@ -60,14 +66,28 @@ for spec in "${JOBS[@]}"; do
   job=${spec%%=*}
   minutes=3
   [ "$spec" != "$job" ] && minutes=${spec#*=}
+  # Results are named as their folders in models/ (text-image -> hybrid-image).
+  name=$job; [ "$job" = text-image ] && name=hybrid-image
   args=(train "$job" --device "$DEVICE" --max-minutes "$minutes" --steps 10000000 --batch "$BATCH"
-        --workers "$WORKERS" --seed 11 --out "$WORK/$job" --eval-samples 2000)
-  [ "$RESUME" = 1 ] && args+=(--resume "models/$job")
+        --workers "$WORKERS" --seed 11 --out "$WORK/$name" --eval-samples 2000)
+  [ "$TINY" = 1 ] && args+=(--tiny)
+  shipped="models/$job"
+  if [ "$job" = text-image ]; then
+    shipped=models/hybrid-image
+    vae=models/vae; [ -d "$WORK/vae" ] && vae="$WORK/vae"
+    tok="$shipped/tokenizer.json"
+    if [ ! -f "$tok" ]; then
+      tok="$WORK/tokenizer.json"
+      "$BIN" train tokenizer --out "$tok" >>"$LOG" 2>&1 || { echo "== tokenizer failed" | tee -a "$LOG"; STATUS=1; continue; }
+    fi
+    args+=(--vae "$vae" --tokenizer "$tok")
+  fi
+  [ "$RESUME" = 1 ] && args+=(--resume "$shipped")
   echo "== $BIN ${args[*]}" | tee -a "$LOG"
   start=$(date +%s)
   "$BIN" "${args[@]}" >>"$LOG" 2>&1 || { echo "== $job failed (exit $?)" | tee -a "$LOG"; STATUS=1; }
   echo "== $job: $(( $(date +%s) - start )) s" | tee -a "$LOG"
-  [ -d "$WORK/$job" ] && tar -cf "$OUTDIR/$job.tar" -C "$WORK" "$job"
+  [ -d "$WORK/$name" ] && tar -cf "$OUTDIR/$name.tar" -C "$WORK" "$name"
 done
 
 if [ "$BENCH" = 1 ]; then
