@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use crate::device::DeviceArg;
 use anyhow::Context;
-use mmgen_eval::probe::bench::{bench_training, BENCH_MODELS};
+use mmgen_eval::bench::{bench_training, BENCH_MODELS};
 use mmgen_models::hybrid_image::{HybridImage, ImageRequest, ImageSettings};
 use mmgen_world::rng::mix64;
 use mmgen_world::{render_audio, render_image, render_video, SpecSampler, Split, StreamConfig, WorldStream};

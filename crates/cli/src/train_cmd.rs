@@ -13,8 +13,8 @@ use mmgen_train::vae::train_vae;
 
 use crate::device::DeviceArg;
 use indicatif::{ProgressBar, ProgressStyle};
+use mmgen_eval::fit::{FitOptions, StepReport};
 use mmgen_eval::probe::audio::AudioProbeConfig;
-use mmgen_eval::probe::fit::{FitOptions, StepReport};
 use mmgen_eval::probe::image::ImageProbeConfig;
 use mmgen_eval::probe::train::{train_audio_probe, train_image_probe, train_video_probe, RunInfo};
 use mmgen_eval::probe::video::VideoProbeConfig;

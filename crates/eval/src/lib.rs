@@ -7,8 +7,10 @@
 #![warn(missing_docs)]
 
 pub mod align;
+pub mod bench;
 mod error;
 pub mod fd;
+pub mod fit;
 pub mod generator;
 pub mod probe;
 pub mod run;

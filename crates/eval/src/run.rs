@@ -13,9 +13,9 @@ use serde::Serialize;
 use crate::align::{audio_checks, consistent, find, image_checks, Category};
 use crate::error::{EvalError, Result};
 use crate::fd::frechet_distance;
+use crate::fit::{load_config, load_weights};
 use crate::generator::{Generated, GenerationSettings, Generator, Oracle};
 use crate::probe::audio::{AudioProbe, AudioProbeConfig};
-use crate::probe::fit::{load_config, load_weights};
 use crate::probe::image::Detection;
 use crate::probe::image::{images_to_tensor, ImageProbe, ImageProbeConfig, ImageReading};
 use crate::probe::video::{

@@ -14,7 +14,7 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use mmgen_diffusion::{gaussian, NoiseSchedule, Prediction};
-use mmgen_eval::probe::fit::{fit_vars, write_json, FitOptions, StepReport};
+use mmgen_eval::fit::{fit_vars, write_json, FitOptions, StepReport};
 use mmgen_eval::probe::train::RunInfo;
 use mmgen_eval::EvalError;
 use mmgen_models::hybrid_image::{HybridImage, HybridImageConfig, TextStates};

@@ -9,7 +9,7 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use mmgen_diffusion::gaussian;
-use mmgen_eval::probe::fit::{fit, write_json, FitOptions, StepReport};
+use mmgen_eval::fit::{fit, write_json, FitOptions, StepReport};
 use mmgen_eval::probe::train::RunInfo;
 use mmgen_models::vae::{psnr, Vae, VaeConfig};
 use mmgen_models::weights::{load_f32, save_f16, set_prefixed};

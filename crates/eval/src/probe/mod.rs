@@ -3,8 +3,6 @@
 
 pub mod audio;
 pub mod audio_data;
-pub mod bench;
-pub mod fit;
 pub mod image;
 pub mod image_data;
 pub mod train;

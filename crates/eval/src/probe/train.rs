@@ -12,12 +12,12 @@ use serde_json::json;
 
 use super::audio::{AudioProbe, AudioProbeConfig};
 use super::audio_data::{audio_batch, audio_probe_accuracy};
-use super::fit::{fit, load_config, resume, save_probe, FitOptions, StepReport};
 use super::image::{ImageProbe, ImageProbeConfig};
 use super::image_data::{image_batch, image_probe_accuracy, Tally};
 use super::video::{VideoProbe, VideoProbeConfig};
 use super::video_data::{video_batch, video_probe_accuracy};
 use crate::error::{EvalError, Result};
+use crate::fit::{fit, load_config, resume, save_probe, FitOptions, StepReport};
 
 /// Accuracy tallies as JSON: {attribute: {accuracy, correct, total}}.
 pub fn tallies_json(tallies: &BTreeMap<&'static str, Tally>) -> serde_json::Value {

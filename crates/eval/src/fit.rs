@@ -1,4 +1,5 @@
-//! The probes' training loop and their files on disk.
+//! The training loop of every model (probes here, model families in the train crate)
+//! and the probes' files on disk.
 //!
 //! A probe is stored as a folder: `config.json` (its shape), `model.safetensors`
 //! (weights in f16, loaded back as f32) and `metrics.json` (how it was trained and how
@@ -13,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{EvalError, Result};
+use mmgen_models::weights::{load_f32, save_f16, set_prefixed, var_builder};
 
 /// How long and how hard to train.
 #[derive(Clone, Debug, Serialize)]
@@ -220,29 +222,15 @@ pub fn save_probe(dir: &Path, config: &impl Serialize, varmap: &VarMap, metrics:
     let config = serde_json::to_value(config).map_err(|e| EvalError::Invalid(e.to_string()))?;
     write_json(&dir.join("config.json"), &config)?;
     write_json(&dir.join("metrics.json"), metrics)?;
-    let data = varmap
-        .data()
-        .lock()
-        .map_err(|_| EvalError::Invalid("variable map poisoned".into()))?;
-    let mut tensors = std::collections::HashMap::new();
-    for (name, var) in data.iter() {
-        tensors.insert(name.clone(), var.as_tensor().to_dtype(DType::F16)?);
-    }
-    let path = dir.join("model.safetensors");
-    candle_core::safetensors::save(&tensors, &path).map_err(|e| EvalError::file(&path, e))
+    Ok(save_f16(varmap, None, &dir.join("model.safetensors"))?)
 }
 
 /// Sets every variable of `varmap` (already created by building the model) from the
 /// f16 `model.safetensors` of a probe folder, to continue training it.
 pub fn resume(varmap: &mut VarMap, dir: &Path, device: &Device) -> Result<()> {
     let path = dir.join("model.safetensors");
-    let tensors = candle_core::safetensors::load(&path, device)
-        .map_err(|e| EvalError::file(&path, format!("cannot resume: {e}")))?;
-    for (name, tensor) in tensors {
-        varmap
-            .set_one(&name, tensor.to_dtype(DType::F32)?)
-            .map_err(|e| EvalError::file(&path, format!("cannot resume: {e}")))?;
-    }
+    let tensors = load_f32(&path, device).map_err(|e| EvalError::file(&path, format!("cannot resume: {e}")))?;
+    set_prefixed(varmap, "", &tensors).map_err(|e| EvalError::file(&path, format!("cannot resume: {e}")))?;
     Ok(())
 }
 
@@ -262,13 +250,7 @@ pub fn load_weights(dir: &Path, device: &Device) -> Result<VarBuilder<'static>> 
             "missing; train the probe first (see models/README.md)",
         ));
     }
-    let tensors = candle_core::safetensors::load(&path, device)
-        .map_err(|e| EvalError::file(&path, format!("unreadable weights: {e}")))?;
-    let tensors = tensors
-        .into_iter()
-        .map(|(k, v)| Ok((k, v.to_dtype(DType::F32)?)))
-        .collect::<Result<_>>()?;
-    Ok(VarBuilder::from_tensors(tensors, DType::F32, device))
+    Ok(var_builder(&path, device)?)
 }
 
 #[cfg(test)]
