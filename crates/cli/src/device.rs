@@ -66,6 +66,21 @@ impl DeviceArg {
     }
 }
 
+/// `Device::new_cuda`, with the panic that cudarc raises when the driver library
+/// (libcuda.so) is absent turned into an error.
+// Only reachable in builds with the `cuda` feature.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+fn open_cuda(n: usize) -> Result<Device> {
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let opened = std::panic::catch_unwind(|| Device::new_cuda(n));
+    std::panic::set_hook(quiet);
+    match opened {
+        Ok(device) => Ok(device?),
+        Err(_) => bail!("the CUDA driver library (libcuda.so) could not be loaded; is an NVIDIA driver installed and on LD_LIBRARY_PATH?"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -160,14 +160,14 @@ fn vae(args: VaeArgs) -> Result<()> {
         VaeConfig::base()
     };
     let options = fit_options(&args.train)?;
-    let bar = bar(args.train.steps);
+    let bar = bar(&args.train);
     let metrics = train_vae(
         &config,
         args.kl_weight,
         &options,
         &run_info(&args.train),
         &args.train.device.open()?,
-        |r| report(&bar, r),
+        |r| report(&bar, r, args.train.max_minutes.is_some()),
     )?;
     bar.finish();
     println!(
@@ -197,7 +197,7 @@ fn text_image(args: TextImageArgs) -> Result<()> {
         ema_decay: args.ema_decay,
     };
     let options = fit_options(&args.train)?;
-    let bar = bar(args.train.steps);
+    let bar = bar(&args.train);
     let metrics = train_text_image(
         &config,
         &tokenizer,
@@ -206,7 +206,7 @@ fn text_image(args: TextImageArgs) -> Result<()> {
         &options,
         &run_info(&args.train),
         &args.train.device.open()?,
-        |r| report(&bar, r),
+        |r| report(&bar, r, args.train.max_minutes.is_some()),
     )?;
     bar.finish();
     println!(
@@ -226,15 +226,22 @@ fn text_image(args: TextImageArgs) -> Result<()> {
     Ok(())
 }
 
-fn bar(steps: u64) -> ProgressBar {
-    ProgressBar::new(steps).with_style(
-        ProgressStyle::with_template("{spinner} train [{bar:30}] {pos}/{len} {msg} ({eta} left)")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+/// A bar over steps, or over seconds when a time budget ends the run first.
+fn bar(args: &TrainArgs) -> ProgressBar {
+    let (len, unit) = match args.max_minutes {
+        Some(m) => ((m * 60.0).ceil() as u64, "s"),
+        None => (args.steps, "steps"),
+    };
+    ProgressBar::new(len).with_style(
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} train [{{bar:30}}] {{pos}}/{{len}} {unit} {{msg}} ({{eta}} left)"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     )
 }
 
-fn report(bar: &ProgressBar, r: &StepReport) {
-    bar.set_position(r.step as u64);
+fn report(bar: &ProgressBar, r: &StepReport, by_time: bool) {
+    bar.set_position(if by_time { r.elapsed_s as u64 } else { r.step as u64 });
     let Some(loss) = r.loss else { return };
     bar.set_message(format!("loss {loss:.4} | {:.0} samples/s", r.samples_per_s));
     if r.step.is_multiple_of(100) || r.step == 1 {
@@ -298,9 +305,9 @@ fn probe_image(args: TrainArgs) -> Result<()> {
         ImageProbeConfig::base()
     };
     let options = fit_options(&args)?;
-    let bar = bar(args.steps);
+    let bar = bar(&args);
     let metrics = train_image_probe(&config, &options, &run_info(&args), &args.device.open()?, |r| {
-        report(&bar, r)
+        report(&bar, r, args.max_minutes.is_some())
     })?;
     finish(bar, &metrics, &args.out)
 }
@@ -312,9 +319,9 @@ fn probe_audio(args: TrainArgs) -> Result<()> {
         AudioProbeConfig::base()
     };
     let options = fit_options(&args)?;
-    let bar = bar(args.steps);
+    let bar = bar(&args);
     let metrics = train_audio_probe(&config, &options, &run_info(&args), &args.device.open()?, |r| {
-        report(&bar, r)
+        report(&bar, r, args.max_minutes.is_some())
     })?;
     finish(bar, &metrics, &args.out)
 }
@@ -326,9 +333,9 @@ fn probe_video(args: TrainArgs) -> Result<()> {
         VideoProbeConfig::base()
     };
     let options = fit_options(&args)?;
-    let bar = bar(args.steps);
+    let bar = bar(&args);
     let metrics = train_video_probe(&config, &options, &run_info(&args), &args.device.open()?, |r| {
-        report(&bar, r)
+        report(&bar, r, args.max_minutes.is_some())
     })?;
     finish(bar, &metrics, &args.out)
 }
