@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs `mmgen eval` for every task, split and language with the oracle and the random
 # generator, and prints the README's tables (markdown). Needs python3 for formatting.
-#   scripts/eval-report.sh [MMGEN_BINARY] [N]
+#   scripts/eval-report.sh [MMGEN_BINARY] [N] [TASKS]     (TASKS default "image video audio")
 set -euo pipefail
 MMGEN=${1:-target/release/mmgen}
 N=${2:-200}
-for task in image video audio; do
+TASKS=${3:-image video audio}
+for task in $TASKS; do
   n=$N; [ "$task" = video ] && n=$((N / 2))
   echo "### $task ($n prompts per row)"
   echo

@@ -57,8 +57,7 @@ impl DeviceArg {
                 if !cfg!(feature = "cuda") {
                     bail!("--device {self}: {NO_CUDA}");
                 }
-                let device =
-                    Device::new_cuda(n).with_context(|| format!("--device {self}: cannot open CUDA device {n}"))?;
+                let device = open_cuda(n).with_context(|| format!("--device {self}: cannot open CUDA device {n}"))?;
                 candle_core::cuda::set_gemm_reduced_precision_f32(true);
                 Ok(device)
             }
@@ -68,8 +67,6 @@ impl DeviceArg {
 
 /// `Device::new_cuda`, with the panic that cudarc raises when the driver library
 /// (libcuda.so) is absent turned into an error.
-// Only reachable in builds with the `cuda` feature.
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 fn open_cuda(n: usize) -> Result<Device> {
     let quiet = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
