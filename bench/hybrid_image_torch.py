@@ -7,6 +7,10 @@ guidance (batch 2 per step), VAE decode, on the same number of CPU threads.
     python3 bench/hybrid_image_torch.py --model models/hybrid-image --threads 2 \
         [--check reference.safetensors]
 
+--train-step B times the training step instead (text encoder + DiT forward, MSE to a
+v target, backward, AdamW; batch B of random latents, as `mmgen bench train --models
+hybrid-image --batch B`), for the samples/s ratio; --device cuda runs either on a GPU.
+
 --check compares every part with the reference case that
 `mmgen bench generate --dump reference.safetensors` writes (same inputs, mmgen's
 outputs) and prints the largest differences: the two implementations are one model.
@@ -68,7 +72,7 @@ def text_encoder(w, cfg, ids, mask):
 
 def timestep_embedding(t, dim):
     half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     args = t[:, None].float() * freqs[None]
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
@@ -153,6 +157,41 @@ def generate(w, cfg, ids, mask, steps, guidance, seed):
     return vae_decode(w, cfg["vae"], y / cfg["latent_scale"])
 
 
+def train_step(w, cfg, batch, iters, device):
+    """Median seconds of one optimiser step on the text encoder and DiT."""
+    params = {k: v.clone().requires_grad_(True) for k, v in w.items() if not k.startswith("vae.")}
+    frozen = {k: v for k, v in w.items() if k.startswith("vae.")}
+    opt = torch.optim.AdamW(params.values(), lr=1e-4, weight_decay=1e-4)
+    dc = cfg["dit"]
+    s, c = dc["latent_size"], dc["latent_channels"]
+    latents = torch.randn(batch, s, s, c, device=device)
+    noise = torch.randn_like(latents)
+    length = min(32, cfg["text"]["max_len"])  # as `mmgen bench train` (32 tokens)
+    ids = torch.zeros(batch, length, dtype=torch.long, device=device)
+    mask = torch.ones(batch, length, device=device)
+    t = torch.full((batch,), 500.0, device=device)
+
+    def step():
+        ww = {**frozen, **params}
+        states, pooled = text_encoder(ww, cfg["text"], ids, mask)
+        xs = latents * 0.5 + noise * 0.866
+        loss = ((dit(ww, dc, xs, t, states, mask, pooled) - noise) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if device != "cpu":
+            torch.cuda.synchronize()
+
+    times = []
+    for i in range(iters + 3):
+        start = time.perf_counter()
+        step()
+        if i >= 3:
+            times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    return {"batch": batch, "step_seconds": seconds, "samples_per_s": batch / seconds}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="models/hybrid-image")
@@ -161,11 +200,18 @@ def main():
     ap.add_argument("--guidance", type=float, default=4.0)
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--check", help="reference safetensors from `mmgen bench generate --dump`")
+    ap.add_argument("--train-step", type=int, metavar="B", help="time the training step at batch B")
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = json.load(open(os.path.join(args.model, "config.json")))
-    w = {k: v.float() for k, v in load_file(os.path.join(args.model, "model.safetensors")).items()}
-    report = {"peer": f"pytorch {torch.__version__} eager", "threads": args.threads, "steps": args.steps}
+    w = {k: v.float().to(args.device) for k, v in load_file(os.path.join(args.model, "model.safetensors")).items()}
+    report = {"peer": f"pytorch {torch.__version__} eager", "threads": args.threads, "device": args.device}
+    if args.train_step:
+        report.update(train_step(w, cfg, args.train_step, args.iters, args.device))
+        print(json.dumps(report, indent=2))
+        return
+    report["steps"] = args.steps
     with torch.inference_mode():
         if args.check:
             ref = load_file(args.check)
