@@ -40,6 +40,8 @@ enum Command {
     Eval(eval_cmd::EvalArgs),
     /// A probe's own accuracy on fresh renders of both splits.
     EvalProbe(eval_cmd::EvalProbeArgs),
+    /// A VAE's reconstructions of fresh renders: PSNR and a contact sheet.
+    EvalVae(eval_cmd::EvalVaeArgs),
     /// Benchmarks (speed is measured here, never in tests).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -53,6 +55,7 @@ fn main() {
         Command::Generate(args) => generate_cmd::run(args),
         Command::Eval(args) => eval_cmd::run(args),
         Command::EvalProbe(args) => eval_cmd::run_probe(args),
+        Command::EvalVae(args) => eval_cmd::run_vae(args),
         Command::Bench(cmd) => bench::run(cmd),
     };
     if let Err(err) = result {

@@ -380,6 +380,9 @@ fn hybrid_train_generate_and_fail_clearly() {
         "--out",
         &path("model"),
     ]);
+    ok(&["eval-vae", "--vae", &path("vae"), "--n", "2", "--out", &path("vae.png")]);
+    let sheet = image::open(dir.join("vae.png")).unwrap();
+    assert_eq!((sheet.width(), sheet.height()), (2 * 16, 2 * 16));
     let prompt = "一颗红色的星星在海面上";
     ok(&[
         "generate",
