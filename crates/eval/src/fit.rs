@@ -95,6 +95,62 @@ impl FitOutcome {
         let tail = &self.loss_curve[self.loss_curve.len().saturating_sub(5)..];
         (!tail.is_empty()).then(|| tail.iter().map(|p| p.1).sum::<f32>() / tail.len() as f32)
     }
+
+    /// Adds what every trainer's `metrics.json` records of the loop to the object
+    /// `metrics`: steps done, whether time ended the run, seconds, samples/s, first and
+    /// final loss, the loss curve.
+    pub fn record_into(&self, metrics: &mut serde_json::Value, batch: usize) {
+        let Some(map) = metrics.as_object_mut() else { return };
+        let entries = [
+            ("steps_done", serde_json::json!(self.steps_done)),
+            ("stopped_by_time", serde_json::json!(self.stopped_by_time)),
+            ("train_seconds", serde_json::json!(self.seconds)),
+            (
+                "samples_per_s",
+                serde_json::json!((self.steps_done * batch) as f64 / self.seconds.max(1e-9)),
+            ),
+            ("first_loss", serde_json::json!(self.first_loss())),
+            ("final_loss", serde_json::json!(self.final_loss())),
+            ("loss_curve", serde_json::json!(self.loss_curve)),
+        ];
+        for (key, value) in entries {
+            map.insert(key.to_string(), value);
+        }
+    }
+}
+
+/// When a run saves a checkpoint: every `every_steps` steps (0: not by steps) and
+/// whenever two minutes passed since the last one, so that a run cut off by a time
+/// limit (a lent GPU) keeps its progress; never at the last step, whose save follows.
+pub struct CheckpointClock {
+    every_steps: usize,
+    total_steps: usize,
+    last: Instant,
+}
+
+impl CheckpointClock {
+    /// Seconds between checkpoints at most.
+    pub const SECONDS: f64 = 120.0;
+
+    /// A clock for a run of `total_steps`, starting now.
+    pub fn new(every_steps: usize, total_steps: usize) -> CheckpointClock {
+        CheckpointClock {
+            every_steps,
+            total_steps,
+            last: Instant::now(),
+        }
+    }
+
+    /// Whether to save after `step`; a `true` restarts the two-minute count.
+    pub fn due(&mut self, step: usize) -> bool {
+        let due = (self.every_steps > 0 && step.is_multiple_of(self.every_steps))
+            || self.last.elapsed().as_secs_f64() >= Self::SECONDS;
+        if due && step < self.total_steps {
+            self.last = Instant::now();
+            return true;
+        }
+        false
+    }
 }
 
 /// Warm-up share of a run.
@@ -256,6 +312,15 @@ pub fn load_weights(dir: &Path, device: &Device) -> Result<VarBuilder<'static>> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checkpoints_by_steps_never_at_the_last_step() {
+        let mut clock = CheckpointClock::new(500, 1000);
+        let due: Vec<usize> = (1..=1000).filter(|&s| clock.due(s)).collect();
+        assert_eq!(due, vec![500]);
+        let mut by_time_only = CheckpointClock::new(0, 10);
+        assert!(!(1..=10).any(|s| by_time_only.due(s)));
+    }
 
     #[test]
     fn schedule_warms_up_and_decays() {

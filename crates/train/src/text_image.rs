@@ -9,15 +9,14 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use mmgen_diffusion::{gaussian, NoiseSchedule, Prediction};
-use mmgen_eval::fit::{fit_vars, write_json, FitOptions, StepReport};
+use mmgen_eval::fit::{fit_vars, write_json, CheckpointClock, FitOptions, StepReport};
 use mmgen_eval::probe::train::RunInfo;
 use mmgen_eval::EvalError;
-use mmgen_models::hybrid_image::{HybridImage, HybridImageConfig, TextStates};
+use mmgen_models::hybrid_image::{HybridImage, HybridImageConfig};
 use mmgen_models::tokenizer::TextTokenizer;
 use mmgen_models::vae::{Vae, VaeConfig};
 use mmgen_models::weights::{load_f32, save_f16, set_prefixed};
@@ -175,7 +174,7 @@ pub fn train_text_image(
     });
     // 3. The loop, with EMA and checkpoints.
     let mut ema = Ema::new(trainable.clone(), extra.ema_decay)?;
-    let mut last_checkpoint = Instant::now();
+    let mut clock = CheckpointClock::new(run.checkpoint_every, options.steps);
     let prediction = config.prediction;
     let vars = trainable.iter().map(|(_, v)| v.clone()).collect();
     let mut ema_error = None;
@@ -184,12 +183,12 @@ pub fn train_text_image(
         options,
         batches,
         |b: &LatentBatch| {
-            let text = model.encode_ids(&b.ids, &b.mask).map_err(model_err)?;
+            let text = model.encode_ids(&b.ids, &b.mask)?;
             let xs = Prediction::noised(&b.latents, &b.noise, &b.abar).map_err(diffusion_err)?;
             let target = prediction
                 .target(&b.latents, &b.noise, &b.abar)
                 .map_err(diffusion_err)?;
-            let out = predict(&model, &xs, &b.timesteps, &text).map_err(model_err)?;
+            let out = model.predict(&xs, &b.timesteps, &text)?;
             let loss = (out - target)?.sqr()?.mean_all()?;
             Ok((loss.clone(), vec![("mse", loss)]))
         },
@@ -198,44 +197,27 @@ pub fn train_text_image(
                 ema_error.get_or_insert(e);
             }
             progress(report);
-            let due = (run.checkpoint_every > 0 && report.step % run.checkpoint_every == 0)
-                || last_checkpoint.elapsed().as_secs() >= 120;
-            if due && report.step < options.steps {
+            if clock.due(report.step) {
                 let partial = json!({"command": run.command, "partial": true, "step": report.step});
                 let _ = save_model(run.out, &config, tokenizer, &varmap, &ema, &partial);
-                last_checkpoint = Instant::now();
             }
         },
     )?;
     if let Some(e) = ema_error {
         return Err(e);
     }
-    let metrics = json!({
+    let mut metrics = json!({
         "model": "hybrid-image",
         "command": run.command,
         "device": format!("{device:?}"),
         "options": options,
         "text_image_options": extra,
         "parameters_trained": parameters,
-        "steps_done": outcome.steps_done,
-        "stopped_by_time": outcome.stopped_by_time,
-        "train_seconds": outcome.seconds,
-        "samples_per_s": (outcome.steps_done * options.batch) as f64 / outcome.seconds.max(1e-9),
-        "first_loss": outcome.first_loss(),
-        "final_loss": outcome.final_loss(),
-        "loss_curve": outcome.loss_curve,
         "resumed_from": run.resume.map(|p| p.display().to_string()),
     });
+    outcome.record_into(&mut metrics, options.batch);
     save_model(run.out, &config, tokenizer, &varmap, &ema, &metrics)?;
     Ok(metrics)
-}
-
-fn predict(model: &HybridImage, xs: &Tensor, t: &Tensor, text: &TextStates) -> mmgen_models::Result<Tensor> {
-    model.predict(xs, t, text)
-}
-
-fn model_err(e: mmgen_models::ModelError) -> EvalError {
-    EvalError::Model(e)
 }
 
 fn diffusion_err(e: mmgen_diffusion::DiffusionError) -> EvalError {

@@ -3,16 +3,15 @@
 //! then the latent scale (1 / std of latent means) and reconstruction PSNR on both
 //! sides of the split.
 
-use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use mmgen_diffusion::gaussian;
-use mmgen_eval::fit::{fit, write_json, FitOptions, StepReport};
+use mmgen_eval::fit::{fit, save_probe, CheckpointClock, FitOptions, StepReport};
 use mmgen_eval::probe::train::RunInfo;
 use mmgen_models::vae::{psnr, Vae, VaeConfig};
-use mmgen_models::weights::{load_f32, save_f16, set_prefixed};
+use mmgen_models::weights::{load_f32, set_prefixed};
 use mmgen_world::rng::mix64;
 use mmgen_world::stream::render_batch;
 use mmgen_world::{OrderedWorkers, Split, StreamConfig};
@@ -77,27 +76,24 @@ pub fn train_vae(
         })
     });
     let pixels = (3 * size * size) as f64;
-    let mut last_checkpoint = Instant::now();
+    let mut clock = CheckpointClock::new(run.checkpoint_every, options.steps);
     let outcome = fit(
         &varmap,
         options,
         batches,
         |b: &VaeBatch| {
-            let posterior = vae.encode(&b.images).map_err(to_eval)?;
-            let z = posterior.sample(&b.noise).map_err(to_eval)?;
-            let out = vae.decode(&z).map_err(to_eval)?;
+            let posterior = vae.encode(&b.images)?;
+            let z = posterior.sample(&b.noise)?;
+            let out = vae.decode(&z)?;
             let rec = (out - &b.images)?.sqr()?.mean_all()?;
-            let kl = (posterior.kl().map_err(to_eval)? * (kl_weight / pixels))?;
+            let kl = (posterior.kl()? * (kl_weight / pixels))?;
             Ok(((&rec + &kl)?, vec![("rec", rec), ("kl", kl)]))
         },
         |report| {
             progress(report);
-            let due = (run.checkpoint_every > 0 && report.step % run.checkpoint_every == 0)
-                || last_checkpoint.elapsed().as_secs() >= 120;
-            if due && report.step < options.steps {
+            if clock.due(report.step) {
                 let partial = json!({"command": run.command, "partial": true, "step": report.step});
-                let _ = save_vae(run.out, config, &varmap, &partial);
-                last_checkpoint = Instant::now();
+                let _ = save_probe(run.out, config, &varmap, &partial);
             }
         },
     )?;
@@ -105,40 +101,21 @@ pub fn train_vae(
     let latent_scale = latent_scale(&vae, size, seed, run.eval_samples, device)?;
     let psnr_train = reconstruction_psnr(&vae, size, seed, Split::Train, run.eval_samples, device)?;
     let psnr_heldout = reconstruction_psnr(&vae, size, seed, Split::Heldout, run.eval_samples, device)?;
-    let metrics = json!({
+    let mut metrics = json!({
         "model": "vae",
         "command": run.command,
         "device": format!("{device:?}"),
         "options": options,
         "kl_weight": kl_weight,
-        "steps_done": outcome.steps_done,
-        "stopped_by_time": outcome.stopped_by_time,
-        "train_seconds": outcome.seconds,
-        "samples_per_s": (outcome.steps_done * options.batch) as f64 / outcome.seconds.max(1e-9),
-        "first_loss": outcome.first_loss(),
-        "final_loss": outcome.final_loss(),
-        "loss_curve": outcome.loss_curve,
         "latent_scale": latent_scale,
         "psnr_db": {"train": psnr_train, "heldout": psnr_heldout},
         "eval_images_per_split": run.eval_samples,
         "eval_seconds": eval_start.elapsed().as_secs_f64(),
         "resumed_from": run.resume.map(|p| p.display().to_string()),
     });
-    save_vae(run.out, config, &varmap, &metrics)?;
+    outcome.record_into(&mut metrics, options.batch);
+    save_probe(run.out, config, &varmap, &metrics)?;
     Ok(metrics)
-}
-
-fn to_eval(e: mmgen_models::ModelError) -> mmgen_eval::EvalError {
-    mmgen_eval::EvalError::Model(e)
-}
-
-fn save_vae(dir: &Path, config: &VaeConfig, varmap: &VarMap, metrics: &serde_json::Value) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| TrainError::file(dir, e))?;
-    let config = serde_json::to_value(config).map_err(|e| TrainError::Invalid(e.to_string()))?;
-    write_json(&dir.join("config.json"), &config)?;
-    write_json(&dir.join("metrics.json"), metrics)?;
-    save_f16(varmap, None, &dir.join("model.safetensors"))?;
-    Ok(())
 }
 
 /// Fresh, unaugmented images of `split` in batches of 32.

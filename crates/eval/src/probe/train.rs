@@ -17,7 +17,7 @@ use super::image_data::{image_batch, image_probe_accuracy, Tally};
 use super::video::{VideoProbe, VideoProbeConfig};
 use super::video_data::{video_batch, video_probe_accuracy};
 use crate::error::{EvalError, Result};
-use crate::fit::{fit, load_config, resume, save_probe, FitOptions, StepReport};
+use crate::fit::{fit, load_config, resume, save_probe, CheckpointClock, FitOptions, StepReport};
 
 /// Accuracy tallies as JSON: {attribute: {accuracy, correct, total}}.
 pub fn tallies_json(tallies: &BTreeMap<&'static str, Tally>) -> serde_json::Value {
@@ -32,10 +32,6 @@ pub fn tallies_json(tallies: &BTreeMap<&'static str, Tally>) -> serde_json::Valu
         .collect::<serde_json::Map<_, _>>()
         .into()
 }
-
-/// A run also saves a checkpoint when this many seconds passed since the last one, so
-/// that a run cut off by a time limit (a lent GPU) keeps its progress.
-const CHECKPOINT_SECONDS: f64 = 120.0;
 
 /// Where a training run writes and what it records.
 pub struct RunInfo<'a> {
@@ -100,7 +96,7 @@ where
     // Workers render ahead of the loop (two batches each), so that a fast device
     // never waits for the CPU once the queue is full.
     let batches = OrderedWorkers::new(options.workers, 2, batch);
-    let mut last_checkpoint = Instant::now();
+    let mut clock = CheckpointClock::new(run.checkpoint_every, options.steps);
     let outcome = fit(
         &varmap,
         options,
@@ -108,13 +104,10 @@ where
         |b| loss(&probe, b),
         |report| {
             progress(report);
-            let due = (run.checkpoint_every > 0 && report.step % run.checkpoint_every == 0)
-                || last_checkpoint.elapsed().as_secs_f64() >= CHECKPOINT_SECONDS;
-            if due && report.step < options.steps {
+            if clock.due(report.step) {
                 let partial = json!({"command": run.command, "partial": true, "step": report.step});
                 // A failed checkpoint shows up in the final save.
                 let _ = save_probe(run.out, config, &varmap, &partial);
-                last_checkpoint = Instant::now();
             }
         },
     )?;
@@ -126,23 +119,17 @@ where
             tallies_json(&accuracy(&probe, split)?),
         );
     }
-    let metrics = json!({
+    let mut metrics = json!({
         "probe": name,
         "command": run.command,
         "device": format!("{device:?}"),
         "options": options,
-        "steps_done": outcome.steps_done,
-        "stopped_by_time": outcome.stopped_by_time,
-        "train_seconds": outcome.seconds,
-        "samples_per_s": (outcome.steps_done * options.batch) as f64 / outcome.seconds.max(1e-9),
-        "first_loss": outcome.first_loss(),
-        "final_loss": outcome.final_loss(),
-        "loss_curve": outcome.loss_curve,
         "eval_seconds": eval_start.elapsed().as_secs_f64(),
         "eval_samples_per_split": run.eval_samples,
         "resumed_from": run.resume.map(|p| p.display().to_string()),
         "accuracy": by_split,
     });
+    outcome.record_into(&mut metrics, options.batch);
     save_probe(run.out, config, &varmap, &metrics)?;
     Ok(metrics)
 }
