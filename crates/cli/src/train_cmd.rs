@@ -90,7 +90,7 @@ pub struct TrainArgs {
     /// Peak learning rate.
     #[arg(long, default_value_t = 2e-3)]
     lr: f64,
-    /// Seed of the training data.
+    /// Seed of the training data and of the initial weights.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Output folder (config.json, model.safetensors, metrics.json).

@@ -2,9 +2,6 @@
 //! RNG, and generation must be reproducible from a seed on every device.
 
 use candle_core::{Device, Shape, Tensor};
-use rand::Rng;
-use rand_chacha::rand_core::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
 use crate::error::Result;
 
@@ -12,19 +9,7 @@ use crate::error::Result;
 /// host and moved to `device`, so that the same seed gives the same noise anywhere.
 pub fn gaussian(shape: impl Into<Shape>, seed: u64, device: &Device) -> Result<Tensor> {
     let shape = shape.into();
-    let n = shape.elem_count();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut values = Vec::with_capacity(n + 1);
-    while values.len() < n {
-        // u1 in (0, 1] keeps the logarithm finite.
-        let u1: f64 = 1.0 - rng.random::<f64>();
-        let u2: f64 = rng.random();
-        let r = (-2.0 * u1.ln()).sqrt();
-        let angle = std::f64::consts::TAU * u2;
-        values.push((r * angle.cos()) as f32);
-        values.push((r * angle.sin()) as f32);
-    }
-    values.truncate(n);
+    let values = mmgen_nn::init::seeded_normal(seed, shape.elem_count(), 0.0, 1.0);
     Ok(Tensor::from_vec(values, shape, device)?)
 }
 

@@ -123,7 +123,7 @@ fn run<B>(bench: Bench<B>, iters: usize, device: &Device) -> Result<TrainBench> 
 
 fn varmap(device: &Device) -> (VarMap, VarBuilder<'static>) {
     let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+    let vb = mmgen_nn::seeded_var_builder(&varmap, 0, DType::F32, device);
     (varmap, vb)
 }
 

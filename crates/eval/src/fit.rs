@@ -25,7 +25,7 @@ pub struct FitOptions {
     pub batch: usize,
     /// Peak learning rate (AdamW), after a linear warm-up, cosine-decayed to 10%.
     pub lr: f64,
-    /// Seed of the training data.
+    /// Seed of the training data and of the initial weights.
     pub seed: u64,
     /// Data worker threads.
     pub workers: usize,

@@ -6,12 +6,13 @@
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_nn::VarMap;
 use mmgen_diffusion::gaussian;
 use mmgen_eval::fit::{fit, save_probe, CheckpointClock, FitOptions, StepReport};
 use mmgen_eval::probe::train::RunInfo;
 use mmgen_models::vae::{psnr, Vae, VaeConfig};
 use mmgen_models::weights::{load_f32, set_prefixed};
+use mmgen_nn::seeded_var_builder;
 use mmgen_world::rng::mix64;
 use mmgen_world::stream::render_batch;
 use mmgen_world::{OrderedWorkers, Split, StreamConfig};
@@ -50,7 +51,7 @@ pub fn train_vae(
         )));
     }
     let varmap = VarMap::new();
-    let vae = Vae::new(config, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
+    let vae = Vae::new(config, seeded_var_builder(&varmap, options.seed, DType::F32, device))?;
     if let Some(dir) = run.resume {
         set_prefixed(&varmap, "", &load_f32(&dir.join("model.safetensors"), device)?)?;
     }

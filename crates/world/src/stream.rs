@@ -172,7 +172,8 @@ pub struct Batch {
 
 /// The sample seed of item `j` of batch `i`.
 fn sample_seed(stream_seed: u64, index: u64, j: usize, batch_size: usize) -> u64 {
-    mix64(stream_seed ^ mix64(index * batch_size as u64 + j as u64))
+    // Wrapping: any u64 index is a valid batch, and the product is only hashed.
+    mix64(stream_seed ^ mix64(index.wrapping_mul(batch_size as u64).wrapping_add(j as u64)))
 }
 
 /// Frames as channel planes scaled to [-1, 1]: (t, 3, h, w) values, flattened. The one

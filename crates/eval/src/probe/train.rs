@@ -134,9 +134,10 @@ where
     Ok(metrics)
 }
 
-fn new_varmap(device: &Device) -> (VarMap, VarBuilder<'static>) {
+/// Fresh variables, initialised from the run's seed.
+fn new_varmap(seed: u64, device: &Device) -> (VarMap, VarBuilder<'static>) {
     let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+    let vb = mmgen_nn::seeded_var_builder(&varmap, seed, DType::F32, device);
     (varmap, vb)
 }
 
@@ -148,7 +149,7 @@ pub fn train_image_probe(
     device: &Device,
     progress: impl FnMut(&StepReport),
 ) -> Result<serde_json::Value> {
-    let (varmap, vb) = new_varmap(device);
+    let (varmap, vb) = new_varmap(options.seed, device);
     let (size, batch, seed, dev, eval_dev, n) = (
         config.image_size,
         options.batch,
@@ -176,7 +177,7 @@ pub fn train_audio_probe(
     device: &Device,
     progress: impl FnMut(&StepReport),
 ) -> Result<serde_json::Value> {
-    let (varmap, vb) = new_varmap(device);
+    let (varmap, vb) = new_varmap(options.seed, device);
     let (batch, seed, dev, eval_dev, n, data_cfg) = (
         options.batch,
         options.seed,
@@ -204,7 +205,7 @@ pub fn train_video_probe(
     device: &Device,
     progress: impl FnMut(&StepReport),
 ) -> Result<serde_json::Value> {
-    let (varmap, vb) = new_varmap(device);
+    let (varmap, vb) = new_varmap(options.seed, device);
     let (batch, seed, dev, eval_dev, n) = (
         options.batch,
         options.seed,
