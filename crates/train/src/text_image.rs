@@ -422,5 +422,6 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("the VAE folder holds"), "{err}");
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

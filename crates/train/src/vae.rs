@@ -192,5 +192,33 @@ mod tests {
         for file in ["config.json", "model.safetensors", "metrics.json"] {
             assert!(dir.join(file).exists(), "{file}");
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A run is a function of its seed: initial weights, data order (across worker
+    /// threads) and noise all come from it.
+    #[test]
+    fn same_seed_same_weights() {
+        let root = std::env::temp_dir().join(format!("mmgen-vae-seed-{}", std::process::id()));
+        let weights = |seed: u64, name: &str| {
+            let out = root.join(name);
+            let options = FitOptions {
+                workers: 2,
+                ..FitOptions::new(4, 4, 3e-3, seed)
+            };
+            let run = RunInfo {
+                out: &out,
+                command: "test".into(),
+                eval_samples: 4,
+                checkpoint_every: 0,
+                resume: None,
+            };
+            train_vae(&VaeConfig::tiny(), 1e-5, &options, &run, &Device::Cpu, |_| {}).unwrap();
+            std::fs::read(out.join("model.safetensors")).unwrap()
+        };
+        let (a, b, c) = (weights(3, "a"), weights(3, "b"), weights(4, "c"));
+        let _ = std::fs::remove_dir_all(&root);
+        assert!(a == b, "two runs with seed 3 differ");
+        assert!(a != c, "seeds 3 and 4 give the same weights");
     }
 }
