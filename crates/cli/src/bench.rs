@@ -7,9 +7,10 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 
 use crate::device::DeviceArg;
+use crate::sampling::SamplingArgs;
 use anyhow::Context;
 use mmgen_eval::bench::{bench_training, BENCH_MODELS};
-use mmgen_models::hybrid_image::{HybridImage, ImageRequest, ImageSettings};
+use mmgen_models::hybrid_image::{HybridImage, ImageRequest};
 use mmgen_world::rng::mix64;
 use mmgen_world::{render_audio, render_image, render_video, SpecSampler, Split, StreamConfig, WorldStream};
 
@@ -29,15 +30,8 @@ pub struct GenerateBenchArgs {
     /// The model folder.
     #[arg(long, default_value = "models/hybrid-image")]
     model: PathBuf,
-    /// Sampler steps.
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1000))]
-    steps: u64,
-    /// Guidance scale (1 disables guidance and halves the work).
-    #[arg(long, default_value_t = 4.0)]
-    guidance: f64,
-    /// Sampler.
-    #[arg(long, default_value = "ddim")]
-    sampler: String,
+    #[command(flatten)]
+    sampling: SamplingArgs,
     /// Timed images (the median is reported) after one warm-up.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     iters: u32,
@@ -218,12 +212,7 @@ fn train(args: TrainBenchArgs) -> Result<()> {
 }
 
 fn generate(args: GenerateBenchArgs) -> Result<()> {
-    let settings = ImageSettings {
-        steps: args.steps as usize,
-        guidance: args.guidance,
-        sampler: args.sampler.clone(),
-        ..ImageSettings::default()
-    };
+    let settings = args.sampling.image_settings();
     settings.check()?;
     let device = args.device.open()?;
     let model = HybridImage::load(&args.model, &device)
@@ -249,19 +238,19 @@ fn generate(args: GenerateBenchArgs) -> Result<()> {
             "device": args.device.to_string(),
             "threads": threads,
             "image_size": size,
-            "steps": args.steps,
-            "guidance": args.guidance,
-            "sampler": args.sampler,
+            "steps": args.sampling.steps,
+            "guidance": args.sampling.guidance,
+            "sampler": args.sampling.sampler,
             "seconds_per_image": seconds,
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
             "{size}x{size} image, {} {} steps, guidance {} ({}): {seconds:.3} s per image (median of {} on {}, {threads} threads)",
-            args.steps,
-            args.sampler,
-            args.guidance,
-            if args.guidance != 1.0 { "2 network passes per step" } else { "1 pass per step" },
+            args.sampling.steps,
+            args.sampling.sampler,
+            args.sampling.guidance,
+            if args.sampling.guidance != 1.0 { "2 network passes per step" } else { "1 pass per step" },
             args.iters,
             args.device
         );

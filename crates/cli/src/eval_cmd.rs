@@ -13,12 +13,13 @@ use mmgen_eval::probe::image::{ImageProbe, ImageProbeConfig};
 use mmgen_eval::probe::image_data::image_probe_accuracy;
 use mmgen_eval::probe::train::tallies_json;
 use mmgen_eval::run::{evaluate, MediaOptions, Probes, Prompts, Task};
-use mmgen_models::hybrid_image::{images_to_tensor, tensor_to_images, HybridImage, ImageSettings};
+use mmgen_models::hybrid_image::{images_to_tensor, tensor_to_images, HybridImage};
 use mmgen_models::vae::{psnr, Vae};
 use mmgen_train::text_image::TrainedVae;
 use mmgen_world::{Lang, Split};
 
 use crate::device::DeviceArg;
+use crate::sampling::SamplingArgs;
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -33,15 +34,9 @@ pub struct EvalArgs {
     /// The model folder of --source hybrid.
     #[arg(long, default_value = "models/hybrid-image")]
     model: PathBuf,
-    /// Sampler steps of a model source.
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1000))]
-    steps: u64,
-    /// Guidance scale of a model source.
-    #[arg(long, default_value_t = 4.0)]
-    guidance: f64,
-    /// Sampler of a model source.
-    #[arg(long, default_value = "ddim")]
-    sampler: String,
+    /// Sampling of a model source.
+    #[command(flatten)]
+    sampling: SamplingArgs,
     /// Prompts drawn from the world.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     n: u64,
@@ -101,12 +96,7 @@ fn generator(args: &EvalArgs, device: &Device) -> Result<Box<dyn Generator>> {
                     args.task
                 );
             }
-            let settings = ImageSettings {
-                steps: args.steps as usize,
-                guidance: args.guidance,
-                sampler: args.sampler.clone(),
-                ..ImageSettings::default()
-            };
+            let settings = args.sampling.image_settings();
             settings.check()?;
             let model = HybridImage::load(&args.model, device)
                 .with_context(|| format!("--model {}: cannot load the hybrid model", args.model.display()))?;

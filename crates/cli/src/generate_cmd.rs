@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mmgen_models::hybrid_image::{HybridImage, ImageRequest, ImageSettings};
 
 use crate::device::DeviceArg;
+use crate::sampling::SamplingArgs;
 
 #[derive(Args)]
 pub struct GenerateArgs {
@@ -20,21 +21,14 @@ pub struct GenerateArgs {
     /// The text-to-image model folder.
     #[arg(long, default_value = "models/hybrid-image")]
     model: PathBuf,
-    /// Sampler steps.
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1000))]
-    steps: u64,
-    /// Classifier-free guidance scale (1: none).
-    #[arg(long, default_value_t = 4.0)]
-    guidance: f64,
+    #[command(flatten)]
+    sampling: SamplingArgs,
     /// What to steer away from.
     #[arg(long, default_value = "")]
     negative: String,
     /// Seed of the noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Sampler: ddim, ddpm, euler, euler-a or dpmpp-2m.
-    #[arg(long, default_value = "ddim")]
-    sampler: String,
     /// img2img: start from this image (PNG/GIF; resized to the model's size).
     #[arg(long)]
     init: Option<PathBuf>,
@@ -69,12 +63,10 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         None => None,
     };
     let settings = ImageSettings {
-        steps: args.steps as usize,
-        guidance: args.guidance,
         negative: args.negative.clone(),
-        sampler: args.sampler.clone(),
         init,
         mask,
+        ..args.sampling.image_settings()
     };
     settings.check()?;
     let start = Instant::now();
@@ -85,7 +77,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         )
     })?;
     let loaded = start.elapsed().as_secs_f64();
-    let bar = ProgressBar::new(args.steps).with_style(
+    let bar = ProgressBar::new(args.sampling.steps).with_style(
         ProgressStyle::with_template("{spinner} generate [{bar:30}] {pos}/{len} steps ({eta} left)")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
@@ -101,17 +93,17 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let seconds = start.elapsed().as_secs_f64() - loaded;
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     let path = args.out.join("image.png");
-    let settings_text = serde_json::json!({
+    let mut settings_json = serde_json::json!({
         "model": args.model.display().to_string(),
-        "steps": args.steps,
-        "guidance": args.guidance,
         "negative": args.negative,
-        "sampler": args.sampler,
         "init": args.init.as_ref().map(|p| p.display().to_string()),
         "strength": args.init.as_ref().map(|_| args.strength),
         "mask": args.mask.as_ref().map(|p| p.display().to_string()),
-    })
-    .to_string();
+    });
+    if let (Some(all), serde_json::Value::Object(sampling)) = (settings_json.as_object_mut(), args.sampling.to_json()) {
+        all.extend(sampling);
+    }
+    let settings_text = settings_json.to_string();
     let seed = args.seed.to_string();
     mmgen_media::write_png(
         &path,
@@ -124,7 +116,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         path.display(),
         images[0].width(),
         images[0].height(),
-        args.steps,
+        args.sampling.steps,
         seconds,
         loaded
     );

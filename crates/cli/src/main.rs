@@ -4,6 +4,7 @@ mod bench;
 mod device;
 mod eval_cmd;
 mod generate_cmd;
+mod sampling;
 mod train_cmd;
 mod world_cmd;
 
