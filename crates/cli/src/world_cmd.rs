@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use mmgen_media::{write_gif, write_png, write_wav};
+use mmgen_media::{write_gif, write_mp4, write_png, write_wav, Mp4Audio};
 use mmgen_world::audio::SAMPLE_RATE;
 use mmgen_world::caption::distinct_captions;
 use mmgen_world::render::Scene;
@@ -16,7 +16,7 @@ use mmgen_world::{caption_for_seed, render_audio, CaptionOptions, Lang, Medium, 
 
 #[derive(Subcommand)]
 pub enum WorldCommand {
-    /// Render N random samples: PNG (+ GIF with --frames, + WAV with --audio) and
+    /// Render N random samples: PNG (+ GIF and MP4 with --frames, + WAV with --audio) and
     /// a JSON with each sample's caption, seed and spec.
     Sample(SampleArgs),
     /// Render one spec file.
@@ -46,7 +46,8 @@ pub struct MediaArgs {
     /// Image side in pixels.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(8..=2048))]
     size: u32,
-    /// Video frames; more than 1 also writes an animated GIF.
+    /// Video frames; more than 1 also writes an animated GIF and an MP4 (H.264, with
+    /// the audio as Opus when there is audio; even sizes of 16 pixels or more).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     frames: u32,
     /// Video frame rate.
@@ -164,16 +165,28 @@ fn write_scene(
         ],
     )?;
     files.push(png);
+    let samples = match with_audio {
+        true => Some(render_audio(spec, seed, media.seconds, SAMPLE_RATE)?),
+        false => None,
+    };
     if media.frames > 1 {
         let frames = scene.clip(media.size, media.size, media.frames)?;
         let gif = format!("{stem}.gif");
         write_gif(&dir.join(&gif), &frames, media.fps)?;
         files.push(gif);
+        if media.size.is_multiple_of(2) && media.size >= 16 {
+            let mp4 = format!("{stem}.mp4");
+            let audio = samples.as_deref().map(|samples| Mp4Audio {
+                samples,
+                sample_rate: SAMPLE_RATE,
+            });
+            write_mp4(&dir.join(&mp4), &frames, media.fps, audio)?;
+            files.push(mp4);
+        }
     }
-    if with_audio {
-        let samples = render_audio(spec, seed, media.seconds, SAMPLE_RATE)?;
+    if let Some(samples) = &samples {
         let wav = format!("{stem}.wav");
-        write_wav(&dir.join(&wav), &samples, SAMPLE_RATE)?;
+        write_wav(&dir.join(&wav), samples, SAMPLE_RATE)?;
         files.push(wav);
     }
     Ok(files)

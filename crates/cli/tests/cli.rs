@@ -46,7 +46,7 @@ fn sample_writes_every_file_and_is_reproducible() {
     assert!(sample(&a, "5").status.success(), "{}", stderr(&sample(&a, "5")));
     assert!(sample(&b, "5").status.success());
     for i in 0..3 {
-        for ext in ["png", "gif", "wav", "json"] {
+        for ext in ["png", "gif", "mp4", "wav", "json"] {
             let name = format!("{i:06}.{ext}");
             let (x, y) = (
                 std::fs::read(a.join(&name)).unwrap(),

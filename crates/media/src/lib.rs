@@ -1,10 +1,15 @@
 //! # mmgen-media
 //!
 //! Reading and writing the files mmgen produces: PNG (with UTF-8 text metadata, so a
-//! prompt in any language travels with its image), animated GIF and 16-bit WAV.
-//! Pure Rust, no system libraries. Shared by the world's tools and, later, the
+//! prompt in any language travels with its image), animated GIF, 16-bit WAV, and MP4
+//! (H.264 + Opus).
+//! No system libraries (the H.264 encoder is built from bundled C++ source). Shared by the world's tools and, later, the
 //! generation pipeline, so it depends on neither.
 #![warn(missing_docs)]
+
+mod mp4;
+
+pub use mp4::{read_mp4_tracks, write_mp4, Mp4Audio, Mp4Summary, Mp4Track, OPUS_SAMPLE_RATES};
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -43,6 +48,14 @@ pub enum MediaError {
     /// The WAV codec refused.
     #[error("{path}: WAV: {message}")]
     Wav {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// The MP4 encoders or muxer refused, or an MP4 could not be read.
+    #[error("{path}: MP4: {message}")]
+    Mp4 {
         /// The file.
         path: String,
         /// Why.
