@@ -1,12 +1,13 @@
-//! `mmgen generate`: a prompt in, media out, on the shipped models.
+//! `mmgen generate`: a prompt in, a package of files out, on the shipped models
+//! (through `mmgen-pipeline`: plan, cache, generate, compose).
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use mmgen_models::hybrid_image::{HybridImage, ImageRequest, ImageSettings};
+use mmgen_models::hybrid_image::ImageSettings;
+use mmgen_pipeline::{Cache, CacheOutcome, Modality, Pipeline, Request};
 
 use crate::device::DeviceArg;
 use crate::sampling::SamplingArgs;
@@ -15,9 +16,13 @@ use crate::sampling::SamplingArgs;
 pub struct GenerateArgs {
     /// What to make, in English or Chinese.
     prompt: String,
-    /// Output folder (image.png).
+    /// Output folder (image.png, caption.txt, meta.json).
     #[arg(long, default_value = "out/generate")]
     out: PathBuf,
+    /// What to make, comma-separated (image, video, audio); by default read from the
+    /// prompt ("video", "视频" add video; "music", "配乐" add audio; else an image).
+    #[arg(long)]
+    modalities: Option<String>,
     /// The text-to-image model folder.
     #[arg(long, default_value = "models/hybrid-image")]
     model: PathBuf,
@@ -38,6 +43,13 @@ pub struct GenerateArgs {
     /// Inpainting: white where to generate, black where to keep --init.
     #[arg(long)]
     mask: Option<PathBuf>,
+    /// Cache folder of finished requests [default: $MMGEN_CACHE, $XDG_CACHE_HOME/mmgen
+    /// or ~/.cache/mmgen].
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Run the models even if this request was made before, and store nothing.
+    #[arg(long, conflicts_with = "cache")]
+    no_cache: bool,
     /// Where to run: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: DeviceArg,
@@ -47,7 +59,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     if args.prompt.trim().is_empty() {
         bail!("the prompt is empty; say what to make, e.g. mmgen generate \"a red star over the sea at sunset\"");
     }
-    let device = args.device.open()?;
+    let modalities = args.modalities.as_deref().map(Modality::parse_list).transpose()?;
     let open = |path: &PathBuf, what: &str| {
         image::open(path).with_context(|| format!("--{what} {}: cannot read the image", path.display()))
     };
@@ -62,63 +74,54 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         Some(path) => Some(open(path, "mask")?.to_luma8()),
         None => None,
     };
-    let settings = ImageSettings {
-        negative: args.negative.clone(),
-        init,
-        mask,
-        ..args.sampling.image_settings()
-    };
-    settings.check()?;
-    let start = Instant::now();
-    let model = HybridImage::load(&args.model, &device).with_context(|| {
-        format!(
-            "cannot load the text-to-image model from {} (models/README.md says how it is trained)",
-            args.model.display()
-        )
-    })?;
-    let loaded = start.elapsed().as_secs_f64();
-    let bar = ProgressBar::new(args.sampling.steps).with_style(
-        ProgressStyle::with_template("{spinner} generate [{bar:30}] {pos}/{len} steps ({eta} left)")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let request = ImageRequest {
+    let request = Request {
         prompt: args.prompt.clone(),
         seed: args.seed,
+        modalities,
+        image: ImageSettings {
+            negative: args.negative.clone(),
+            init,
+            mask,
+            ..args.sampling.image_settings()
+        },
     };
-    let images = model.generate(&[request], &settings, |done, total| {
+    request.image.check()?;
+    let cache = match (args.no_cache, &args.cache) {
+        (true, _) => None,
+        (false, Some(dir)) => Some(Cache::new(dir)),
+        (false, None) => Cache::default_dir().map(Cache::new),
+    };
+    let device = args.device.open()?;
+    let pipeline = Pipeline::load(&args.model, &device)
+        .with_context(|| {
+            format!(
+                "cannot load the text-to-image model from {} (models/README.md says how it is trained)",
+                args.model.display()
+            )
+        })?
+        .with_cache(cache);
+    let bar = ProgressBar::new(args.sampling.steps).with_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} steps ({eta} left)")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let package = pipeline.generate(&request, &args.out, &mut |stage, done, total| {
+        bar.set_message(stage.to_string());
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     })?;
     bar.finish_and_clear();
-    let seconds = start.elapsed().as_secs_f64() - loaded;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-    let path = args.out.join("image.png");
-    let mut settings_json = serde_json::json!({
-        "model": args.model.display().to_string(),
-        "negative": args.negative,
-        "init": args.init.as_ref().map(|p| p.display().to_string()),
-        "strength": args.init.as_ref().map(|_| args.strength),
-        "mask": args.mask.as_ref().map(|p| p.display().to_string()),
-    });
-    if let (Some(all), serde_json::Value::Object(sampling)) = (settings_json.as_object_mut(), args.sampling.to_json()) {
-        all.extend(sampling);
-    }
-    let settings_text = settings_json.to_string();
-    let seed = args.seed.to_string();
-    mmgen_media::write_png(
-        &path,
-        &images[0],
-        &[("prompt", &args.prompt), ("seed", &seed), ("settings", &settings_text)],
-    )
-    .with_context(|| format!("cannot write {}", path.display()))?;
+    let how = match package.cache {
+        CacheOutcome::Hit => "from the cache".to_string(),
+        CacheOutcome::Miss | CacheOutcome::Off => format!(
+            "{} {} steps, guidance {}",
+            args.sampling.steps, args.sampling.sampler, args.sampling.guidance
+        ),
+    };
     eprintln!(
-        "wrote {} ({}x{}, {} steps in {:.2} s, model loaded in {:.2} s)",
-        path.display(),
-        images[0].width(),
-        images[0].height(),
-        args.sampling.steps,
-        seconds,
-        loaded
+        "wrote {} in {} ({how}, {:.2} s)",
+        package.files.join(", "),
+        args.out.display(),
+        package.seconds
     );
     Ok(())
 }

@@ -28,9 +28,4 @@ impl SamplingArgs {
             ..ImageSettings::default()
         }
     }
-
-    /// The options as JSON fields (for metadata and reports).
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({"steps": self.steps, "guidance": self.guidance, "sampler": self.sampler})
-    }
 }

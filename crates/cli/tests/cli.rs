@@ -395,7 +395,12 @@ fn hybrid_train_generate_and_fail_clearly() {
         "9",
         "--out",
         &path("gen"),
+        "--cache",
+        &path("cache"),
     ]);
+    for file in ["caption.txt", "meta.json"] {
+        assert!(dir.join("gen").join(file).exists(), "{file}");
+    }
     let text = mmgen_media::read_png_text(&dir.join("gen/image.png")).unwrap();
     let get = |k: &str| text.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap();
     assert_eq!(get("prompt"), prompt);
