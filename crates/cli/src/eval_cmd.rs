@@ -245,3 +245,112 @@ pub fn run_vae(args: EvalVaeArgs) -> Result<()> {
     );
     Ok(())
 }
+
+#[derive(Args)]
+pub struct EvalVocoderArgs {
+    /// The audio probe folder (`mmgen train probe-audio`).
+    #[arg(long, default_value = "models/probe-audio")]
+    probe: PathBuf,
+    /// Fresh world clips (their length is the probe's).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    n: u64,
+    /// Griffin-Lim iterations.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    iters: u64,
+    /// Mel bands.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(8..=256))]
+    mels: u64,
+    /// FFT size (window length); the hop is a quarter of it.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(16..=8192))]
+    n_fft: u64,
+    /// Which side of the compositional split the clips come from.
+    #[arg(long, default_value = "heldout", value_parser = ["train", "heldout"])]
+    split: String,
+    /// Seed of the clips and phases.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Also write the first 3 clips and their vocoded versions here (WAV) to listen to.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Where the probe runs: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceArg,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What the audio probe still hears after log-mel -> Griffin-Lim.
+pub fn run_vocoder(args: EvalVocoderArgs) -> Result<()> {
+    let device = args.device.open()?;
+    let config: mmgen_eval::probe::audio::AudioProbeConfig =
+        load_config(&args.probe).with_context(|| format!("--probe {}", args.probe.display()))?;
+    let probe = mmgen_eval::probe::audio::AudioProbe::new(&config, load_weights(&args.probe, &device)?)?;
+    let mel = mmgen_models::mel::MelConfig {
+        sample_rate: config.sample_rate,
+        n_mels: args.mels as usize,
+        n_fft: args.n_fft as usize,
+        hop: args.n_fft as usize / 4,
+        f_max: config.sample_rate as f32 / 2.0,
+        ..Default::default()
+    };
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let split: Split = args.split.parse()?;
+    let bar = ProgressBar::new(args.n).with_style(
+        ProgressStyle::with_template("{spinner} vocoding [{bar:30}] {pos}/{len} clips ({eta} left)")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut write_error = None;
+    let report = mmgen_eval::vocoder::vocoder_report(
+        &probe,
+        &mel,
+        mmgen_eval::vocoder::VocoderRun {
+            clips: args.n as usize,
+            iters: args.iters as usize,
+            seed: args.seed,
+            split,
+        },
+        &device,
+        |i, original, vocoded| {
+            bar.set_position(i as u64 + 1);
+            if let (Some(dir), true) = (&args.out, i < 3) {
+                for (name, samples) in [("original", original), ("vocoded", vocoded)] {
+                    let path = dir.join(format!("{i}-{name}.wav"));
+                    if let Err(e) = mmgen_media::write_wav(&path, samples, config.sample_rate) {
+                        write_error.get_or_insert(e);
+                    }
+                }
+            }
+        },
+    )?;
+    bar.finish_and_clear();
+    if let Some(e) = write_error {
+        return Err(e.into());
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "{} {} clips of {} s, {}",
+        report["clips"],
+        args.split,
+        report["seconds_of_audio_per_clip"],
+        report["vocoder"].as_str().unwrap_or("")
+    );
+    println!("{:<22} {:>9} {:>9}", "probe reads", "original", "vocoded");
+    if let Some(original) = report["accuracy_original"].as_object() {
+        for (k, v) in original {
+            let vocoded = report["accuracy_vocoded"][k].as_f64().unwrap_or(f64::NAN);
+            println!("{k:<22} {:>9.3} {vocoded:>9.3}", v.as_f64().unwrap_or(f64::NAN));
+        }
+    }
+    println!(
+        "spectral convergence {:.3}; vocoder {:.3} s per clip",
+        report["spectral_convergence"].as_f64().unwrap_or(f64::NAN),
+        report["vocoder_seconds_per_clip"].as_f64().unwrap_or(f64::NAN)
+    );
+    Ok(())
+}

@@ -43,6 +43,9 @@ enum Command {
     EvalProbe(eval_cmd::EvalProbeArgs),
     /// A VAE's reconstructions of fresh renders: PSNR and a contact sheet.
     EvalVae(eval_cmd::EvalVaeArgs),
+    /// What the audio probe still hears after log-mel -> Griffin-Lim (the vocoder
+    /// baseline of mel-spectrogram audio decoders).
+    EvalVocoder(eval_cmd::EvalVocoderArgs),
     /// Benchmarks (speed is measured here, never in tests).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -57,6 +60,7 @@ fn main() {
         Command::Eval(args) => eval_cmd::run(args),
         Command::EvalProbe(args) => eval_cmd::run_probe(args),
         Command::EvalVae(args) => eval_cmd::run_vae(args),
+        Command::EvalVocoder(args) => eval_cmd::run_vocoder(args),
         Command::Bench(cmd) => bench::run(cmd),
     };
     if let Err(err) = result {

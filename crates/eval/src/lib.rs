@@ -14,5 +14,6 @@ pub mod fit;
 pub mod generator;
 pub mod probe;
 pub mod run;
+pub mod vocoder;
 
 pub use error::{EvalError, Result};

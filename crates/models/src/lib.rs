@@ -6,6 +6,7 @@
 pub mod dit;
 pub mod error;
 pub mod hybrid_image;
+pub mod mel;
 pub mod text_encoder;
 pub mod tokenizer;
 pub mod vae;

@@ -81,6 +81,19 @@ pub fn audio_probe_accuracy(
     split: Split,
     device: &Device,
 ) -> Result<BTreeMap<&'static str, Tally>> {
+    audio_probe_accuracy_through(probe, n, seed, split, device, |clip| Ok(clip.to_vec()))
+}
+
+/// The same on clips passed through `through` first (a codec, a vocoder): what the
+/// probe still hears after it.
+pub fn audio_probe_accuracy_through(
+    probe: &AudioProbe,
+    n: usize,
+    seed: u64,
+    split: Split,
+    device: &Device,
+    mut through: impl FnMut(&[f32]) -> Result<Vec<f32>>,
+) -> Result<BTreeMap<&'static str, Tally>> {
     let mut tallies: BTreeMap<&'static str, Tally> = BTreeMap::new();
     for start in (0..n).step_by(64) {
         let clips = (start..(start + 64).min(n))
@@ -93,7 +106,7 @@ pub fn audio_probe_accuracy(
                 )
             })
             .collect::<Result<Vec<_>>>()?;
-        let samples: Vec<Vec<f32>> = clips.iter().map(|(_, s)| s.clone()).collect();
+        let samples: Vec<Vec<f32>> = clips.iter().map(|(_, s)| through(s)).collect::<Result<_>>()?;
         for ((spec, _), reading) in clips.iter().zip(probe.read(&samples, device)?) {
             let music = spec.music.expect("sampled with music");
             tallies

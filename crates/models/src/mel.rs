@@ -1,0 +1,491 @@
+//! Log-mel spectrograms and the Griffin-Lim vocoder: the audio representation a
+//! text-to-audio diffusion decoder generates, and the baseline way back to a waveform.
+//!
+//! The STFT is centred (reflect padding, as librosa and torchaudio do) with a periodic
+//! Hann window and hop n_fft/4, which satisfies constant overlap-add, so
+//! `istft(stft(x)) == x` up to rounding. Mel filters are Slaney-normalised triangles on
+//! the HTK mel scale. The way back from mel is two steps: mel -> linear magnitudes by
+//! a few projected-gradient steps of non-negative least squares (librosa's
+//! `mel_to_stft` does NNLS too; the transpose alone smears energy upwards), then the
+//! fast Griffin-Lim algorithm (Perraudin, Balazs & Sondergaard 2013: Griffin-Lim with
+//! momentum 0.99), from a seeded random phase.
+
+use std::sync::Arc;
+
+use realfft::num_complex::Complex;
+use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result};
+
+/// The shape of a mel spectrogram.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct MelConfig {
+    /// Samples per second of the audio.
+    pub sample_rate: u32,
+    /// FFT size (window length).
+    pub n_fft: usize,
+    /// Samples between frames (n_fft / 4 keeps overlap-add exact).
+    pub hop: usize,
+    /// Mel bands.
+    pub n_mels: usize,
+    /// Lowest band edge, Hz.
+    pub f_min: f32,
+    /// Highest band edge, Hz (at most sample_rate / 2).
+    pub f_max: f32,
+}
+
+impl Default for MelConfig {
+    /// 16 kHz, 32 ms windows, 8 ms hop, 128 bands to 8 kHz: chosen with
+    /// `mmgen eval-vocoder` on the world's music, where 64 ms windows smear onsets
+    /// (tempo read within 10% drops from 1.00 to 0.74-0.78 after Griffin-Lim) and 80
+    /// bands lose timbre (mood 0.92 instead of 0.96).
+    fn default() -> MelConfig {
+        MelConfig {
+            sample_rate: 16_000,
+            n_fft: 512,
+            hop: 128,
+            n_mels: 128,
+            f_min: 0.0,
+            f_max: 8_000.0,
+        }
+    }
+}
+
+/// Natural-log floor of mel energies (-11.5).
+const LOG_FLOOR: f32 = 1e-5;
+
+/// A log-mel spectrogram: `frames` rows of `n_mels` values, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogMel {
+    /// ln(max(energy, 1e-5)) per frame and band.
+    pub values: Vec<f32>,
+    /// Frames (one per hop, plus one).
+    pub frames: usize,
+    /// Bands per frame.
+    pub n_mels: usize,
+}
+
+/// STFT, mel filterbank and Griffin-Lim for one [`MelConfig`].
+pub struct MelSpectrogram {
+    config: MelConfig,
+    window: Vec<f32>,
+    /// Per mel band: (first FFT bin, weights of consecutive bins).
+    filters: Vec<(usize, Vec<f32>)>,
+    forward: Arc<dyn RealToComplex<f32>>,
+    inverse: Arc<dyn ComplexToReal<f32>>,
+}
+
+impl MelSpectrogram {
+    /// Checks `config` and builds the window, filters and FFT plans.
+    pub fn new(config: &MelConfig) -> Result<MelSpectrogram> {
+        let c = config;
+        let nyquist = c.sample_rate as f32 / 2.0;
+        if c.n_fft < 16 || !c.n_fft.is_multiple_of(4) || c.hop == 0 || c.hop > c.n_fft / 4 {
+            return Err(ModelError::Invalid(format!(
+                "n_fft {} and hop {}: n_fft must be a multiple of 4 (>= 16) and hop at most n_fft / 4 (overlap-add must cover every sample)",
+                c.n_fft, c.hop
+            )));
+        }
+        if c.n_mels == 0 || !(0.0 <= c.f_min && c.f_min < c.f_max && c.f_max <= nyquist) {
+            return Err(ModelError::Invalid(format!(
+                "n_mels {}, f_min {} Hz, f_max {} Hz: need n_mels >= 1 and 0 <= f_min < f_max <= {nyquist} Hz",
+                c.n_mels, c.f_min, c.f_max
+            )));
+        }
+        let window = (0..c.n_fft)
+            .map(|i| 0.5 - 0.5 * (std::f32::consts::TAU * i as f32 / c.n_fft as f32).cos())
+            .collect();
+        let mut planner = RealFftPlanner::<f32>::new();
+        Ok(MelSpectrogram {
+            filters: mel_filters(c),
+            window,
+            forward: planner.plan_fft_forward(c.n_fft),
+            inverse: planner.plan_fft_inverse(c.n_fft),
+            config: c.clone(),
+        })
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &MelConfig {
+        &self.config
+    }
+
+    /// FFT bins per frame (n_fft / 2 + 1).
+    pub fn bins(&self) -> usize {
+        self.config.n_fft / 2 + 1
+    }
+
+    /// Frames of `samples` samples: one per hop, plus one (the STFT is centred).
+    pub fn frames_for(&self, samples: usize) -> usize {
+        samples / self.config.hop + 1
+    }
+
+    /// The centred STFT: frames x bins.
+    pub fn stft(&self, audio: &[f32]) -> Vec<Vec<Complex<f32>>> {
+        let (n_fft, hop) = (self.config.n_fft, self.config.hop);
+        let pad = n_fft / 2;
+        // Reflect padding (repeats the edge for clips shorter than the pad).
+        let at = |i: isize| -> f32 {
+            if audio.is_empty() {
+                return 0.0;
+            }
+            let n = audio.len() as isize;
+            let mut j = i;
+            for _ in 0..4 {
+                if j < 0 {
+                    j = -j;
+                }
+                if j >= n {
+                    j = 2 * (n - 1) - j;
+                }
+            }
+            audio[j.clamp(0, n - 1) as usize]
+        };
+        let mut input = vec![0f32; n_fft];
+        let mut scratch = self.forward.make_scratch_vec();
+        (0..self.frames_for(audio.len()))
+            .map(|f| {
+                let start = (f * hop) as isize - pad as isize;
+                for (k, v) in input.iter_mut().enumerate() {
+                    *v = at(start + k as isize) * self.window[k];
+                }
+                let mut spectrum = self.forward.make_output_vec();
+                // The lengths match the plan, so the FFT cannot fail.
+                let _ = self
+                    .forward
+                    .process_with_scratch(&mut input, &mut spectrum, &mut scratch);
+                spectrum
+            })
+            .collect()
+    }
+
+    /// Inverse of [`Self::stft`] for `len` samples: windowed overlap-add, divided by
+    /// the summed squared window (least-squares inverse; Griffin & Lim 1984).
+    pub fn istft(&self, frames: &[Vec<Complex<f32>>], len: usize) -> Vec<f32> {
+        let (n_fft, hop) = (self.config.n_fft, self.config.hop);
+        let pad = n_fft / 2;
+        let total = len + 2 * pad;
+        let (mut out, mut norm) = (vec![0f32; total], vec![0f32; total]);
+        let mut time = self.inverse.make_output_vec();
+        let mut scratch = self.inverse.make_scratch_vec();
+        for (f, spectrum) in frames.iter().enumerate() {
+            let mut spectrum = spectrum.clone();
+            // A real signal's DC and Nyquist bins are real; the inverse plan insists.
+            spectrum[0].im = 0.0;
+            if let Some(last) = spectrum.last_mut() {
+                last.im = 0.0;
+            }
+            let _ = self
+                .inverse
+                .process_with_scratch(&mut spectrum, &mut time, &mut scratch);
+            let start = f * hop;
+            for k in 0..n_fft {
+                if start + k < total {
+                    out[start + k] += time[k] / n_fft as f32 * self.window[k];
+                    norm[start + k] += self.window[k] * self.window[k];
+                }
+            }
+        }
+        out[pad..pad + len]
+            .iter()
+            .zip(&norm[pad..pad + len])
+            .map(|(v, n)| if *n > 1e-8 { v / n } else { 0.0 })
+            .collect()
+    }
+
+    /// Magnitudes (frames x bins) of the STFT.
+    pub fn magnitudes(&self, audio: &[f32]) -> Vec<Vec<f32>> {
+        self.stft(audio)
+            .iter()
+            .map(|frame| frame.iter().map(|c| c.norm()).collect())
+            .collect()
+    }
+
+    /// The log-mel spectrogram of `audio` (mel energies of the power spectrum).
+    pub fn log_mel(&self, audio: &[f32]) -> LogMel {
+        let magnitudes = self.magnitudes(audio);
+        let n_mels = self.config.n_mels;
+        let mut values = Vec::with_capacity(magnitudes.len() * n_mels);
+        for frame in &magnitudes {
+            for (first, weights) in &self.filters {
+                let energy: f32 = weights
+                    .iter()
+                    .enumerate()
+                    .map(|(k, w)| w * frame[first + k] * frame[first + k])
+                    .sum();
+                values.push(energy.max(LOG_FLOOR).ln());
+            }
+        }
+        LogMel {
+            frames: magnitudes.len(),
+            n_mels,
+            values,
+        }
+    }
+
+    /// Linear magnitudes (frames x bins) whose mel energies best match `mel`: a
+    /// non-negative least-squares fit of the power spectrum by projected gradient
+    /// steps, started from the filters' transpose.
+    pub fn magnitudes_from_mel(&self, mel: &LogMel) -> Result<Vec<Vec<f32>>> {
+        if mel.n_mels != self.config.n_mels || mel.values.len() != mel.frames * mel.n_mels {
+            return Err(ModelError::Invalid(format!(
+                "a log-mel of {} bands x {} frames ({} values) does not fit a {}-band spectrogram",
+                mel.n_mels,
+                mel.frames,
+                mel.values.len(),
+                self.config.n_mels
+            )));
+        }
+        let bins = self.bins();
+        // Column sums of the filterbank: normalise the transpose's start and bound the
+        // step size (the Lipschitz constant of the gradient is at most max row sum x
+        // max column sum).
+        let mut column = vec![0f32; bins];
+        for (first, weights) in &self.filters {
+            for (k, w) in weights.iter().enumerate() {
+                column[first + k] += w;
+            }
+        }
+        let row_max = self
+            .filters
+            .iter()
+            .map(|(_, w)| w.iter().sum::<f32>())
+            .fold(0f32, f32::max);
+        let col_max = column.iter().cloned().fold(0f32, f32::max);
+        let step = 1.0 / (row_max * col_max).max(1e-12);
+        let mut out = Vec::with_capacity(mel.frames);
+        for frame in mel.values.chunks(mel.n_mels) {
+            let target: Vec<f32> = frame.iter().map(|v| v.exp()).collect();
+            let mut power = vec![0f32; bins];
+            for ((first, weights), t) in self.filters.iter().zip(&target) {
+                for (k, w) in weights.iter().enumerate() {
+                    if column[first + k] > 0.0 {
+                        power[first + k] += w * t / column[first + k];
+                    }
+                }
+            }
+            for _ in 0..30 {
+                let mut gradient = vec![0f32; bins];
+                for ((first, weights), t) in self.filters.iter().zip(&target) {
+                    let predicted: f32 = weights.iter().enumerate().map(|(k, w)| w * power[first + k]).sum();
+                    let residual = predicted - t;
+                    for (k, w) in weights.iter().enumerate() {
+                        gradient[first + k] += w * residual;
+                    }
+                }
+                for (p, g) in power.iter_mut().zip(&gradient) {
+                    *p = (*p - step * g).max(0.0);
+                }
+            }
+            out.push(power.iter().map(|p| p.sqrt()).collect());
+        }
+        Ok(out)
+    }
+
+    /// A waveform of `len` samples whose STFT magnitudes approach `magnitudes`: fast
+    /// Griffin-Lim, `iters` rounds from a random phase drawn from `seed`.
+    pub fn griffin_lim(&self, magnitudes: &[Vec<f32>], len: usize, iters: usize, seed: u64) -> Result<Vec<f32>> {
+        let bins = self.bins();
+        if magnitudes.iter().any(|f| f.len() != bins) || magnitudes.len() != self.frames_for(len) {
+            return Err(ModelError::Invalid(format!(
+                "Griffin-Lim needs {} frames of {bins} bins for {len} samples; got {} frames",
+                self.frames_for(len),
+                magnitudes.len()
+            )));
+        }
+        // Seeded phases: SplitMix64 -> uniform angle.
+        let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
+        let mut angle = || {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            std::f32::consts::TAU * (z >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let with_phase = |phases: &[Vec<Complex<f32>>]| -> Vec<Vec<Complex<f32>>> {
+            magnitudes
+                .iter()
+                .zip(phases)
+                .map(|(m, p)| {
+                    m.iter()
+                        .zip(p)
+                        .map(|(&a, c)| {
+                            let n = c.norm();
+                            if n > 1e-12 {
+                                c * (a / n)
+                            } else {
+                                Complex::new(a, 0.0)
+                            }
+                        })
+                        .collect()
+                })
+                .collect()
+        };
+        let mut estimate: Vec<Vec<Complex<f32>>> = magnitudes
+            .iter()
+            .map(|m| m.iter().map(|_| Complex::from_polar(1.0, angle())).collect())
+            .collect();
+        // t_{-1} = 0 (as torchaudio): the first round only rescales, keeping the phase.
+        let mut previous: Vec<Vec<Complex<f32>>> =
+            magnitudes.iter().map(|m| vec![Complex::default(); m.len()]).collect();
+        const MOMENTUM: f32 = 0.99;
+        for _ in 0..iters {
+            let rebuilt = self.stft(&self.istft(&with_phase(&estimate), len));
+            // t_n = P_C1(P_C2(c_{n-1})); c_n = t_n + alpha (t_n - t_{n-1}).
+            for ((e, r), p) in estimate.iter_mut().zip(&rebuilt).zip(previous.iter_mut()) {
+                for ((e, &r), p) in e.iter_mut().zip(r).zip(p.iter_mut()) {
+                    *e = r + (r - *p) * MOMENTUM;
+                    *p = r;
+                }
+            }
+        }
+        Ok(self.istft(&with_phase(&estimate), len))
+    }
+
+    /// Mel -> magnitudes -> Griffin-Lim: the baseline vocoder.
+    pub fn vocode(&self, mel: &LogMel, len: usize, iters: usize, seed: u64) -> Result<Vec<f32>> {
+        self.griffin_lim(&self.magnitudes_from_mel(mel)?, len, iters, seed)
+    }
+}
+
+/// Spectral convergence || |S| - |S'| ||_F / || |S| ||_F of two magnitude spectrograms
+/// (0: identical; the usual Griffin-Lim quality measure).
+pub fn spectral_convergence(reference: &[Vec<f32>], estimate: &[Vec<f32>]) -> f32 {
+    let (mut diff, mut norm) = (0f64, 0f64);
+    for (a, b) in reference.iter().zip(estimate) {
+        for (&x, &y) in a.iter().zip(b) {
+            diff += ((x - y) as f64).powi(2);
+            norm += (x as f64).powi(2);
+        }
+    }
+    (diff / norm.max(1e-20)).sqrt() as f32
+}
+
+fn hz_to_mel(hz: f32) -> f32 {
+    2595.0 * (1.0 + hz / 700.0).log10()
+}
+
+fn mel_to_hz(mel: f32) -> f32 {
+    700.0 * (10f32.powf(mel / 2595.0) - 1.0)
+}
+
+/// Triangular filters between n_mels + 2 points evenly spaced in mel, each scaled by
+/// 2 / (its width in Hz) (Slaney's area normalisation).
+fn mel_filters(c: &MelConfig) -> Vec<(usize, Vec<f32>)> {
+    let bins = c.n_fft / 2 + 1;
+    let (lo, hi) = (hz_to_mel(c.f_min), hz_to_mel(c.f_max));
+    let edges: Vec<f32> = (0..c.n_mels + 2)
+        .map(|i| mel_to_hz(lo + (hi - lo) * i as f32 / (c.n_mels + 1) as f32))
+        .collect();
+    let bin_hz = c.sample_rate as f32 / c.n_fft as f32;
+    (0..c.n_mels)
+        .map(|m| {
+            let (left, centre, right) = (edges[m], edges[m + 1], edges[m + 2]);
+            let scale = 2.0 / (right - left);
+            let weight = |k: usize| {
+                let f = k as f32 * bin_hz;
+                let rising = (f - left) / (centre - left);
+                let falling = (right - f) / (right - centre);
+                (rising.min(falling)).max(0.0) * scale
+            };
+            let first = (0..bins).find(|&k| weight(k) > 0.0).unwrap_or(0);
+            let last = (0..bins).rev().find(|&k| weight(k) > 0.0).unwrap_or(first);
+            (first, (first..=last).map(weight).collect())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tone(freqs: &[f32], seconds: f32) -> Vec<f32> {
+        (0..(seconds * 16_000.0) as usize)
+            .map(|i| {
+                let t = i as f32 / 16_000.0;
+                freqs.iter().map(|f| (std::f32::consts::TAU * f * t).sin()).sum::<f32>() * 0.3
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stft_inverts_exactly() {
+        let mel = MelSpectrogram::new(&MelConfig::default()).unwrap();
+        let audio = tone(&[220.0, 331.0, 1250.0], 1.0);
+        let back = mel.istft(&mel.stft(&audio), audio.len());
+        let err = audio.iter().zip(&back).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(err < 1e-4, "max error {err}");
+    }
+
+    #[test]
+    fn a_tone_lights_its_mel_band() {
+        let mel = MelSpectrogram::new(&MelConfig::default()).unwrap();
+        let spec = mel.log_mel(&tone(&[1000.0], 0.5));
+        let c = MelConfig::default();
+        let n = c.n_mels;
+        assert_eq!((spec.frames, spec.n_mels), (mel.frames_for(8000), n));
+        let frame = &spec.values[10 * n..11 * n];
+        let peak = (0..n).max_by(|&a, &b| frame[a].total_cmp(&frame[b])).unwrap();
+        // The band whose centre is nearest 1 kHz.
+        let (lo, hi) = (hz_to_mel(c.f_min), hz_to_mel(c.f_max));
+        let centre = |m: usize| mel_to_hz(lo + (hi - lo) * (m + 1) as f32 / (n + 1) as f32);
+        let nearest = (0..n)
+            .min_by(|&a, &b| (centre(a) - 1000.0).abs().total_cmp(&(centre(b) - 1000.0).abs()))
+            .unwrap();
+        assert!(peak.abs_diff(nearest) <= 1, "peak band {peak}, 1 kHz is band {nearest}");
+    }
+
+    #[test]
+    fn griffin_lim_recovers_magnitudes_and_pitch() {
+        let mel = MelSpectrogram::new(&MelConfig::default()).unwrap();
+        let audio = tone(&[261.6, 392.0, 523.3], 1.0);
+        let target = mel.magnitudes(&audio);
+        let few = mel.griffin_lim(&target, audio.len(), 2, 1).unwrap();
+        let many = mel.griffin_lim(&target, audio.len(), 48, 1).unwrap();
+        let (sc_few, sc_many) = (
+            spectral_convergence(&target, &mel.magnitudes(&few)),
+            spectral_convergence(&target, &mel.magnitudes(&many)),
+        );
+        assert!(
+            sc_many < 0.15 && sc_many < 0.7 * sc_few,
+            "spectral convergence {sc_few} -> {sc_many}"
+        );
+        assert_eq!(many, mel.griffin_lim(&target, audio.len(), 48, 1).unwrap(), "seeded");
+        // Through the mel bottleneck, the chord's loudest partial stays where it was.
+        let vocoded = mel.vocode(&mel.log_mel(&audio), audio.len(), 32, 1).unwrap();
+        let spectrum = &mel.magnitudes(&vocoded)[20];
+        let peak = (0..spectrum.len())
+            .max_by(|&a, &b| spectrum[a].total_cmp(&spectrum[b]))
+            .unwrap();
+        let peak_hz = peak as f32 * 16_000.0 / mel.config().n_fft as f32;
+        assert!(
+            [261.6f32, 392.0, 523.3].iter().any(|f| (f - peak_hz).abs() < 40.0),
+            "peak at {peak_hz} Hz"
+        );
+    }
+
+    #[test]
+    fn bad_shapes_fail_clearly() {
+        let bad = MelConfig {
+            hop: 200,
+            ..MelConfig::default()
+        };
+        let err = |c: &MelConfig| MelSpectrogram::new(c).err().unwrap().to_string();
+        assert!(err(&bad).contains("hop at most"));
+        let bad = MelConfig {
+            f_max: 9_000.0,
+            ..MelConfig::default()
+        };
+        assert!(err(&bad).contains("f_max <= 8000"), "{}", err(&bad));
+        let mel = MelSpectrogram::new(&MelConfig::default()).unwrap();
+        let short = LogMel {
+            values: vec![0.0; 10],
+            frames: 1,
+            n_mels: 10,
+        };
+        assert!(mel.magnitudes_from_mel(&short).is_err());
+        assert!(mel.griffin_lim(&[], 1000, 2, 0).is_err());
+    }
+}
