@@ -4,7 +4,7 @@
 
 use candle_core::{Module, Tensor};
 use candle_nn::{linear, Init, Linear, VarBuilder};
-use mmgen_nn::{timestep_embedding, Attention, FeedForward, LayerNorm};
+use mmgen_nn::{timestep_embedding, Attention, AttentionContext, FeedForward, LayerNorm};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
@@ -98,19 +98,22 @@ impl DitBlock {
         })
     }
 
-    /// xs (b, n, d), cond (b, d), text (b, m, text_dim), mask (b, m).
-    fn forward(&self, xs: &Tensor, cond: &Tensor, text: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    /// xs (b, n, d), cond (b, d), text: this block's projection of the text states.
+    fn forward(&self, xs: &Tensor, cond: &Tensor, text: &AttentionContext) -> Result<Tensor> {
         let m = self.ada.forward(&cond.silu()?)?.chunk(6, 1)?;
         let (shift1, scale1, gate1, shift2, scale2, gate2) = (&m[0], &m[1], &m[2], &m[3], &m[4], &m[5]);
         let h = modulate(&self.norm1.forward(xs)?, shift1, scale1)?;
         let xs = (xs + self.attn.forward(&h, None, None)?.broadcast_mul(&gate1.unsqueeze(1)?)?)?;
-        let xs = (&xs
-            + self
-                .cross
-                .forward(&self.norm_cross.forward(&xs)?, Some(text), Some(mask))?)?;
+        let xs = (&xs + self.cross.forward_context(&self.norm_cross.forward(&xs)?, text)?)?;
         let h = modulate(&self.norm2.forward(&xs)?, shift2, scale2)?;
         Ok((&xs + self.mlp.forward(&h)?.broadcast_mul(&gate2.unsqueeze(1)?)?)?)
     }
+}
+
+/// Text conditioning prepared for [`Dit::forward_prepared`].
+pub struct DitText {
+    blocks: Vec<AttentionContext>,
+    pooled: Tensor,
 }
 
 /// The diffusion transformer. Parameters `patch_in`, `positions`, `time.{0,1}`,
@@ -198,6 +201,25 @@ impl Dit {
         mask: &Tensor,
         pooled: &Tensor,
     ) -> Result<Tensor> {
+        self.forward_prepared(xs, timesteps, &self.prepare_text(text, mask, pooled)?)
+    }
+
+    /// What the text contributes at every step, computed once: each block's
+    /// cross-attention keys and values, and the pooled text's projection. A sampler
+    /// calls the network 2 x steps times with the same text.
+    pub fn prepare_text(&self, text: &Tensor, mask: &Tensor, pooled: &Tensor) -> Result<DitText> {
+        Ok(DitText {
+            blocks: self
+                .blocks
+                .iter()
+                .map(|block| block.cross.context(text, Some(mask)))
+                .collect::<candle_core::Result<_>>()?,
+            pooled: self.pooled.forward(pooled)?,
+        })
+    }
+
+    /// [`Self::forward`] with prepared text.
+    pub fn forward_prepared(&self, xs: &Tensor, timesteps: &Tensor, text: &DitText) -> Result<Tensor> {
         let (_, h, w, c) = xs.dims4()?;
         let s = self.config.latent_size;
         if (h, w, c) != (s, s, self.config.latent_channels) {
@@ -208,13 +230,13 @@ impl Dit {
             )));
         }
         let t = timestep_embedding(timesteps, TIME_FEATURES)?;
-        let cond = (self.time2.forward(&self.time1.forward(&t)?.silu()?)? + self.pooled.forward(pooled)?)?;
+        let cond = (self.time2.forward(&self.time1.forward(&t)?.silu()?)? + &text.pooled)?;
         let mut tokens = self
             .patch_in
             .forward(&self.patchify(xs)?)?
             .broadcast_add(&self.positions.unsqueeze(0)?)?;
-        for block in &self.blocks {
-            tokens = block.forward(&tokens, &cond, text, mask)?;
+        for (block, context) in self.blocks.iter().zip(&text.blocks) {
+            tokens = block.forward(&tokens, &cond, context)?;
         }
         let m = self.final_ada.forward(&cond.silu()?)?.chunk(2, 1)?;
         let tokens = modulate(&self.final_norm.forward(&tokens)?, &m[0], &m[1])?;

@@ -308,6 +308,7 @@ impl HybridImage {
             texts.extend(std::iter::repeat_n(settings.negative.as_str(), b));
         }
         let text = self.encode_text(&texts)?;
+        let text = self.dit.prepare_text(&text.states, &text.mask, &text.pooled)?;
         // 3. The sampler and its noise levels.
         let mut sampler = sampler_by_name(&settings.sampler, &self.schedule)?;
         // 4. img2img / inpainting latents.
@@ -342,7 +343,7 @@ impl HybridImage {
                 let n = if guide { 2 * b } else { b };
                 let input = if guide { Tensor::cat(&[xs, xs], 0)? } else { xs.clone() };
                 let t = Tensor::full(timestep as f32, n, &self.device)?;
-                let out = self.predict(&input, &t, &text)?;
+                let out = self.dit.forward_prepared(&input, &t, &text)?;
                 if guide {
                     Ok(guided(&out.narrow(0, 0, b)?, &out.narrow(0, b, b)?, settings.guidance)?)
                 } else {

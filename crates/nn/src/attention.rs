@@ -44,25 +44,51 @@ impl Attention {
     /// xs: (b, n, dim); context: (b, m, context_dim) or None for self-attention;
     /// key_mask: (b, m) with 1 for real keys and 0 for padding. Returns (b, n, dim).
     pub fn forward(&self, xs: &Tensor, context: Option<&Tensor>, key_mask: Option<&Tensor>) -> Result<Tensor> {
-        let context = context.unwrap_or(xs);
+        self.forward_context(xs, &self.context(context.unwrap_or(xs), key_mask)?)
+    }
+
+    /// The keys, values and mask bias of `context` (b, m, context_dim), for
+    /// [`Self::forward_context`]: a context that stays the same across calls (the text
+    /// of a diffusion run, at every step) is projected once.
+    pub fn context(&self, context: &Tensor, key_mask: Option<&Tensor>) -> Result<AttentionContext> {
+        Ok(AttentionContext {
+            keys_t: self.split(&self.k.forward(context)?)?.transpose(2, 3)?.contiguous()?,
+            values: self.split(&self.v.forward(context)?)?,
+            // 0 for keys, -1e4 for padding: (b, 1, 1, m), added before the softmax.
+            bias: match key_mask {
+                Some(mask) => Some(mask.affine(1e4, -1e4)?.unsqueeze(1)?.unsqueeze(1)?),
+                None => None,
+            },
+        })
+    }
+
+    /// Attention of xs (b, n, dim) over a prepared context. Returns (b, n, dim).
+    pub fn forward_context(&self, xs: &Tensor, context: &AttentionContext) -> Result<Tensor> {
         let (b, n, _) = xs.dims3()?;
         let q = self.split(&self.q.forward(xs)?)?;
-        let k = self.split(&self.k.forward(context)?)?;
-        let v = self.split(&self.v.forward(context)?)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let mut scores = (q.matmul(&k.transpose(2, 3)?.contiguous()?)? * scale)?;
-        if let Some(mask) = key_mask {
-            // 0 for keys, -1e4 for padding: (b, 1, 1, m), added before the softmax.
-            let bias = mask.affine(1e4, -1e4)?.unsqueeze(1)?.unsqueeze(1)?;
-            scores = scores.broadcast_add(&bias)?;
+        let mut scores = (q.matmul(&context.keys_t)? * scale)?;
+        if let Some(bias) = &context.bias {
+            scores = scores.broadcast_add(bias)?;
         }
         let weights = softmax_last_dim(&scores)?;
         let ys = weights
-            .matmul(&v)?
+            .matmul(&context.values)?
             .transpose(1, 2)?
             .reshape((b, n, self.heads * self.head_dim))?;
         self.out.forward(&ys)
     }
+}
+
+/// Projected keys (transposed), values and padding bias of an attention context.
+#[derive(Clone, Debug)]
+pub struct AttentionContext {
+    /// (b, heads, head_dim, m).
+    keys_t: Tensor,
+    /// (b, heads, m, head_dim).
+    values: Tensor,
+    /// (b, 1, 1, m), or None without a mask.
+    bias: Option<Tensor>,
 }
 
 /// Position-wise feed-forward: linear, GELU, linear. Parameters `up`, `down`.

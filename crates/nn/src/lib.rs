@@ -14,7 +14,7 @@ pub mod embed;
 pub mod init;
 pub mod norm;
 
-pub use attention::{Attention, FeedForward};
+pub use attention::{Attention, AttentionContext, FeedForward};
 pub use conv::{depth_to_space, per_cell, space_to_depth, CellGrid, Conv3x3};
 pub use embed::timestep_embedding;
 pub use init::seeded_var_builder;
