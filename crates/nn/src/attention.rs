@@ -110,7 +110,7 @@ impl FeedForward {
 
 impl Module for FeedForward {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        self.down.forward(&self.up.forward(xs)?.gelu()?)
+        self.down.forward(&crate::activation::gelu(&self.up.forward(xs)?)?)
     }
 }
 

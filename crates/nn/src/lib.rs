@@ -8,12 +8,14 @@
 
 #![warn(missing_docs)]
 
+pub mod activation;
 pub mod attention;
 pub mod conv;
 pub mod embed;
 pub mod init;
 pub mod norm;
 
+pub use activation::gelu;
 pub use attention::{Attention, AttentionContext, FeedForward};
 pub use conv::{depth_to_space, per_cell, space_to_depth, CellGrid, Conv3x3};
 pub use embed::timestep_embedding;
