@@ -172,7 +172,7 @@ fn train(args: TrainBenchArgs) -> Result<()> {
         anyhow::bail!("--models: unknown model '{bad}'; allowed: {}", BENCH_MODELS.join(", "));
     }
     let device = args.device.open()?;
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = candle_core::utils::barrier_pool().n_workers() + 1;
     let mut rows = Vec::new();
     for model in &args.models {
         eprintln!("timing {model} on {} ...", args.device);
@@ -231,7 +231,7 @@ fn generate(args: GenerateBenchArgs) -> Result<()> {
         Ok(())
     })?;
     let size = model.config().vae.image_size;
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = candle_core::utils::barrier_pool().n_workers() + 1;
     if args.json {
         let report = serde_json::json!({
             "model": args.model.display().to_string(),
