@@ -62,9 +62,15 @@ pub fn vocoder_report(
     let (mut convergence, mut seconds, mut index) = (0.0f64, 0.0f64, 0usize);
     let vocoded = audio_probe_accuracy_through(probe, n, seed, split, device, |clip| {
         let start = Instant::now();
-        let out = spectrogram.vocode(&spectrogram.log_mel(clip), clip.len(), iters, seed ^ index as u64)?;
+        let magnitudes = spectrogram.magnitudes(clip);
+        let out = spectrogram.vocode(
+            &spectrogram.log_mel_of(&magnitudes),
+            clip.len(),
+            iters,
+            seed ^ index as u64,
+        )?;
         seconds += start.elapsed().as_secs_f64();
-        convergence += spectral_convergence(&spectrogram.magnitudes(clip), &spectrogram.magnitudes(&out)) as f64;
+        convergence += spectral_convergence(&magnitudes, &spectrogram.magnitudes(&out)) as f64;
         listen(index, clip, &out);
         index += 1;
         Ok(out)

@@ -204,10 +204,14 @@ impl MelSpectrogram {
 
     /// The log-mel spectrogram of `audio` (mel energies of the power spectrum).
     pub fn log_mel(&self, audio: &[f32]) -> LogMel {
-        let magnitudes = self.magnitudes(audio);
+        self.log_mel_of(&self.magnitudes(audio))
+    }
+
+    /// The log-mel spectrogram of STFT magnitudes (frames x bins) already computed.
+    pub fn log_mel_of(&self, magnitudes: &[Vec<f32>]) -> LogMel {
         let n_mels = self.config.n_mels;
         let mut values = Vec::with_capacity(magnitudes.len() * n_mels);
-        for frame in &magnitudes {
+        for frame in magnitudes {
             for (first, weights) in &self.filters {
                 let energy: f32 = weights
                     .iter()
