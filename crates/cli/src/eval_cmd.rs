@@ -343,8 +343,11 @@ pub fn run_vocoder(args: EvalVocoderArgs) -> Result<()> {
     println!("{:<22} {:>9} {:>9}", "probe reads", "original", "vocoded");
     if let Some(original) = report["accuracy_original"].as_object() {
         for (k, v) in original {
-            let vocoded = report["accuracy_vocoded"][k].as_f64().unwrap_or(f64::NAN);
-            println!("{k:<22} {:>9.3} {vocoded:>9.3}", v.as_f64().unwrap_or(f64::NAN));
+            let vocoded = report["accuracy_vocoded"][k]["accuracy"].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "{k:<22} {:>9.3} {vocoded:>9.3}",
+                v["accuracy"].as_f64().unwrap_or(f64::NAN)
+            );
         }
     }
     println!(

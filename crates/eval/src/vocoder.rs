@@ -2,7 +2,6 @@
 //! probe hears it: the ceiling of any text-to-audio decoder that generates mel
 //! spectrograms, and the measure by which a trained vocoder must beat Griffin-Lim.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use candle_core::Device;
@@ -13,7 +12,7 @@ use serde_json::json;
 use crate::error::{EvalError, Result};
 use crate::probe::audio::AudioProbe;
 use crate::probe::audio_data::{audio_probe_accuracy, audio_probe_accuracy_through};
-use crate::probe::image_data::Tally;
+use crate::probe::train::tallies_json;
 
 /// Which clips and how many Griffin-Lim rounds.
 #[derive(Clone, Copy, Debug)]
@@ -75,17 +74,14 @@ pub fn vocoder_report(
         index += 1;
         Ok(out)
     })?;
-    let table = |t: &BTreeMap<&'static str, Tally>| -> serde_json::Value {
-        t.iter().map(|(k, v)| (k.to_string(), json!(v.accuracy()))).collect()
-    };
     Ok(json!({
         "clips": n,
         "split": split,
         "seconds_of_audio_per_clip": probe.config().seconds,
         "mel": mel,
         "vocoder": format!("Griffin-Lim (fast, momentum 0.99), {iters} iterations, mel -> magnitudes by NNLS"),
-        "accuracy_original": table(&original),
-        "accuracy_vocoded": table(&vocoded),
+        "accuracy_original": tallies_json(&original),
+        "accuracy_vocoded": tallies_json(&vocoded),
         "spectral_convergence": convergence / n as f64,
         "vocoder_seconds_per_clip": seconds / n as f64,
     }))
@@ -120,8 +116,8 @@ mod tests {
         .unwrap();
         assert_eq!(heard, 2);
         for key in ["instrument", "mood", "tempo_within_10pct"] {
-            assert!(report["accuracy_original"][key].is_number(), "{key}");
-            assert!(report["accuracy_vocoded"][key].is_number(), "{key}");
+            assert!(report["accuracy_original"][key]["accuracy"].is_number(), "{key}");
+            assert!(report["accuracy_vocoded"][key]["accuracy"].is_number(), "{key}");
         }
         let sc = report["spectral_convergence"].as_f64().unwrap();
         assert!(sc > 0.0 && sc < 1.0, "spectral convergence {sc}");
