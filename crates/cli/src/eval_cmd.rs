@@ -8,12 +8,16 @@ use candle_core::Device;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mmgen_eval::fit::{load_config, load_weights};
-use mmgen_eval::generator::{Generator, HybridImageGenerator, Oracle, RandomScene};
+use mmgen_eval::generator::{
+    Generator, HybridAudioGenerator, HybridImageGenerator, HybridVideoGenerator, Oracle, RandomScene,
+};
 use mmgen_eval::probe::image::{ImageProbe, ImageProbeConfig};
 use mmgen_eval::probe::image_data::image_probe_accuracy;
 use mmgen_eval::probe::train::tallies_json;
 use mmgen_eval::run::{evaluate, MediaOptions, Probes, Prompts, Task};
+use mmgen_models::hybrid_audio::HybridAudio;
 use mmgen_models::hybrid_image::{images_to_tensor, tensor_to_images, HybridImage};
+use mmgen_models::hybrid_video::HybridVideo;
 use mmgen_models::vae::{psnr, Vae};
 use mmgen_train::text_image::TrainedVae;
 use mmgen_world::{Lang, Split};
@@ -27,13 +31,14 @@ pub struct EvalArgs {
     #[arg(long, default_value = "image", value_parser = ["image", "video", "audio"])]
     task: String,
     /// The generator: `oracle` (renders the parsed prompt: the upper bound),
-    /// `random` (ignores the prompt: chance) or `hybrid` (the text-to-image model of
-    /// --model; image task).
+    /// `random` (ignores the prompt: chance) or `hybrid` (the hybrid family's model
+    /// of the task, from --model).
     #[arg(long, default_value = "oracle")]
     source: String,
-    /// The model folder of --source hybrid.
-    #[arg(long, default_value = "models/hybrid-image")]
-    model: PathBuf,
+    /// The model folder of --source hybrid [default: models/hybrid-image, -video or
+    /// -audio by --task].
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// Sampling of a model source.
     #[command(flatten)]
     sampling: SamplingArgs,
@@ -90,17 +95,31 @@ fn generator(args: &EvalArgs, device: &Device) -> Result<Box<dyn Generator>> {
         "oracle" => Ok(Box::new(Oracle)),
         "random" => Ok(Box::new(RandomScene)),
         "hybrid" => {
-            if args.task != "image" {
-                bail!(
-                    "--source hybrid makes images; --task {} needs the video/audio decoders (not built yet)",
-                    args.task
-                );
+            let dir = args
+                .model
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("models/hybrid-{}", args.task)));
+            let cannot = || format!("--model {}: cannot load the hybrid {} model", dir.display(), args.task);
+            match args.task.as_str() {
+                "video" => {
+                    let settings = args.sampling.video_settings();
+                    settings.check()?;
+                    let model = HybridVideo::load(&dir, device).with_context(cannot)?;
+                    Ok(Box::new(HybridVideoGenerator::new(model, settings)))
+                }
+                "audio" => {
+                    let settings = args.sampling.audio_settings();
+                    settings.check()?;
+                    let model = HybridAudio::load(&dir, device).with_context(cannot)?;
+                    Ok(Box::new(HybridAudioGenerator::new(model, settings)))
+                }
+                _ => {
+                    let settings = args.sampling.image_settings();
+                    settings.check()?;
+                    let model = HybridImage::load(&dir, device).with_context(cannot)?;
+                    Ok(Box::new(HybridImageGenerator::new(model, settings)))
+                }
             }
-            let settings = args.sampling.image_settings();
-            settings.check()?;
-            let model = HybridImage::load(&args.model, device)
-                .with_context(|| format!("--model {}: cannot load the hybrid model", args.model.display()))?;
-            Ok(Box::new(HybridImageGenerator::new(model, settings)))
         }
         other => bail!("unknown --source `{other}`; available: oracle, random, hybrid"),
     }

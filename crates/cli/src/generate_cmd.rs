@@ -16,7 +16,8 @@ use crate::sampling::SamplingArgs;
 pub struct GenerateArgs {
     /// What to make, in English or Chinese.
     prompt: String,
-    /// Output folder (image.png, caption.txt, meta.json).
+    /// Output folder (image.png, video.mp4, video.gif, audio.wav, caption.txt, meta.json:
+    /// what the plan asks for).
     #[arg(long, default_value = "out/generate")]
     out: PathBuf,
     /// What to make, comma-separated (image, video, audio); by default read from the
@@ -26,6 +27,18 @@ pub struct GenerateArgs {
     /// The text-to-image model folder.
     #[arg(long, default_value = "models/hybrid-image")]
     model: PathBuf,
+    /// The text-to-video model folder (loaded when it exists).
+    #[arg(long, default_value = "models/hybrid-video")]
+    video_model: PathBuf,
+    /// The text-to-audio model folder (loaded when it exists).
+    #[arg(long, default_value = "models/hybrid-audio")]
+    audio_model: PathBuf,
+    /// Video frames (chunks of the model's window, generated together and blended).
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=14_400))]
+    frames: u64,
+    /// Seconds of audio when there is no video (with a video, the audio lasts as long as the clip); no cap below an hour.
+    #[arg(long, default_value_t = 4.0)]
+    seconds: f64,
     #[command(flatten)]
     sampling: SamplingArgs,
     /// What to steer away from.
@@ -75,8 +88,6 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         None => None,
     };
     let request = Request {
-        prompt: args.prompt.clone(),
-        seed: args.seed,
         modalities,
         image: ImageSettings {
             negative: args.negative.clone(),
@@ -84,6 +95,9 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             mask,
             ..args.sampling.image_settings()
         },
+        frames: args.frames as usize,
+        seconds: args.seconds,
+        ..Request::new(&args.prompt, args.seed)
     };
     request.image.check()?;
     let cache = match (args.no_cache, &args.cache) {
@@ -92,14 +106,24 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         (false, None) => Cache::default_dir().map(Cache::new),
     };
     let device = args.device.open()?;
-    let pipeline = Pipeline::load(&args.model, &device)
-        .with_context(|| {
-            format!(
-                "cannot load the text-to-image model from {} (models/README.md says how it is trained)",
-                args.model.display()
-            )
-        })?
-        .with_cache(cache);
+    let mut pipeline = Pipeline::load(&args.model, &device).with_context(|| {
+        format!(
+            "cannot load the text-to-image model from {} (models/README.md says how it is trained)",
+            args.model.display()
+        )
+    })?;
+    // A video or audio folder that is absent is no error: a request that needs it says so.
+    if args.video_model.exists() {
+        pipeline = pipeline
+            .with_video(&args.video_model, &device)
+            .with_context(|| format!("--video-model {}: cannot load", args.video_model.display()))?;
+    }
+    if args.audio_model.exists() {
+        pipeline = pipeline
+            .with_audio(&args.audio_model, &device)
+            .with_context(|| format!("--audio-model {}: cannot load", args.audio_model.display()))?;
+    }
+    let pipeline = pipeline.with_cache(cache);
     let bar = ProgressBar::new(args.sampling.steps).with_style(
         ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} steps ({eta} left)")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),

@@ -3,7 +3,9 @@
 //! defaults and limits cannot drift apart.
 
 use clap::Args;
+use mmgen_models::hybrid_audio::AudioSettings;
 use mmgen_models::hybrid_image::ImageSettings;
+use mmgen_models::hybrid_video::VideoSettings;
 
 #[derive(Args, Clone, Debug)]
 pub struct SamplingArgs {
@@ -26,6 +28,26 @@ impl SamplingArgs {
             guidance: self.guidance,
             sampler: self.sampler.clone(),
             ..ImageSettings::default()
+        }
+    }
+
+    /// Text-to-video settings with these options (default frame count, no first frame).
+    pub fn video_settings(&self) -> VideoSettings {
+        VideoSettings {
+            steps: self.steps as usize,
+            guidance: self.guidance,
+            sampler: self.sampler.clone(),
+            ..VideoSettings::default()
+        }
+    }
+
+    /// Text-to-audio settings with these options (default length).
+    pub fn audio_settings(&self) -> AudioSettings {
+        AudioSettings {
+            steps: self.steps as usize,
+            guidance: self.guidance,
+            sampler: self.sampler.clone(),
+            ..AudioSettings::default()
         }
     }
 }

@@ -4,11 +4,15 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use mmgen_models::hybrid_audio::HybridAudioConfig;
 use mmgen_models::hybrid_image::HybridImageConfig;
 use mmgen_models::tokenizer::TextTokenizer;
 use mmgen_models::vae::VaeConfig;
 use mmgen_train::corpus::train_tokenizer;
-use mmgen_train::text_image::{train_text_image, TextImageOptions, TrainedVae};
+use mmgen_train::denoiser::DenoiserOptions;
+use mmgen_train::text_audio::train_text_audio;
+use mmgen_train::text_image::{train_text_image, TrainedVae};
+use mmgen_train::text_video::{train_text_video, TextVideoOptions};
 use mmgen_train::vae::train_vae;
 
 use crate::device::DeviceArg;
@@ -34,6 +38,63 @@ pub enum TrainCommand {
     Vae(VaeArgs),
     /// Train the hybrid text-to-image model (text encoder + DiT) on a trained VAE.
     TextImage(TextImageArgs),
+    /// Train the hybrid text-to-video model: a trained text-to-image model's DiT inflated with temporal attention.
+    TextVideo(TextVideoArgs),
+    /// Train the hybrid text-to-audio model (text encoder + mel DiT; Griffin-Lim vocoder).
+    TextAudio(TextAudioArgs),
+}
+
+#[derive(Args)]
+pub struct DenoiserArgs {
+    /// Share of captions replaced by the empty prompt (for classifier-free guidance).
+    #[arg(long, default_value_t = 0.1)]
+    p_uncond: f64,
+    /// EMA decay of the saved weights.
+    #[arg(long, default_value_t = 0.999)]
+    ema_decay: f64,
+}
+
+impl DenoiserArgs {
+    fn options(&self) -> DenoiserOptions {
+        DenoiserOptions {
+            p_uncond: self.p_uncond,
+            ema_decay: self.ema_decay,
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct TextVideoArgs {
+    #[command(flatten)]
+    train: TrainArgs,
+    #[command(flatten)]
+    denoiser: DenoiserArgs,
+    /// The trained text-to-image model folder to inflate (text encoder, VAE, DiT, tokenizer).
+    #[arg(long, default_value = "models/hybrid-image")]
+    image_model: PathBuf,
+    /// Frames per training window (the span of temporal attention; longer clips are generated as overlapping windows).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(2..=64))]
+    window: u64,
+    /// Frames of the world clips the windows are cut from (the clip length generation defaults to).
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(2..=512))]
+    clip_frames: u64,
+    /// Frame rate recorded in the model.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=120))]
+    fps: u32,
+}
+
+#[derive(Args)]
+pub struct TextAudioArgs {
+    #[command(flatten)]
+    train: TrainArgs,
+    #[command(flatten)]
+    denoiser: DenoiserArgs,
+    /// The trained tokenizer (`mmgen train tokenizer`).
+    #[arg(long)]
+    tokenizer: PathBuf,
+    /// A hybrid model folder with the same tokenizer whose text encoder starts the run.
+    #[arg(long)]
+    text_from: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -71,12 +132,8 @@ pub struct TextImageArgs {
     /// The trained tokenizer (`mmgen train tokenizer`).
     #[arg(long)]
     tokenizer: PathBuf,
-    /// Share of captions replaced by the empty prompt (for classifier-free guidance).
-    #[arg(long, default_value_t = 0.1)]
-    p_uncond: f64,
-    /// EMA decay of the saved weights.
-    #[arg(long, default_value_t = 0.999)]
-    ema_decay: f64,
+    #[command(flatten)]
+    denoiser: DenoiserArgs,
 }
 
 #[derive(Args)]
@@ -126,6 +183,8 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
         TrainCommand::Tokenizer(args) => tokenizer(args),
         TrainCommand::Vae(args) => vae(args),
         TrainCommand::TextImage(args) => text_image(args),
+        TrainCommand::TextVideo(args) => text_video(args),
+        TrainCommand::TextAudio(args) => text_audio(args),
     }
 }
 
@@ -192,10 +251,7 @@ fn text_image(args: TextImageArgs) -> Result<()> {
         HybridImageConfig::base(tokenizer.vocab_size())
     };
     config.vae = vae.config.clone();
-    let extra = TextImageOptions {
-        p_uncond: args.p_uncond,
-        ema_decay: args.ema_decay,
-    };
+    let extra = args.denoiser.options();
     let options = fit_options(&args.train)?;
     let bar = bar(&args.train);
     let metrics = train_text_image(
@@ -208,20 +264,73 @@ fn text_image(args: TextImageArgs) -> Result<()> {
         &args.train.device.open()?,
         |r| report(&bar, r, args.train.max_minutes.is_some()),
     )?;
+    finish_denoiser(bar, &metrics, &args.train.out, "image")
+}
+
+fn text_video(args: TextVideoArgs) -> Result<()> {
+    if args.train.tiny {
+        anyhow::bail!("--tiny: a video model takes its shape from --image-model (inflate a tiny image model instead)");
+    }
+    let extra = TextVideoOptions {
+        denoiser: args.denoiser.options(),
+        window: args.window as usize,
+        clip_frames: args.clip_frames as usize,
+        fps: args.fps,
+    };
+    let options = fit_options(&args.train)?;
+    let bar = bar(&args.train);
+    let metrics = train_text_video(
+        &args.image_model,
+        &extra,
+        &options,
+        &run_info(&args.train),
+        &args.train.device.open()?,
+        |r| report(&bar, r, args.train.max_minutes.is_some()),
+    )
+    .with_context(|| format!("--image-model {}", args.image_model.display()))?;
+    finish_denoiser(bar, &metrics, &args.train.out, "video")
+}
+
+fn text_audio(args: TextAudioArgs) -> Result<()> {
+    let tokenizer = TextTokenizer::load(&args.tokenizer)
+        .with_context(|| "--tokenizer: train one with `mmgen train tokenizer --out FILE`")?;
+    let config = if args.train.tiny {
+        HybridAudioConfig::tiny(tokenizer.vocab_size())
+    } else {
+        HybridAudioConfig::base(tokenizer.vocab_size())
+    };
+    let options = fit_options(&args.train)?;
+    let bar = bar(&args.train);
+    let metrics = train_text_audio(
+        &config,
+        &tokenizer,
+        args.text_from.as_deref(),
+        &args.denoiser.options(),
+        &options,
+        &run_info(&args.train),
+        &args.train.device.open()?,
+        |r| report(&bar, r, args.train.max_minutes.is_some()),
+    )?;
+    finish_denoiser(bar, &metrics, &args.train.out, "audio")
+}
+
+/// Prints a diffusion run's summary and how to evaluate what it wrote.
+fn finish_denoiser(bar: ProgressBar, metrics: &serde_json::Value, out: &std::path::Path, task: &str) -> Result<()> {
     bar.finish();
     println!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({
             "first_loss": metrics["first_loss"],
             "final_loss": metrics["final_loss"],
+            "validation_loss": metrics["validation_loss"],
             "samples_per_s": metrics["samples_per_s"],
             "steps_done": metrics["steps_done"],
         }))?
     );
     eprintln!(
-        "wrote {}; evaluate with `mmgen eval --task image --source hybrid --model {}`",
-        args.train.out.display(),
-        args.train.out.display()
+        "wrote {}; evaluate with `mmgen eval --task {task} --source hybrid --model {}`",
+        out.display(),
+        out.display()
     );
     Ok(())
 }

@@ -148,3 +148,101 @@ impl Generator for HybridImageGenerator {
         })
     }
 }
+
+/// The hybrid family's text-to-video model (`mmgen eval --task video --source
+/// hybrid`): the clip, and its middle frame as the still image.
+pub struct HybridVideoGenerator {
+    model: mmgen_models::hybrid_video::HybridVideo,
+    settings: mmgen_models::hybrid_video::VideoSettings,
+}
+
+impl HybridVideoGenerator {
+    /// Generates with `model` under `settings` (steps, guidance, sampler; the frame
+    /// count comes from each call's [`GenerationSettings`]).
+    pub fn new(
+        model: mmgen_models::hybrid_video::HybridVideo,
+        settings: mmgen_models::hybrid_video::VideoSettings,
+    ) -> HybridVideoGenerator {
+        HybridVideoGenerator { model, settings }
+    }
+}
+
+impl Generator for HybridVideoGenerator {
+    fn name(&self) -> String {
+        "hybrid-video".into()
+    }
+
+    fn generate(&mut self, prompt: &str, seed: u64, settings: &GenerationSettings) -> Result<Generated> {
+        let size = self.model.config().model.vae.image_size as u32;
+        if settings.size != size || settings.frames == 0 {
+            return Err(crate::error::EvalError::Invalid(format!(
+                "the hybrid video model draws {size}x{size} clips; {0}x{0} with {1} frames were asked",
+                settings.size, settings.frames
+            )));
+        }
+        let video_settings = mmgen_models::hybrid_video::VideoSettings {
+            frames: settings.frames as usize,
+            ..self.settings.clone()
+        };
+        let request = mmgen_models::hybrid_video::VideoRequest {
+            prompt: prompt.to_string(),
+            seed,
+        };
+        let clip = self
+            .model
+            .generate(&[request], &video_settings, |_, _| {})?
+            .pop()
+            .unwrap_or_default();
+        Ok(Generated {
+            image: clip.get(clip.len() / 2).cloned(),
+            video: Some(clip),
+            audio: None,
+        })
+    }
+}
+
+/// The hybrid family's text-to-audio model (`mmgen eval --task audio --source hybrid`).
+pub struct HybridAudioGenerator {
+    model: mmgen_models::hybrid_audio::HybridAudio,
+    settings: mmgen_models::hybrid_audio::AudioSettings,
+}
+
+impl HybridAudioGenerator {
+    /// Generates with `model` under `settings` (the length comes from each call's
+    /// [`GenerationSettings`]).
+    pub fn new(
+        model: mmgen_models::hybrid_audio::HybridAudio,
+        settings: mmgen_models::hybrid_audio::AudioSettings,
+    ) -> HybridAudioGenerator {
+        HybridAudioGenerator { model, settings }
+    }
+}
+
+impl Generator for HybridAudioGenerator {
+    fn name(&self) -> String {
+        "hybrid-audio".into()
+    }
+
+    fn generate(&mut self, prompt: &str, seed: u64, settings: &GenerationSettings) -> Result<Generated> {
+        let rate = self.model.config().mel.sample_rate;
+        if settings.sample_rate != rate || settings.seconds <= 0.0 {
+            return Err(crate::error::EvalError::Invalid(format!(
+                "the hybrid audio model plays {rate} Hz; {} s at {} Hz were asked",
+                settings.seconds, settings.sample_rate
+            )));
+        }
+        let audio_settings = mmgen_models::hybrid_audio::AudioSettings {
+            seconds: settings.seconds as f64,
+            ..self.settings.clone()
+        };
+        let request = mmgen_models::hybrid_audio::AudioRequest {
+            prompt: prompt.to_string(),
+            seed,
+        };
+        Ok(Generated {
+            image: None,
+            video: None,
+            audio: self.model.generate(&[request], &audio_settings, |_, _| {})?.pop(),
+        })
+    }
+}

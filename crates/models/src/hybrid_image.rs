@@ -10,13 +10,13 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use image::{imageops, GrayImage, RgbImage};
-use mmgen_diffusion::{
-    denoise, guided, sampler_by_name, BetaSchedule, DenoiseRequest, Inpaint, NoiseSchedule, Prediction,
-};
+use mmgen_diffusion::{denoise, sampler_by_name, BetaSchedule, DenoiseRequest, Inpaint, NoiseSchedule, Prediction};
 use serde::{Deserialize, Serialize};
 
 use crate::dit::{Dit, DitConfig};
 use crate::error::{ModelError, Result};
+use crate::sampling::{check_prompts, check_sampling, encode_guided, guided_model};
+pub use crate::text_encoder::TextStates;
 use crate::text_encoder::{TextEncoder, TextEncoderConfig};
 use crate::tokenizer::TextTokenizer;
 use crate::vae::{Vae, VaeConfig};
@@ -139,26 +139,17 @@ impl Default for ImageSettings {
 impl ImageSettings {
     /// Rejects settings that cannot run, saying which and what is allowed.
     pub fn check(&self) -> Result<()> {
-        let bad = |m: String| Err(ModelError::Invalid(m));
-        if self.steps == 0 || self.steps > 1000 {
-            return bad(format!("steps is {}; allowed 1 to 1000", self.steps));
-        }
-        if !(self.guidance.is_finite() && (0.0..=50.0).contains(&self.guidance)) {
-            return bad(format!("guidance is {}; allowed 0 to 50", self.guidance));
-        }
+        check_sampling(self.steps, self.guidance, &self.sampler)?;
         if let Some((_, strength)) = &self.init {
             if !(*strength > 0.0 && *strength <= 1.0) {
-                return bad(format!("strength is {strength}; allowed more than 0, at most 1"));
+                return Err(ModelError::Invalid(format!(
+                    "strength is {strength}; allowed more than 0, at most 1"
+                )));
             }
         }
         if self.mask.is_some() && self.init.is_none() {
-            return bad("a mask needs an init image (the part to keep)".into());
-        }
-        if !mmgen_diffusion::SAMPLER_NAMES.contains(&self.sampler.as_str()) {
-            return bad(format!(
-                "unknown sampler '{}'; allowed: {}",
-                self.sampler,
-                mmgen_diffusion::SAMPLER_NAMES.join(", ")
+            return Err(ModelError::Invalid(
+                "a mask needs an init image (the part to keep)".into(),
             ));
         }
         Ok(())
@@ -174,16 +165,6 @@ pub struct HybridImage {
     schedule: NoiseSchedule,
     config: HybridImageConfig,
     device: Device,
-}
-
-/// Text conditioning of a batch: states (b, L, d), mask (b, L), pooled (b, d).
-pub struct TextStates {
-    /// Per-token states.
-    pub states: Tensor,
-    /// Key mask.
-    pub mask: Tensor,
-    /// Masked mean.
-    pub pooled: Tensor,
 }
 
 impl HybridImage {
@@ -246,22 +227,29 @@ impl HybridImage {
         &self.schedule
     }
 
+    /// The text encoder.
+    pub fn text_encoder(&self) -> &TextEncoder {
+        &self.text
+    }
+
+    /// The diffusion transformer.
+    pub fn dit(&self) -> &Dit {
+        &self.dit
+    }
+
+    /// The device it runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
     /// Encodes prompts (padded to a common length).
     pub fn encode_text(&self, prompts: &[&str]) -> Result<TextStates> {
-        let (ids, mask) = self
-            .tokenizer
-            .encode_batch(prompts, self.config.text.max_len, &self.device)?;
-        self.encode_ids(&ids, &mask)
+        self.text.encode_prompts(&self.tokenizer, prompts, &self.device)
     }
 
     /// Encodes token ids (b, L) with their mask (b, L).
     pub fn encode_ids(&self, ids: &Tensor, mask: &Tensor) -> Result<TextStates> {
-        let (states, pooled) = self.text.forward(ids, mask)?;
-        Ok(TextStates {
-            states,
-            mask: mask.clone(),
-            pooled,
-        })
+        self.text.encode_ids(ids, mask)
     }
 
     /// The DiT's prediction for noisy scaled latents `xs` (b, s, s, c) at `timesteps` (b,).
@@ -289,25 +277,20 @@ impl HybridImage {
     ) -> Result<Vec<RgbImage>> {
         // 1. Validate.
         settings.check()?;
-        if requests.is_empty() {
-            return Err(ModelError::Invalid("no prompts given".into()));
-        }
-        if let Some(r) = requests.iter().find(|r| r.prompt.trim().is_empty()) {
-            return Err(ModelError::Invalid(format!(
-                "prompt {:?} is empty; say what to draw (English or Chinese)",
-                r.prompt
-            )));
-        }
+        check_prompts(requests.iter().map(|r| r.prompt.as_str()), "to draw")?;
         let b = requests.len();
         let size = self.config.vae.image_size as u32;
-        // 2. Encode the prompts and, for guidance, the negative prompt, in one batch
-        //    so that both halves share a length.
+        // 2. Encode the prompts and, for guidance, the negative prompt.
         let guide = settings.guidance != 1.0;
-        let mut texts: Vec<&str> = requests.iter().map(|r| r.prompt.as_str()).collect();
-        if guide {
-            texts.extend(std::iter::repeat_n(settings.negative.as_str(), b));
-        }
-        let text = self.encode_text(&texts)?;
+        let prompts: Vec<&str> = requests.iter().map(|r| r.prompt.as_str()).collect();
+        let text = encode_guided(
+            &self.text,
+            &self.tokenizer,
+            &prompts,
+            &settings.negative,
+            guide,
+            &self.device,
+        )?;
         let text = self.dit.prepare_text(&text.states, &text.mask, &text.pooled)?;
         // 3. The sampler and its noise levels.
         let mut sampler = sampler_by_name(&settings.sampler, &self.schedule)?;
@@ -338,20 +321,9 @@ impl HybridImage {
                 _ => None,
             },
         };
-        let model = |xs: &Tensor, timestep: f64| -> mmgen_diffusion::Result<Tensor> {
-            let run = || -> Result<Tensor> {
-                let n = if guide { 2 * b } else { b };
-                let input = if guide { Tensor::cat(&[xs, xs], 0)? } else { xs.clone() };
-                let t = Tensor::full(timestep as f32, n, &self.device)?;
-                let out = self.dit.forward_prepared(&input, &t, &text)?;
-                if guide {
-                    Ok(guided(&out.narrow(0, 0, b)?, &out.narrow(0, b, b)?, settings.guidance)?)
-                } else {
-                    Ok(out)
-                }
-            };
-            run().map_err(|e| mmgen_diffusion::DiffusionError::Invalid(e.to_string()))
-        };
+        let model = guided_model(b, settings.guidance, &self.device, |xs, t| {
+            self.dit.forward_prepared(xs, t, &text)
+        });
         let latents = denoise(sampler.as_mut(), &shape, &self.device, &request, model, progress)?;
         // 6. Decode.
         tensor_to_images(&self.decode_latents(&latents)?)

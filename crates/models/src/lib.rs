@@ -5,11 +5,15 @@
 
 pub mod dit;
 pub mod error;
+pub mod hybrid_audio;
 pub mod hybrid_image;
+pub mod hybrid_video;
 pub mod mel;
+pub mod sampling;
 pub mod text_encoder;
 pub mod tokenizer;
 pub mod vae;
 pub mod weights;
+pub mod windows;
 
 pub use error::{ModelError, Result};

@@ -4,12 +4,13 @@
 //! cross-attention (Stable Diffusion, PixArt-alpha); their masked mean is the pooled
 //! text vector.
 
-use candle_core::{Module, Tensor, D};
+use candle_core::{Device, Module, Tensor, D};
 use candle_nn::{embedding, Embedding, Init, VarBuilder};
 use mmgen_nn::{Attention, FeedForward, LayerNorm};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
+use crate::tokenizer::TextTokenizer;
 
 /// Shape of a text encoder.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -131,6 +132,34 @@ impl TextEncoder {
         let xs = self.norm.forward(&xs)?;
         let pooled = masked_mean(&xs, mask)?;
         Ok((xs, pooled))
+    }
+}
+
+/// Text conditioning of a batch: states (b, L, d), mask (b, L), pooled (b, d).
+pub struct TextStates {
+    /// Per-token states.
+    pub states: Tensor,
+    /// Key mask.
+    pub mask: Tensor,
+    /// Masked mean.
+    pub pooled: Tensor,
+}
+
+impl TextEncoder {
+    /// Encodes prompts with `tokenizer` (padded to a common length).
+    pub fn encode_prompts(&self, tokenizer: &TextTokenizer, prompts: &[&str], device: &Device) -> Result<TextStates> {
+        let (ids, mask) = tokenizer.encode_batch(prompts, self.config.max_len, device)?;
+        self.encode_ids(&ids, &mask)
+    }
+
+    /// Encodes token ids (b, L) with their mask (b, L).
+    pub fn encode_ids(&self, ids: &Tensor, mask: &Tensor) -> Result<TextStates> {
+        let (states, pooled) = self.forward(ids, mask)?;
+        Ok(TextStates {
+            states,
+            mask: mask.clone(),
+            pooled,
+        })
     }
 }
 

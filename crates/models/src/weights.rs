@@ -63,3 +63,32 @@ pub fn set_prefixed(varmap: &VarMap, prefix: &str, tensors: &HashMap<String, Ten
     }
     Ok(())
 }
+
+/// Sets every variable of `varmap` from `tensors` (same names) except those for which
+/// `is_new` holds, which keep their initialisation (layers added to a trained model).
+/// Every variable not new must be found, and every tensor must be used.
+pub fn set_inflated(varmap: &VarMap, tensors: &HashMap<String, Tensor>, is_new: impl Fn(&str) -> bool) -> Result<()> {
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| ModelError::Invalid("variable map poisoned".into()))?;
+    let mut used = 0;
+    for (name, var) in data.iter() {
+        match tensors.get(name) {
+            Some(t) => {
+                var.set(&t.to_dtype(var.dtype())?)?;
+                used += 1;
+            }
+            None if is_new(name) => {}
+            None => return Err(ModelError::Invalid(format!("no weights for {name}"))),
+        }
+    }
+    if used != tensors.len() {
+        let unused: Vec<&String> = tensors.keys().filter(|k| !data.contains_key(*k)).take(3).collect();
+        return Err(ModelError::Invalid(format!(
+            "{} weights have no place in the model (e.g. {unused:?})",
+            tensors.len() - used
+        )));
+    }
+    Ok(())
+}

@@ -91,6 +91,22 @@ pub struct AttentionContext {
     bias: Option<Tensor>,
 }
 
+impl AttentionContext {
+    /// The context of a batch repeated `k` times along the batch, copy after copy.
+    pub fn repeat_batch(&self, k: usize) -> Result<AttentionContext> {
+        let repeat = |t: &Tensor| {
+            let mut times = vec![1usize; t.rank()];
+            times[0] = k;
+            t.repeat(times)
+        };
+        Ok(AttentionContext {
+            keys_t: repeat(&self.keys_t)?,
+            values: repeat(&self.values)?,
+            bias: self.bias.as_ref().map(repeat).transpose()?,
+        })
+    }
+}
+
 /// Position-wise feed-forward: linear, GELU, linear. Parameters `up`, `down`.
 #[derive(Clone, Debug)]
 pub struct FeedForward {

@@ -8,9 +8,11 @@
 //! 4. **compose**: write the media files, `caption.txt` (what was made, in the
 //!    prompt's language) and `meta.json` (prompt, seed, models, settings, timings).
 //!
-//! Today the image modality has a model (the hybrid text-to-image model); a plan that
-//! needs video or audio fails with a sentence naming what is missing and how to ask
-//! for the image alone, until their decoders are trained.
+//! Each modality has its model: the hybrid text-to-image model for a still image, the
+//! text-to-video model for a clip (whose middle frame is then the key image), the
+//! text-to-audio model for music (as long as the clip when there is one, and muxed
+//! into the MP4). A plan that needs a model that is not loaded fails with a sentence
+//! naming what is missing and how to ask for less.
 
 #![warn(missing_docs)]
 
@@ -22,7 +24,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{DType, Device};
+use image::RgbImage;
+use mmgen_models::hybrid_audio::{AudioRequest, AudioSettings, HybridAudio};
 use mmgen_models::hybrid_image::{HybridImage, ImageRequest, ImageSettings};
+use mmgen_models::hybrid_video::{HybridVideo, VideoRequest, VideoSettings};
 use serde_json::json;
 
 pub use cache::Cache;
@@ -30,7 +35,7 @@ pub use error::{PipelineError, Result};
 pub use plan::{Lang, Modality, Plan, MODALITY_NAMES};
 
 /// Version of the package format; part of every cache key.
-const PACKAGE_FORMAT: &str = "mmgen-package-1";
+const PACKAGE_FORMAT: &str = "mmgen-package-2";
 
 /// One request.
 #[derive(Clone, Debug)]
@@ -41,8 +46,50 @@ pub struct Request {
     pub seed: u64,
     /// The modalities to make; None reads them from the prompt ([`Plan::from_prompt`]).
     pub modalities: Option<Vec<Modality>>,
-    /// How to make the image.
+    /// How to make the image; its steps, guidance, sampler and negative prompt also
+    /// drive the video and audio models.
     pub image: ImageSettings,
+    /// Frames of the video.
+    pub frames: usize,
+    /// Seconds of audio when there is no video (with a video, the audio lasts as long
+    /// as the clip).
+    pub seconds: f64,
+}
+
+impl Request {
+    /// A request with the default settings (50 steps, 24 frames, 4 s of audio).
+    pub fn new(prompt: &str, seed: u64) -> Request {
+        Request {
+            prompt: prompt.into(),
+            seed,
+            modalities: None,
+            image: ImageSettings::default(),
+            frames: VideoSettings::default().frames,
+            seconds: AudioSettings::default().seconds,
+        }
+    }
+
+    fn video_settings(&self) -> VideoSettings {
+        VideoSettings {
+            steps: self.image.steps,
+            guidance: self.image.guidance,
+            negative: self.image.negative.clone(),
+            sampler: self.image.sampler.clone(),
+            frames: self.frames,
+            first_frame: None,
+        }
+    }
+
+    fn audio_settings(&self, seconds: f64) -> AudioSettings {
+        AudioSettings {
+            steps: self.image.steps,
+            guidance: self.image.guidance,
+            negative: self.image.negative.clone(),
+            sampler: self.image.sampler.clone(),
+            seconds,
+            ..AudioSettings::default()
+        }
+    }
 }
 
 /// Whether a package came from the cache.
@@ -75,26 +122,62 @@ pub struct Package {
 /// Progress of a request, for a bar: `(stage, done, total)`.
 pub type Progress<'a> = dyn FnMut(&str, usize, usize) + 'a;
 
+/// A loaded model, its folder and the SHA-256 of its weights (part of cache keys and
+/// meta.json).
+struct Loaded<M> {
+    model: M,
+    dir: PathBuf,
+    weights_sha256: String,
+}
+
+impl<M> Loaded<M> {
+    fn load(dir: &Path, load: impl FnOnce(&Path) -> mmgen_models::Result<M>) -> Result<Loaded<M>> {
+        let weights_path = dir.join("model.safetensors");
+        let model = load(dir)?;
+        let weights = std::fs::read(&weights_path).map_err(|e| PipelineError::file(&weights_path, e))?;
+        Ok(Loaded {
+            model,
+            dir: dir.to_path_buf(),
+            weights_sha256: cache::sha256_hex(&weights),
+        })
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({"folder": self.dir.display().to_string(), "weights_sha256": self.weights_sha256})
+    }
+}
+
 /// The loaded models and the cache.
 pub struct Pipeline {
-    image: HybridImage,
-    image_dir: PathBuf,
-    image_weights: String,
+    image: Loaded<HybridImage>,
+    video: Option<Loaded<HybridVideo>>,
+    audio: Option<Loaded<HybridAudio>>,
     cache: Option<Cache>,
 }
 
 impl Pipeline {
-    /// Loads the text-to-image model folder `image_dir` onto `device`.
+    /// Loads the text-to-image model folder `image_dir` onto `device` (the only model
+    /// every package may need; add the others with [`Self::with_video`] and
+    /// [`Self::with_audio`]).
     pub fn load(image_dir: &Path, device: &Device) -> Result<Pipeline> {
-        let weights_path = image_dir.join("model.safetensors");
-        let image = HybridImage::load(image_dir, device)?;
-        let weights = std::fs::read(&weights_path).map_err(|e| PipelineError::file(&weights_path, e))?;
         Ok(Pipeline {
-            image,
-            image_dir: image_dir.to_path_buf(),
-            image_weights: cache::sha256_hex(&weights),
+            image: Loaded::load(image_dir, |d| HybridImage::load(d, device))?,
+            video: None,
+            audio: None,
             cache: None,
         })
+    }
+
+    /// Adds the text-to-video model folder `dir`.
+    pub fn with_video(mut self, dir: &Path, device: &Device) -> Result<Pipeline> {
+        self.video = Some(Loaded::load(dir, |d| HybridVideo::load(d, device))?);
+        Ok(self)
+    }
+
+    /// Adds the text-to-audio model folder `dir`.
+    pub fn with_audio(mut self, dir: &Path, device: &Device) -> Result<Pipeline> {
+        self.audio = Some(Loaded::load(dir, |d| HybridAudio::load(d, device))?);
+        Ok(self)
     }
 
     /// Uses `cache` (None: no cache).
@@ -105,7 +188,7 @@ impl Pipeline {
 
     /// The text-to-image model.
     pub fn image_model(&self) -> &HybridImage {
-        &self.image
+        &self.image.model
     }
 
     /// Makes the package of `request` in `out` (created if needed).
@@ -122,7 +205,13 @@ impl Pipeline {
             Some(m) => Plan::given(&request.prompt, Modality::parse_list(&names(m))?),
             None => Plan::from_prompt(&request.prompt),
         };
-        missing_models(&plan)?;
+        missing_models(&plan, self.video.is_some(), self.audio.is_some())?;
+        if plan.modalities.contains(&Modality::Video) {
+            request.video_settings().check()?;
+        }
+        if plan.modalities.contains(&Modality::Audio) {
+            request.audio_settings(self.audio_seconds(request, &plan)).check()?;
+        }
         std::fs::create_dir_all(out).map_err(|e| PipelineError::file(out, e))?;
         // Whitespace is not content: "a red star" and " a  red star " are one request
         // (the tokenizer keeps spaces, so they would otherwise encode differently).
@@ -146,10 +235,7 @@ impl Pipeline {
         // 3. Generate what the cache did not have.
         let mut timings = serde_json::Map::new();
         if media.is_none() {
-            let t = Instant::now();
-            let png = self.image_png(request, out, progress)?;
-            timings.insert("image_seconds".into(), json!(t.elapsed().as_secs_f64()));
-            let files = vec![("image.png".to_string(), png)];
+            let files = self.make_media(request, &plan, out, progress, &mut timings)?;
             if let Some(cache) = &self.cache {
                 cache.put(&key, &files)?;
             }
@@ -164,8 +250,7 @@ impl Pipeline {
             std::fs::write(&path, bytes).map_err(|e| PipelineError::file(&path, e))?;
             files.push(name.clone());
         }
-        let size = self.image.config().vae.image_size;
-        let caption = caption(&plan, &request.prompt, size, request.seed);
+        let caption = caption(&plan, &self.made(request, &plan), &request.prompt, request.seed);
         let caption_path = out.join("caption.txt");
         std::fs::write(&caption_path, format!("{caption}\n")).map_err(|e| PipelineError::file(&caption_path, e))?;
         files.push("caption.txt".into());
@@ -178,8 +263,8 @@ impl Pipeline {
             "seed": request.seed,
             "modalities": plan.modalities,
             "planned_because": plan.because.iter().map(|(m, w)| json!({"modality": m, "word": w})).collect::<Vec<_>>(),
-            "models": {"image": {"folder": self.image_dir.display().to_string(), "weights_sha256": self.image_weights}},
-            "settings": {"image": image_settings_json(&request.image, &self.image_dir)},
+            "models": self.models_json(&plan),
+            "settings": self.settings_json(request, &plan),
             "files": files,
             "cache": {"outcome": outcome, "key": key},
             "timings": timings,
@@ -197,49 +282,206 @@ impl Pipeline {
         })
     }
 
-    /// Runs the image model; returns the PNG's bytes (with prompt, seed and settings
-    /// in its text chunks).
-    fn image_png(&self, request: &Request, out: &Path, progress: &mut Progress) -> Result<Vec<u8>> {
-        let images = self.image.generate(
-            &[ImageRequest {
-                prompt: request.prompt.clone(),
-                seed: request.seed,
-            }],
-            &request.image,
-            |done, total| progress("image", done, total),
-        )?;
+    /// How long the audio is: the clip's length when there is a video, else the
+    /// request's seconds.
+    fn audio_seconds(&self, request: &Request, plan: &Plan) -> f64 {
+        match (&self.video, plan.modalities.contains(&Modality::Video)) {
+            (Some(video), true) => request.frames as f64 / video.model.config().fps as f64,
+            _ => request.seconds,
+        }
+    }
+
+    /// What the package holds, for its caption.
+    fn made(&self, request: &Request, plan: &Plan) -> Made {
+        let size = self.image.model.config().vae.image_size;
+        Made {
+            size,
+            video: plan
+                .modalities
+                .contains(&Modality::Video)
+                .then(|| (request.frames, self.video.as_ref().map_or(1, |v| v.model.config().fps))),
+            audio_seconds: plan
+                .modalities
+                .contains(&Modality::Audio)
+                .then(|| self.audio_seconds(request, plan)),
+        }
+    }
+
+    /// Runs the models of the plan and returns the media files (name, bytes): with a
+    /// video, `video.mp4` (H.264, and the audio as Opus when planned), `video.gif` and
+    /// its middle frame as `image.png`; else `image.png` from the image model when
+    /// planned; `audio.wav` when planned.
+    fn make_media(
+        &self,
+        request: &Request,
+        plan: &Plan,
+        out: &Path,
+        progress: &mut Progress,
+        timings: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        let wants = |m: Modality| plan.modalities.contains(&m);
+        let mut files = Vec::new();
+        let audio = match (&self.audio, wants(Modality::Audio)) {
+            (Some(audio), true) => {
+                let t = Instant::now();
+                let settings = request.audio_settings(self.audio_seconds(request, plan));
+                let clip = audio.model.generate(
+                    &[AudioRequest {
+                        prompt: request.prompt.clone(),
+                        seed: request.seed,
+                    }],
+                    &settings,
+                    |done, total| progress("audio", done, total),
+                )?;
+                timings.insert("audio_seconds".into(), json!(t.elapsed().as_secs_f64()));
+                let clip = clip.into_iter().next().unwrap_or_default();
+                let rate = audio.model.config().mel.sample_rate;
+                let path = out.join("audio.wav");
+                mmgen_media::write_wav(&path, &clip, rate)?;
+                files.push(("audio.wav".to_string(), read(&path)?));
+                Some((clip, rate))
+            }
+            _ => None,
+        };
+        let key_frame = match (&self.video, wants(Modality::Video)) {
+            (Some(video), true) => {
+                let t = Instant::now();
+                let fps = video.model.config().fps;
+                let clip = video
+                    .model
+                    .generate(
+                        &[VideoRequest {
+                            prompt: request.prompt.clone(),
+                            seed: request.seed,
+                        }],
+                        &request.video_settings(),
+                        |done, total| progress("video", done, total),
+                    )?
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default();
+                timings.insert("video_seconds".into(), json!(t.elapsed().as_secs_f64()));
+                let mp4 = out.join("video.mp4");
+                let track = audio.as_ref().map(|(samples, rate)| mmgen_media::Mp4Audio {
+                    samples,
+                    sample_rate: *rate,
+                });
+                mmgen_media::write_mp4(&mp4, &clip, fps, track)?;
+                let gif = out.join("video.gif");
+                mmgen_media::write_gif(&gif, &clip, fps)?;
+                files.insert(0, ("video.gif".to_string(), read(&gif)?));
+                files.insert(0, ("video.mp4".to_string(), read(&mp4)?));
+                clip.get(clip.len() / 2).cloned()
+            }
+            _ => None,
+        };
+        let image = match key_frame {
+            Some(frame) => Some(frame),
+            None if wants(Modality::Image) => {
+                let t = Instant::now();
+                let images = self.image.model.generate(
+                    &[ImageRequest {
+                        prompt: request.prompt.clone(),
+                        seed: request.seed,
+                    }],
+                    &request.image,
+                    |done, total| progress("image", done, total),
+                )?;
+                timings.insert("image_seconds".into(), json!(t.elapsed().as_secs_f64()));
+                images.into_iter().next()
+            }
+            None => None,
+        };
+        if let Some(image) = image {
+            files.insert(0, ("image.png".to_string(), self.png(request, plan, &image, out)?));
+        }
+        Ok(files)
+    }
+
+    /// Writes `image.png` with prompt, seed and settings in its text chunks; returns
+    /// its bytes.
+    fn png(&self, request: &Request, plan: &Plan, image: &RgbImage, out: &Path) -> Result<Vec<u8>> {
         let path = out.join("image.png");
-        let settings = image_settings_json(&request.image, &self.image_dir).to_string();
+        let settings = self.settings_json(request, plan).to_string();
         mmgen_media::write_png(
             &path,
-            &images[0],
+            image,
             &[
                 ("prompt", &request.prompt),
                 ("seed", &request.seed.to_string()),
                 ("settings", &settings),
             ],
         )?;
-        std::fs::read(&path).map_err(|e| PipelineError::file(&path, e))
+        read(&path)
+    }
+
+    fn models_json(&self, plan: &Plan) -> serde_json::Value {
+        let mut models = serde_json::Map::new();
+        let wants = |m: Modality| plan.modalities.contains(&m);
+        if wants(Modality::Image) && !wants(Modality::Video) {
+            models.insert("image".into(), self.image.json());
+        }
+        if let (Some(video), true) = (&self.video, wants(Modality::Video)) {
+            models.insert("video".into(), video.json());
+        }
+        if let (Some(audio), true) = (&self.audio, wants(Modality::Audio)) {
+            models.insert("audio".into(), audio.json());
+        }
+        serde_json::Value::Object(models)
+    }
+
+    fn settings_json(&self, request: &Request, plan: &Plan) -> serde_json::Value {
+        let mut settings = serde_json::Map::new();
+        let wants = |m: Modality| plan.modalities.contains(&m);
+        if wants(Modality::Image) && !wants(Modality::Video) {
+            settings.insert("image".into(), image_settings_json(&request.image, &self.image.dir));
+        }
+        if let (Some(video), true) = (&self.video, wants(Modality::Video)) {
+            let v = request.video_settings();
+            settings.insert(
+                "video".into(),
+                json!({"model": video.dir.display().to_string(), "steps": v.steps, "guidance": v.guidance,
+                       "sampler": v.sampler, "negative": v.negative, "frames": v.frames,
+                       "fps": video.model.config().fps, "window": video.model.config().model.dit.frames}),
+            );
+        }
+        if let (Some(audio), true) = (&self.audio, wants(Modality::Audio)) {
+            let a = request.audio_settings(self.audio_seconds(request, plan));
+            settings.insert(
+                "audio".into(),
+                json!({"model": audio.dir.display().to_string(), "steps": a.steps, "guidance": a.guidance,
+                       "sampler": a.sampler, "negative": a.negative, "seconds": a.seconds,
+                       "vocoder": "griffin-lim", "vocoder_iters": a.vocoder_iters,
+                       "sample_rate": audio.model.config().mel.sample_rate}),
+            );
+        }
+        serde_json::Value::Object(settings)
     }
 
     /// SHA-256 over what decides the media (see [`cache`]).
     fn cache_key(&self, request: &Request, plan: &Plan) -> Result<String> {
         let embedding = |text: &str| -> Result<Vec<u8>> {
-            let states = self.image.encode_text(&[text])?;
+            let states = self.image.model.encode_text(&[text])?;
             let values: Vec<f32> = states.states.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
             let mask: Vec<f32> = states.mask.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
             Ok(values.iter().chain(&mask).flat_map(|v| v.to_le_bytes()).collect())
         };
         let settings = &request.image;
         let pixels = |image: Option<&[u8]>| image.map(<[u8]>::to_vec).unwrap_or_default();
+        let weights = |m: Option<&String>| m.map(|s| s.as_bytes().to_vec()).unwrap_or_default();
         Ok(cache::KeyBuilder::new(PACKAGE_FORMAT)
-            .part("image_weights", self.image_weights.as_bytes())
+            .part("image_weights", self.image.weights_sha256.as_bytes())
+            .part(
+                "video_weights",
+                &weights(self.video.as_ref().map(|v| &v.weights_sha256)),
+            )
+            .part(
+                "audio_weights",
+                &weights(self.audio.as_ref().map(|a| &a.weights_sha256)),
+            )
             .part("prompt_embedding", &embedding(&request.prompt)?)
             .part("negative_embedding", &embedding(&settings.negative)?)
-            .part(
-                "settings",
-                image_settings_json(settings, Path::new("")).to_string().as_bytes(),
-            )
+            .part("settings", self.settings_json(request, plan).to_string().as_bytes())
             .part(
                 "init",
                 &pixels(settings.init.as_ref().map(|(i, _)| i.as_raw().as_slice())),
@@ -251,16 +493,24 @@ impl Pipeline {
     }
 }
 
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| PipelineError::file(path, e))
+}
+
 fn names(modalities: &[Modality]) -> String {
     modalities.iter().map(|m| m.name()).collect::<Vec<_>>().join(",")
 }
 
-/// Fails when the plan needs a model that is not shipped yet.
-fn missing_models(plan: &Plan) -> Result<()> {
+/// Fails when the plan needs a model that is not loaded.
+fn missing_models(plan: &Plan, has_video: bool, has_audio: bool) -> Result<()> {
     let missing: Vec<String> = plan
         .because
         .iter()
-        .filter(|(m, _)| *m != Modality::Image)
+        .filter(|(m, _)| match m {
+            Modality::Image => false,
+            Modality::Video => !has_video,
+            Modality::Audio => !has_audio,
+        })
         .map(|(m, word)| match word {
             Some(word) => format!("{} (the prompt says '{word}')", m.name()),
             None => m.name().to_string(),
@@ -270,8 +520,7 @@ fn missing_models(plan: &Plan) -> Result<()> {
         return Ok(());
     }
     Err(PipelineError::NotShipped(format!(
-        "this request needs {}, and no text-to-video or text-to-audio model is shipped yet \
-         (only the text-to-image model is); `--modalities image` makes the key image alone",
+        "this request needs {}, and that model is not loaded (models/hybrid-video and          models/hybrid-audio, trained by `mmgen train text-video` and `mmgen train text-audio`);          `--modalities image` makes the key image alone",
         missing.join(" and ")
     )))
 }
@@ -289,12 +538,54 @@ fn image_settings_json(settings: &ImageSettings, model: &Path) -> serde_json::Va
     })
 }
 
+/// What a package holds: image side, (frames, fps) of a video, seconds of audio.
+struct Made {
+    size: usize,
+    video: Option<(usize, u32)>,
+    audio_seconds: Option<f64>,
+}
+
 /// What was made, in the prompt's language.
-fn caption(plan: &Plan, prompt: &str, size: usize, seed: u64) -> String {
+fn caption(plan: &Plan, made: &Made, prompt: &str, seed: u64) -> String {
     let prompt = prompt.trim();
+    let size = made.size;
     match plan.lang {
-        Lang::En => format!("A {size}x{size} image made for the request \"{prompt}\" (seed {seed})."),
-        Lang::Zh => format!("根据请求“{prompt}”生成的 {size}x{size} 图像(种子 {seed})。"),
+        Lang::En => {
+            let mut parts = Vec::new();
+            if let Some((frames, fps)) = made.video {
+                parts.push(format!(
+                    "a {size}x{size} video of {frames} frames ({:.1} s at {fps} fps) with its key frame",
+                    frames as f64 / fps as f64
+                ));
+            } else if plan.modalities.contains(&Modality::Image) {
+                parts.push(format!("a {size}x{size} image"));
+            }
+            if let Some(seconds) = made.audio_seconds {
+                parts.push(format!("{seconds:.1} s of music"));
+            }
+            let what = parts.join(" and ");
+            let mut chars = what.chars();
+            let what = chars
+                .next()
+                .map(|c| c.to_uppercase().collect::<String>() + chars.as_str())
+                .unwrap_or_default();
+            format!("{what} made for the request \"{prompt}\" (seed {seed}).")
+        }
+        Lang::Zh => {
+            let mut parts = Vec::new();
+            if let Some((frames, fps)) = made.video {
+                parts.push(format!(
+                    "{size}x{size} 的 {frames} 帧视频({:.1} 秒,每秒 {fps} 帧)及其关键帧",
+                    frames as f64 / fps as f64
+                ));
+            } else if plan.modalities.contains(&Modality::Image) {
+                parts.push(format!("{size}x{size} 图像"));
+            }
+            if let Some(seconds) = made.audio_seconds {
+                parts.push(format!("{seconds:.1} 秒音乐"));
+            }
+            format!("根据请求“{prompt}”生成的{}(种子 {seed})。", parts.join("和"))
+        }
     }
 }
 
@@ -304,20 +595,41 @@ mod tests {
 
     #[test]
     fn captions_follow_the_prompt_language() {
-        let en = caption(&Plan::from_prompt("a red star"), "a red star", 64, 3);
+        let image = Made {
+            size: 64,
+            video: None,
+            audio_seconds: None,
+        };
+        let en = caption(&Plan::from_prompt("a red star"), &image, "a red star", 3);
         assert_eq!(en, "A 64x64 image made for the request \"a red star\" (seed 3).");
-        let zh = caption(&Plan::from_prompt("一颗红色的星星"), "一颗红色的星星", 64, 3);
-        assert!(zh.starts_with("根据请求“一颗红色的星星”"), "{zh}");
+        let zh = caption(&Plan::from_prompt("一颗红色的星星"), &image, "一颗红色的星星", 3);
+        assert_eq!(zh, "根据请求“一颗红色的星星”生成的64x64 图像(种子 3)。");
+        let all = Made {
+            size: 64,
+            video: Some((24, 8)),
+            audio_seconds: Some(3.0),
+        };
+        let prompt = "生成一段描述海边日落的短视频,配乐为钢琴曲";
+        let zh = caption(&Plan::from_prompt(prompt), &all, prompt, 0);
+        assert!(zh.contains("24 帧视频(3.0 秒") && zh.contains("3.0 秒音乐"), "{zh}");
+        let prompt = "a short video of the sea with piano music";
+        let en = caption(&Plan::from_prompt(prompt), &all, prompt, 0);
+        assert!(
+            en.starts_with("A 64x64 video of 24 frames (3.0 s at 8 fps) with its key frame and 3.0 s of music"),
+            "{en}"
+        );
     }
 
     #[test]
-    fn video_and_audio_requests_say_what_is_missing() {
-        let err = missing_models(&Plan::from_prompt("生成一段描述海边日落的短视频,配乐为钢琴曲"))
-            .unwrap_err()
-            .to_string();
+    fn requests_say_which_model_is_missing() {
+        let plan = Plan::from_prompt("生成一段描述海边日落的短视频,配乐为钢琴曲");
+        let err = missing_models(&plan, false, false).unwrap_err().to_string();
         assert!(err.contains("video (the prompt says '视频')"), "{err}");
         assert!(err.contains("audio (the prompt says '配乐')"), "{err}");
         assert!(err.contains("--modalities image"), "{err}");
-        assert!(missing_models(&Plan::from_prompt("a red star")).is_ok());
+        let err = missing_models(&plan, true, false).unwrap_err().to_string();
+        assert!(!err.contains("video (") && err.contains("audio ("), "{err}");
+        assert!(missing_models(&plan, true, true).is_ok());
+        assert!(missing_models(&Plan::from_prompt("a red star"), false, false).is_ok());
     }
 }

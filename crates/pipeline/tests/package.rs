@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
 use candle_nn::VarMap;
+use mmgen_media::read_mp4_tracks;
+use mmgen_models::hybrid_audio::{HybridAudio, HybridAudioConfig};
 use mmgen_models::hybrid_image::{HybridImage, HybridImageConfig, ImageSettings};
+use mmgen_models::hybrid_video::{HybridVideo, HybridVideoConfig};
 use mmgen_models::tokenizer::TextTokenizer;
 use mmgen_models::weights::save_f16;
 use mmgen_pipeline::{Cache, CacheOutcome, Modality, Pipeline, Request};
@@ -15,31 +18,54 @@ fn temp(name: &str) -> PathBuf {
 }
 
 /// A tiny model folder with seeded weights.
-fn model_folder() -> PathBuf {
-    let dir = temp("model");
+fn model_folder(name: &str) -> PathBuf {
+    let dir = temp(name);
     let texts = ["a red circle", "a blue star on the snow", "海边的红色圆形", "钢琴曲"];
     let tok = TextTokenizer::train(texts.iter().cycle().take(40), 320).unwrap();
     let cfg = HybridImageConfig::tiny(tok.vocab_size());
     let varmap = VarMap::new();
     let vb = mmgen_nn::seeded_var_builder(&varmap, 7, DType::F32, &Device::Cpu);
     HybridImage::new(&cfg, tok.clone(), vb, &Device::Cpu).unwrap();
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("config.json"), serde_json::to_string(&cfg).unwrap()).unwrap();
-    tok.save(&dir.join("tokenizer.json")).unwrap();
-    save_f16(&varmap, None, &dir.join("model.safetensors")).unwrap();
+    save_folder(&dir, &cfg, &tok, &varmap);
     dir
 }
 
 fn request(prompt: &str) -> Request {
     Request {
-        prompt: prompt.into(),
-        seed: 1,
-        modalities: None,
         image: ImageSettings {
             steps: 3,
             ..ImageSettings::default()
         },
+        ..Request::new(prompt, 1)
     }
+}
+
+/// Writes a model folder: config, tokenizer, seeded weights.
+fn save_folder(dir: &Path, config: &impl serde::Serialize, tok: &TextTokenizer, varmap: &VarMap) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("config.json"), serde_json::to_string(config).unwrap()).unwrap();
+    tok.save(&dir.join("tokenizer.json")).unwrap();
+    save_f16(varmap, None, &dir.join("model.safetensors")).unwrap();
+}
+
+/// Tiny seeded video and audio folders beside the image folder, with its tokenizer.
+fn video_and_audio_folders(image: &Path) -> (PathBuf, PathBuf) {
+    let tok = TextTokenizer::load(&image.join("tokenizer.json")).unwrap();
+    let image_config: HybridImageConfig =
+        serde_json::from_str(&std::fs::read_to_string(image.join("config.json")).unwrap()).unwrap();
+    let video = temp("video-model");
+    let config = HybridVideoConfig::from_image(&image_config, 4, 8);
+    let varmap = VarMap::new();
+    let vb = mmgen_nn::seeded_var_builder(&varmap, 8, DType::F32, &Device::Cpu);
+    HybridVideo::new(&config, tok.clone(), vb, &Device::Cpu).unwrap();
+    save_folder(&video, &config, &tok, &varmap);
+    let audio = temp("audio-model");
+    let config = HybridAudioConfig::tiny(tok.vocab_size());
+    let varmap = VarMap::new();
+    let vb = mmgen_nn::seeded_var_builder(&varmap, 9, DType::F32, &Device::Cpu);
+    HybridAudio::new(&config, tok.clone(), vb, &Device::Cpu).unwrap();
+    save_folder(&audio, &config, &tok, &varmap);
+    (video, audio)
 }
 
 fn run(pipeline: &Pipeline, request: &Request, out: &Path) -> (CacheOutcome, Vec<u8>) {
@@ -51,7 +77,8 @@ fn run(pipeline: &Pipeline, request: &Request, out: &Path) -> (CacheOutcome, Vec
 fn package_files_cache_and_errors() {
     let cache_dir = temp("cache");
     let _ = std::fs::remove_dir_all(&cache_dir);
-    let pipeline = Pipeline::load(&model_folder(), &Device::Cpu)
+    let model = model_folder("model");
+    let pipeline = Pipeline::load(&model, &Device::Cpu)
         .unwrap()
         .with_cache(Some(Cache::new(&cache_dir)));
     let base = request("a red circle on the snow");
@@ -148,7 +175,7 @@ fn package_files_cache_and_errors() {
     }
 
     // Without a cache the bytes are the same: the cache stores, it does not alter.
-    let uncached = Pipeline::load(&temp("model"), &Device::Cpu).unwrap();
+    let uncached = Pipeline::load(&model, &Device::Cpu).unwrap();
     assert_eq!(run(&uncached, &base, &temp("uncached")), (CacheOutcome::Off, first));
 
     // Bad requests fail with a sentence, and write nothing.
@@ -168,7 +195,10 @@ fn package_files_cache_and_errors() {
         modalities: Some(vec![Modality::Audio]),
         ..base.clone()
     });
-    assert!(err.contains("needs audio"), "{err}");
+    assert!(
+        err.contains("needs audio") && err.contains("mmgen train text-audio"),
+        "{err}"
+    );
     let err = fails(Request {
         image: ImageSettings {
             steps: 0,
@@ -193,5 +223,87 @@ fn package_files_cache_and_errors() {
     }
     for (what, _) in &changes {
         let _ = std::fs::remove_dir_all(temp(what));
+    }
+}
+
+/// The headline request on tiny video and audio models: an MP4 with H.264 and Opus
+/// of the clip's length, the GIF, the WAV, the key frame; bad lengths fail clearly.
+#[test]
+fn video_and_audio_package() {
+    let image = model_folder("av-image");
+    let (video, audio) = video_and_audio_folders(&image);
+    let pipeline = Pipeline::load(&image, &Device::Cpu)
+        .unwrap()
+        .with_video(&video, &Device::Cpu)
+        .unwrap()
+        .with_audio(&audio, &Device::Cpu)
+        .unwrap();
+    let request = Request {
+        frames: 6,
+        image: ImageSettings {
+            steps: 2,
+            ..ImageSettings::default()
+        },
+        ..Request::new("生成一段描述海边日落的短视频,配乐为钢琴曲", 3)
+    };
+    let out = temp("av-out");
+    let mut stages = Vec::new();
+    let package = pipeline
+        .generate(&request, &out, &mut |stage, _, _| {
+            if stages.last() != Some(&stage.to_string()) {
+                stages.push(stage.to_string());
+            }
+        })
+        .unwrap();
+    assert_eq!(stages, ["audio", "video"]);
+    assert_eq!(
+        package.files,
+        [
+            "image.png",
+            "video.mp4",
+            "video.gif",
+            "audio.wav",
+            "caption.txt",
+            "meta.json"
+        ]
+    );
+    // 6 frames at 8 fps: 0.75 s of video, and as much audio.
+    let tracks = read_mp4_tracks(&out.join("video.mp4")).unwrap();
+    let codecs: Vec<&str> = tracks.iter().map(|t| t.codec.as_str()).collect();
+    assert_eq!(codecs, ["avc1", "Opus"], "{tracks:?}");
+    for track in &tracks {
+        assert!((track.seconds - 0.75).abs() < 0.03, "{track:?}");
+    }
+    let (samples, rate) = mmgen_media::read_wav(&out.join("audio.wav")).unwrap();
+    assert_eq!((samples.len(), rate), (12_000, 16_000));
+    let gif = image::open(out.join("video.gif")).unwrap();
+    assert_eq!((gif.width(), gif.height()), (16, 16));
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["settings"]["video"]["frames"], 6);
+    assert_eq!(meta["settings"]["audio"]["seconds"], 0.75);
+    assert!(meta["models"]["video"]["weights_sha256"].is_string());
+    assert!(meta["models"]["audio"]["weights_sha256"].is_string());
+
+    // Bad lengths fail with a sentence.
+    let fails = |request: Request| {
+        pipeline
+            .generate(&request, &temp("av-bad"), &mut |_, _, _| {})
+            .unwrap_err()
+            .to_string()
+    };
+    let err = fails(Request {
+        frames: 0,
+        ..request.clone()
+    });
+    assert!(err.contains("frames is 0"), "{err}");
+    let err = fails(Request {
+        seconds: 1e9,
+        modalities: Some(vec![Modality::Audio]),
+        ..request.clone()
+    });
+    assert!(err.contains("seconds is 1000000000"), "{err}");
+    assert!(!temp("av-bad").exists());
+    for name in ["av-out", "av-image", "video-model", "audio-model"] {
+        let _ = std::fs::remove_dir_all(temp(name));
     }
 }

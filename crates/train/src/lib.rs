@@ -5,9 +5,12 @@
 #![warn(missing_docs)]
 
 pub mod corpus;
+pub mod denoiser;
 pub mod ema;
 pub mod error;
+pub mod text_audio;
 pub mod text_image;
+pub mod text_video;
 pub mod vae;
 
 pub use error::{Result, TrainError};

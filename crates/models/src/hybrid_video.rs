@@ -1,0 +1,240 @@
+//! The hybrid text-to-video model: the image model's text encoder, VAE and DiT, the
+//! DiT inflated with temporal attention after every block (factorised space-time, as
+//! in Video LDM, Blattmann et al. 2023; its gates start at zero, so training starts
+//! from the image model drawing every frame). Optionally conditioned on a first frame
+//! (text + image -> video) by keeping that frame's latent while denoising the rest.
+//!
+//! The DiT is trained on windows of `dit.frames` frames; a clip of any length is
+//! denoised as windows overlapping by half, every window of a step in one batch
+//! (chunks in parallel), their predictions averaged where they overlap
+//! ([`crate::windows`]) so that chunk borders stay continuous.
+//!
+//! A model folder holds `config.json` ([`HybridVideoConfig`]: the image model's
+//! fields plus `fps`), `tokenizer.json` and `model.safetensors` (f16).
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use candle_nn::VarBuilder;
+use image::{imageops, RgbImage};
+use mmgen_diffusion::{denoise, sampler_by_name, DenoiseRequest, Inpaint};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result};
+use crate::hybrid_image::{images_to_tensor, tensor_to_images, HybridImage, HybridImageConfig};
+use crate::sampling::{check_prompts, check_sampling, encode_guided, guided_model};
+use crate::tokenizer::TextTokenizer;
+use crate::weights::var_builder;
+use crate::windows::windowed;
+
+/// Everything that shapes a hybrid text-to-video model.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct HybridVideoConfig {
+    /// The image model it extends; `model.dit.frames` is the training window.
+    #[serde(flatten)]
+    pub model: HybridImageConfig,
+    /// Frames per second of its clips (the world's clip rate).
+    pub fps: u32,
+}
+
+impl HybridVideoConfig {
+    /// An image model inflated to windows of `frames` frames.
+    pub fn from_image(image: &HybridImageConfig, frames: usize, fps: u32) -> HybridVideoConfig {
+        HybridVideoConfig {
+            model: HybridImageConfig {
+                dit: image.dit.with_frames(frames),
+                ..image.clone()
+            },
+            fps,
+        }
+    }
+
+    /// Checks that the parts fit together and there is a temporal window.
+    pub fn check(&self) -> Result<()> {
+        self.model.check()?;
+        if self.model.dit.frames < 2 || self.fps == 0 {
+            return Err(ModelError::Invalid(format!(
+                "a video model needs windows of at least 2 frames and fps >= 1; got {} frames at {} fps",
+                self.model.dit.frames, self.fps
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The longest clip one request may ask for (10 minutes at 24 fps).
+pub const MAX_FRAMES: usize = 14_400;
+
+/// One clip to make.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VideoRequest {
+    /// What to show, in English or Chinese.
+    pub prompt: String,
+    /// Seed of the noise.
+    pub seed: u64,
+}
+
+/// How to make them (shared by a batch).
+#[derive(Clone, Debug)]
+pub struct VideoSettings {
+    /// Sampler steps.
+    pub steps: usize,
+    /// Classifier-free guidance scale (1: no guidance).
+    pub guidance: f64,
+    /// What to steer away from.
+    pub negative: String,
+    /// Sampler name.
+    pub sampler: String,
+    /// Frames per clip.
+    pub frames: usize,
+    /// Text + image -> video: the first frame to start from (resized).
+    pub first_frame: Option<RgbImage>,
+}
+
+impl Default for VideoSettings {
+    fn default() -> VideoSettings {
+        VideoSettings {
+            steps: 50,
+            guidance: 4.0,
+            negative: String::new(),
+            sampler: "ddim".into(),
+            frames: 24,
+            first_frame: None,
+        }
+    }
+}
+
+impl VideoSettings {
+    /// Rejects settings that cannot run, saying which and what is allowed.
+    pub fn check(&self) -> Result<()> {
+        check_sampling(self.steps, self.guidance, &self.sampler)?;
+        if self.frames == 0 || self.frames > MAX_FRAMES {
+            return Err(ModelError::Invalid(format!(
+                "frames is {}; allowed 1 to {MAX_FRAMES}",
+                self.frames
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A loaded hybrid text-to-video model.
+pub struct HybridVideo {
+    model: HybridImage,
+    config: HybridVideoConfig,
+}
+
+impl HybridVideo {
+    /// Builds the model on `vb` (parameters under `text.`, `vae.`, `dit.`).
+    pub fn new(
+        config: &HybridVideoConfig,
+        tokenizer: TextTokenizer,
+        vb: VarBuilder,
+        device: &Device,
+    ) -> Result<HybridVideo> {
+        config.check()?;
+        Ok(HybridVideo {
+            model: HybridImage::new(&config.model, tokenizer, vb, device)?,
+            config: config.clone(),
+        })
+    }
+
+    /// Loads a model folder (`config.json`, `tokenizer.json`, `model.safetensors`).
+    pub fn load(dir: &Path, device: &Device) -> Result<HybridVideo> {
+        let path = dir.join("config.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| ModelError::file(&path, e))?;
+        let config: HybridVideoConfig = serde_json::from_str(&text)
+            .map_err(|e| ModelError::file(&path, format!("not a hybrid video config: {e}")))?;
+        let tokenizer = TextTokenizer::load(&dir.join("tokenizer.json"))?;
+        let vb = var_builder(&dir.join("model.safetensors"), device)?;
+        HybridVideo::new(&config, tokenizer, vb, device).map_err(|e| match e {
+            ModelError::Candle(c) => {
+                ModelError::file(&dir.join("model.safetensors"), format!("does not fit config.json: {c}"))
+            }
+            other => other,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &HybridVideoConfig {
+        &self.config
+    }
+
+    /// The image model it extends (text encoder, VAE, inflated DiT): training and
+    /// latents go through it.
+    pub fn inner(&self) -> &HybridImage {
+        &self.model
+    }
+
+    /// Makes one clip per request. `progress(done, total)` is called after every
+    /// sampler step.
+    pub fn generate(
+        &self,
+        requests: &[VideoRequest],
+        settings: &VideoSettings,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<Vec<Vec<RgbImage>>> {
+        // 1. Validate.
+        settings.check()?;
+        check_prompts(requests.iter().map(|r| r.prompt.as_str()), "to show")?;
+        let m = &self.model;
+        let cfg = &self.config.model;
+        let device = m.device();
+        let (b, frames) = (requests.len(), settings.frames);
+        let (ls, lc) = (cfg.dit.latent_size, cfg.dit.latent_channels);
+        // 2. Text, once for all steps.
+        let guide = settings.guidance != 1.0;
+        let prompts: Vec<&str> = requests.iter().map(|r| r.prompt.as_str()).collect();
+        let text = encode_guided(
+            m.text_encoder(),
+            m.tokenizer(),
+            &prompts,
+            &settings.negative,
+            guide,
+            device,
+        )?;
+        let text = m.dit().prepare_text(&text.states, &text.mask, &text.pooled)?;
+        // 3. A given first frame is kept (inpainting along time).
+        let first = match &settings.first_frame {
+            Some(image) => {
+                let size = cfg.vae.image_size as u32;
+                let image = imageops::resize(image, size, size, imageops::FilterType::Triangle);
+                let latent = m
+                    .image_latents(&images_to_tensor(&vec![image; b], device)?)?
+                    .unsqueeze(1)?;
+                let rest = Tensor::zeros((b, frames - 1, ls, ls, lc), latent.dtype(), device)?;
+                let known = Tensor::cat(&[latent, rest], 1)?;
+                let mut keep = vec![1f32; frames];
+                keep[0] = 0.0;
+                let mask = Tensor::from_vec(keep, (1, frames, 1, 1, 1), device)?;
+                Some((known, mask))
+            }
+            None => None,
+        };
+        // 4. Denoise every window of every step in one batch.
+        let window = cfg.dit.frames;
+        let overlap = window / 2;
+        let mut sampler = sampler_by_name(&settings.sampler, m.schedule())?;
+        let seeds: Vec<u64> = requests.iter().map(|r| r.seed).collect();
+        let request = DenoiseRequest {
+            steps: settings.steps,
+            seeds: &seeds,
+            prediction: cfg.prediction,
+            init: None,
+            inpaint: first.as_ref().map(|(known, mask)| Inpaint { known, mask }),
+        };
+        let network = |xs: &Tensor, t: &Tensor| -> Result<Tensor> {
+            let n = xs.dim(0)?;
+            windowed(xs, window, overlap, |windows| {
+                let k = windows.dim(0)? / n;
+                m.dit().forward_prepared(windows, &t.repeat(k)?, &text.repeat(k)?)
+            })
+        };
+        let model = guided_model(b, settings.guidance, device, network);
+        let shape = [b, frames, ls, ls, lc];
+        let latents = denoise(sampler.as_mut(), &shape, device, &request, model, progress)?;
+        // 5. Decode every frame.
+        let images = tensor_to_images(&m.decode_latents(&latents.reshape((b * frames, ls, ls, lc))?)?)?;
+        Ok(images.chunks(frames).map(|clip| clip.to_vec()).collect())
+    }
+}
