@@ -11,6 +11,7 @@ use crate::sampling::SamplingArgs;
 use anyhow::Context;
 use mmgen_eval::bench::{bench_training, BENCH_MODELS};
 use mmgen_models::hybrid_image::{HybridImage, ImageRequest};
+use mmgen_pipeline::{Modality, Pipeline, Request};
 use mmgen_world::rng::mix64;
 use mmgen_world::{render_audio, render_image, render_video, SpecSampler, Split, StreamConfig, WorldStream};
 
@@ -23,6 +24,39 @@ pub enum BenchCommand {
     /// Seconds per generated image (text encoding, all sampler steps with guidance,
     /// VAE decode) of a text-to-image model folder.
     Generate(GenerateBenchArgs),
+    /// Seconds per package (`mmgen generate` without the cache): each stage (video,
+    /// audio, image) and the whole, on the shipped models.
+    Package(PackageBenchArgs),
+}
+
+#[derive(Args)]
+pub struct PackageBenchArgs {
+    /// The request.
+    #[arg(long, default_value = "生成一段描述海边日落的短视频,配乐为钢琴曲")]
+    prompt: String,
+    /// What to make, comma-separated (image, video, audio); by default read from the prompt.
+    #[arg(long)]
+    modalities: Option<String>,
+    /// Video frames.
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=14_400))]
+    frames: u64,
+    /// Seconds of audio without a video.
+    #[arg(long, default_value_t = 4.0)]
+    seconds: f64,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// The folder holding hybrid-image/, hybrid-video/, hybrid-audio/.
+    #[arg(long, default_value = "models")]
+    models: PathBuf,
+    /// Timed packages (medians are reported) after one warm-up.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    iters: u32,
+    /// Where to run: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceArg,
+    /// Print JSON instead of lines.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -82,6 +116,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::World(args) => world(args),
         BenchCommand::Train(args) => train(args),
         BenchCommand::Generate(args) => generate(args),
+        BenchCommand::Package(args) => package(args),
     }
 }
 
@@ -254,6 +289,88 @@ fn generate(args: GenerateBenchArgs) -> Result<()> {
             args.iters,
             args.device
         );
+    }
+    Ok(())
+}
+
+fn package(args: PackageBenchArgs) -> Result<()> {
+    let device = args.device.open()?;
+    let dir = |name: &str| args.models.join(name);
+    let mut pipeline = Pipeline::load(&dir("hybrid-image"), &device)
+        .with_context(|| format!("--models {}: cannot load hybrid-image", args.models.display()))?;
+    if dir("hybrid-video").exists() {
+        pipeline = pipeline.with_video(&dir("hybrid-video"), &device)?;
+    }
+    if dir("hybrid-audio").exists() {
+        pipeline = pipeline.with_audio(&dir("hybrid-audio"), &device)?;
+    }
+    let request = Request {
+        modalities: args.modalities.as_deref().map(Modality::parse_list).transpose()?,
+        image: args.sampling.image_settings(),
+        frames: args.frames as usize,
+        seconds: args.seconds,
+        ..Request::new(&args.prompt, 0)
+    };
+    let out = std::env::temp_dir().join(format!("mmgen-bench-package-{}", std::process::id()));
+    let mut stages: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    let mut files = Vec::new();
+    median_seconds(args.iters, |i| {
+        let package = pipeline.generate(
+            &Request {
+                seed: i,
+                ..request.clone()
+            },
+            &out,
+            &mut |_, _, _| {},
+        )?;
+        device.synchronize()?;
+        if i != u64::MAX {
+            for (stage, value) in package.meta["timings"].as_object().into_iter().flatten() {
+                stages
+                    .entry(stage.clone())
+                    .or_default()
+                    .push(value.as_f64().unwrap_or(f64::NAN));
+            }
+        }
+        files = package.files;
+        Ok(())
+    })?;
+    let _ = std::fs::remove_dir_all(&out);
+    let medians: std::collections::BTreeMap<String, f64> = stages
+        .into_iter()
+        .map(|(stage, mut times)| {
+            times.sort_by(|a, b| a.total_cmp(b));
+            (stage, times[times.len() / 2])
+        })
+        .collect();
+    let threads = candle_core::utils::barrier_pool().n_workers() + 1;
+    if args.json {
+        let report = serde_json::json!({
+            "prompt": args.prompt,
+            "files": files,
+            "frames": args.frames,
+            "seconds": args.seconds,
+            "steps": args.sampling.steps,
+            "guidance": args.sampling.guidance,
+            "sampler": args.sampling.sampler,
+            "device": args.device.to_string(),
+            "threads": threads,
+            "median_seconds": medians,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "package of {} ({} {} steps, guidance {}; median of {} on {}, {threads} threads):",
+            files.join(", "),
+            args.sampling.steps,
+            args.sampling.sampler,
+            args.sampling.guidance,
+            args.iters,
+            args.device
+        );
+        for (stage, seconds) in &medians {
+            println!("  {stage:<16} {seconds:>8.2} s");
+        }
     }
     Ok(())
 }

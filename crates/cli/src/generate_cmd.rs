@@ -27,12 +27,12 @@ pub struct GenerateArgs {
     /// The text-to-image model folder.
     #[arg(long, default_value = "models/hybrid-image")]
     model: PathBuf,
-    /// The text-to-video model folder (loaded when it exists).
-    #[arg(long, default_value = "models/hybrid-video")]
-    video_model: PathBuf,
-    /// The text-to-audio model folder (loaded when it exists).
-    #[arg(long, default_value = "models/hybrid-audio")]
-    audio_model: PathBuf,
+    /// The text-to-video model folder [default: models/hybrid-video, when it exists].
+    #[arg(long)]
+    video_model: Option<PathBuf>,
+    /// The text-to-audio model folder [default: models/hybrid-audio, when it exists].
+    #[arg(long)]
+    audio_model: Option<PathBuf>,
     /// Video frames (chunks of the model's window, generated together and blended).
     #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=14_400))]
     frames: u64,
@@ -56,6 +56,9 @@ pub struct GenerateArgs {
     /// Inpainting: white where to generate, black where to keep --init.
     #[arg(long)]
     mask: Option<PathBuf>,
+    /// Text + image -> video: start the clip from this frame (PNG/GIF; resized).
+    #[arg(long)]
+    first_frame: Option<PathBuf>,
     /// Cache folder of finished requests [default: $MMGEN_CACHE, $XDG_CACHE_HOME/mmgen
     /// or ~/.cache/mmgen].
     #[arg(long)]
@@ -97,6 +100,10 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         },
         frames: args.frames as usize,
         seconds: args.seconds,
+        first_frame: match &args.first_frame {
+            Some(path) => Some(open(path, "first-frame")?.to_rgb8()),
+            None => None,
+        },
         ..Request::new(&args.prompt, args.seed)
     };
     request.image.check()?;
@@ -112,16 +119,21 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             args.model.display()
         )
     })?;
-    // A video or audio folder that is absent is no error: a request that needs it says so.
-    if args.video_model.exists() {
+    // A default video or audio folder that is absent is no error (a request that needs
+    // it says so); a folder given by name must load.
+    let (video, audio) = (
+        optional_folder(&args.video_model, "models/hybrid-video"),
+        optional_folder(&args.audio_model, "models/hybrid-audio"),
+    );
+    if let Some(dir) = video {
         pipeline = pipeline
-            .with_video(&args.video_model, &device)
-            .with_context(|| format!("--video-model {}: cannot load", args.video_model.display()))?;
+            .with_video(&dir, &device)
+            .with_context(|| format!("--video-model {}: cannot load the text-to-video model", dir.display()))?;
     }
-    if args.audio_model.exists() {
+    if let Some(dir) = audio {
         pipeline = pipeline
-            .with_audio(&args.audio_model, &device)
-            .with_context(|| format!("--audio-model {}: cannot load", args.audio_model.display()))?;
+            .with_audio(&dir, &device)
+            .with_context(|| format!("--audio-model {}: cannot load the text-to-audio model", dir.display()))?;
     }
     let pipeline = pipeline.with_cache(cache);
     let bar = ProgressBar::new(args.sampling.steps).with_style(
@@ -148,4 +160,12 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         package.seconds
     );
     Ok(())
+}
+
+/// The folder given, or the default one when it exists.
+fn optional_folder(given: &Option<PathBuf>, default: &str) -> Option<PathBuf> {
+    match given {
+        Some(dir) => Some(dir.clone()),
+        None => Some(PathBuf::from(default)).filter(|d| d.exists()),
+    }
 }

@@ -238,3 +238,85 @@ impl HybridVideo {
         Ok(images.chunks(frames).map(|clip| clip.to_vec()).collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hybrid_image::HybridImageConfig;
+    use candle_core::DType;
+    use candle_nn::VarMap;
+
+    fn tiny_model() -> HybridVideo {
+        let texts = ["a red circle moving left", "一个红色的圆"];
+        let tok = TextTokenizer::train(texts.iter().cycle().take(20), 300).unwrap();
+        let config = HybridVideoConfig::from_image(&HybridImageConfig::tiny(tok.vocab_size()), 4, 8);
+        let varmap = VarMap::new();
+        let vb = mmgen_nn::seeded_var_builder(&varmap, 5, DType::F32, &Device::Cpu);
+        HybridVideo::new(&config, tok, vb, &Device::Cpu).unwrap()
+    }
+
+    /// Long clips come out whole and reproducible; a first frame is kept exactly (as
+    /// the VAE reconstructs it); bad settings fail clearly.
+    #[test]
+    fn clips_first_frames_and_errors() {
+        let model = tiny_model();
+        let request = VideoRequest {
+            prompt: "a red circle moving left".into(),
+            seed: 4,
+        };
+        let settings = VideoSettings {
+            steps: 3,
+            frames: 9,
+            ..VideoSettings::default()
+        };
+        let clip = model.generate(&[request.clone()], &settings, |_, _| {}).unwrap();
+        assert_eq!((clip.len(), clip[0].len()), (1, 9));
+        assert_eq!(clip, model.generate(&[request.clone()], &settings, |_, _| {}).unwrap());
+        let first = RgbImage::from_fn(16, 16, |x, y| image::Rgb([(x * 16) as u8, (y * 16) as u8, 90]));
+        let with_first = VideoSettings {
+            first_frame: Some(first.clone()),
+            ..settings.clone()
+        };
+        let clip = model.generate(&[request.clone()], &with_first, |_, _| {}).unwrap();
+        let inner = model.inner();
+        let device = Device::Cpu;
+        let rebuilt = tensor_to_images(
+            &inner
+                .decode_latents(
+                    &inner
+                        .image_latents(&images_to_tensor(&[first], &device).unwrap())
+                        .unwrap(),
+                )
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(clip[0][0], rebuilt[0], "the first frame is kept");
+        for (bad, says) in [
+            (
+                VideoSettings {
+                    frames: 0,
+                    ..settings.clone()
+                },
+                "frames is 0",
+            ),
+            (
+                VideoSettings {
+                    steps: 0,
+                    ..settings.clone()
+                },
+                "steps is 0",
+            ),
+        ] {
+            let err = model
+                .generate(&[request.clone()], &bad, |_, _| {})
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{err}");
+        }
+        let empty = VideoRequest {
+            prompt: " ".into(),
+            seed: 1,
+        };
+        assert!(model.generate(&[empty], &settings, |_, _| {}).is_err());
+    }
+}

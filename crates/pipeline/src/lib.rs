@@ -54,6 +54,8 @@ pub struct Request {
     /// Seconds of audio when there is no video (with a video, the audio lasts as long
     /// as the clip).
     pub seconds: f64,
+    /// Text + image -> video: the clip's first frame.
+    pub first_frame: Option<RgbImage>,
 }
 
 impl Request {
@@ -66,6 +68,7 @@ impl Request {
             image: ImageSettings::default(),
             frames: VideoSettings::default().frames,
             seconds: AudioSettings::default().seconds,
+            first_frame: None,
         }
     }
 
@@ -76,7 +79,7 @@ impl Request {
             negative: self.image.negative.clone(),
             sampler: self.image.sampler.clone(),
             frames: self.frames,
-            first_frame: None,
+            first_frame: self.first_frame.clone(),
         }
     }
 
@@ -442,7 +445,8 @@ impl Pipeline {
                 "video".into(),
                 json!({"model": video.dir.display().to_string(), "steps": v.steps, "guidance": v.guidance,
                        "sampler": v.sampler, "negative": v.negative, "frames": v.frames,
-                       "fps": video.model.config().fps, "window": video.model.config().model.dit.frames}),
+                       "fps": video.model.config().fps, "window": video.model.config().model.dit.frames,
+                       "first_frame": v.first_frame.is_some()}),
             );
         }
         if let (Some(audio), true) = (&self.audio, wants(Modality::Audio)) {
@@ -487,6 +491,10 @@ impl Pipeline {
                 &pixels(settings.init.as_ref().map(|(i, _)| i.as_raw().as_slice())),
             )
             .part("mask", &pixels(settings.mask.as_ref().map(|m| m.as_raw().as_slice())))
+            .part(
+                "first_frame",
+                &pixels(request.first_frame.as_ref().map(|i| i.as_raw().as_slice())),
+            )
             .part("seed", &request.seed.to_le_bytes())
             .part("modalities", names(&plan.modalities).as_bytes())
             .finish())
@@ -519,9 +527,19 @@ fn missing_models(plan: &Plan, has_video: bool, has_audio: bool) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
+    let how: Vec<&str> = plan
+        .because
+        .iter()
+        .filter_map(|(m, _)| match m {
+            Modality::Video if !has_video => Some("models/hybrid-video (`mmgen train text-video`)"),
+            Modality::Audio if !has_audio => Some("models/hybrid-audio (`mmgen train text-audio`)"),
+            _ => None,
+        })
+        .collect();
     Err(PipelineError::NotShipped(format!(
-        "this request needs {}, and that model is not loaded (models/hybrid-video and          models/hybrid-audio, trained by `mmgen train text-video` and `mmgen train text-audio`);          `--modalities image` makes the key image alone",
-        missing.join(" and ")
+        "this request needs {}, and that model is not loaded: {}; `--modalities image` makes the key image alone",
+        missing.join(" and "),
+        how.join(", "),
     )))
 }
 
