@@ -5,10 +5,13 @@
 #   bash scripts/gpu-train.sh [--bin PATH] [--device cuda] [--out DIR] [--bench]
 #                             [--resume] [--batch B] JOB[=MINUTES] ...
 #
-#   JOB      probe-image | probe-video | probe-audio | vae | text-image
+#   JOB      probe-image | probe-video | probe-audio | vae | text-image | text-video
+#            | text-audio
 #            text-image trains on the VAE of an earlier vae job of the same call, else
 #            on models/vae; its tokenizer is models/hybrid-image/tokenizer.json, or one
-#            trained on the spot
+#            trained on the spot. text-video inflates, and text-audio takes its text
+#            encoder from, the text-image result of the same call, else
+#            models/hybrid-image
 #   MINUTES  training budget of that job (default 3); evaluation and export come on top
 #   --bin    the CUDA build of mmgen (default gpu/mmgen; see README, "Training on a GPU")
 #   --out    where results go (default $OUT, the device tool's output folder)
@@ -18,7 +21,7 @@
 #   --tiny   the tiny test configurations (to try this script on a CPU)
 #
 # Writes, under the output folder: NAME.tar per job, NAME its folder in models/
-# (text-image -> hybrid-image) (config.json, model.safetensors,
+# (text-image -> hybrid-image, text-video -> hybrid-video, text-audio -> hybrid-audio) (config.json, model.safetensors,
 # metrics.json with the loss curve and held-out accuracy), gpu-train.log (everything
 # printed) and, with --bench, bench-train.json. A job cut off by an error still leaves
 # its last two-minute checkpoint in its tar. Unpack with `tar -xf NAME.tar -C models/`.
@@ -38,8 +41,8 @@ while [ $# -gt 0 ]; do
     -h|--help) sed -n '2,/^set /{/^set /!p}' "$0"; exit 0 ;;
     -*) echo "gpu-train.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) case "${1%%=*}" in
-         probe-image|probe-video|probe-audio|vae|text-image) JOBS+=("$1"); shift ;;
-         *) echo "gpu-train.sh: unknown job ${1%%=*}; allowed: probe-image, probe-video, probe-audio, vae, text-image" >&2; exit 2 ;;
+         probe-image|probe-video|probe-audio|vae|text-image|text-video|text-audio) JOBS+=("$1"); shift ;;
+         *) echo "gpu-train.sh: unknown job ${1%%=*}; allowed: probe-image, probe-video, probe-audio, vae, text-image, text-video, text-audio" >&2; exit 2 ;;
        esac ;;
   esac
 done
@@ -67,13 +70,17 @@ for spec in "${JOBS[@]}"; do
   minutes=3
   [ "$spec" != "$job" ] && minutes=${spec#*=}
   # Results are named as their folders in models/ (text-image -> hybrid-image).
-  name=$job; [ "$job" = text-image ] && name=hybrid-image
+  name=$job
+  case "$job" in text-*) name=hybrid-${job#text-} ;; esac
   args=(train "$job" --device "$DEVICE" --max-minutes "$minutes" --steps 10000000 --batch "$BATCH"
         --workers "$WORKERS" --seed 11 --out "$WORK/$name" --eval-samples 2000)
-  [ "$TINY" = 1 ] && args+=(--tiny)
-  shipped="models/$job"
+  # A video model takes its shape from the image model it inflates.
+  [ "$TINY" = 1 ] && [ "$job" != text-video ] && args+=(--tiny)
+  shipped="models/$name"
+  image_model=models/hybrid-image; [ -d "$WORK/hybrid-image" ] && image_model="$WORK/hybrid-image"
+  [ "$job" = text-video ] && args+=(--image-model "$image_model")
+  [ "$job" = text-audio ] && args+=(--tokenizer "$image_model/tokenizer.json" --text-from "$image_model")
   if [ "$job" = text-image ]; then
-    shipped=models/hybrid-image
     vae=models/vae; [ -d "$WORK/vae" ] && vae="$WORK/vae"
     tok="$shipped/tokenizer.json"
     if [ ! -f "$tok" ]; then

@@ -475,8 +475,12 @@ mod tests {
     /// Sets every variable of `varmap` to seeded random values (so that zero-init
     /// gates do not hide anything), except names matching `keep_zero`.
     fn randomise(varmap: &VarMap, keep_zero: impl Fn(&str) -> bool) {
-        for (name, var) in varmap.data().lock().unwrap().iter() {
-            let values = Tensor::randn(0f32, 0.2, var.shape(), &Device::Cpu).unwrap();
+        let data = varmap.data().lock().unwrap();
+        let mut names: Vec<&String> = data.keys().collect();
+        names.sort();
+        for (i, name) in names.into_iter().enumerate() {
+            let var = &data[name];
+            let values = (mmgen_diffusion::gaussian(var.shape(), i as u64, &Device::Cpu).unwrap() * 0.2).unwrap();
             if keep_zero(name) {
                 var.set(&values.zeros_like().unwrap()).unwrap();
             } else {
