@@ -269,15 +269,24 @@ mod tests {
             frames: 9,
             ..VideoSettings::default()
         };
-        let clip = model.generate(&[request.clone()], &settings, |_, _| {}).unwrap();
+        let clip = model
+            .generate(std::slice::from_ref(&request), &settings, |_, _| {})
+            .unwrap();
         assert_eq!((clip.len(), clip[0].len()), (1, 9));
-        assert_eq!(clip, model.generate(&[request.clone()], &settings, |_, _| {}).unwrap());
+        assert_eq!(
+            clip,
+            model
+                .generate(std::slice::from_ref(&request), &settings, |_, _| {})
+                .unwrap()
+        );
         let first = RgbImage::from_fn(16, 16, |x, y| image::Rgb([(x * 16) as u8, (y * 16) as u8, 90]));
         let with_first = VideoSettings {
             first_frame: Some(first.clone()),
             ..settings.clone()
         };
-        let clip = model.generate(&[request.clone()], &with_first, |_, _| {}).unwrap();
+        let clip = model
+            .generate(std::slice::from_ref(&request), &with_first, |_, _| {})
+            .unwrap();
         let inner = model.inner();
         let device = Device::Cpu;
         let rebuilt = tensor_to_images(
@@ -308,7 +317,7 @@ mod tests {
             ),
         ] {
             let err = model
-                .generate(&[request.clone()], &bad, |_, _| {})
+                .generate(std::slice::from_ref(&request), &bad, |_, _| {})
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(says), "{err}");

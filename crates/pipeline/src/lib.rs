@@ -485,7 +485,10 @@ impl Pipeline {
             )
             .part("prompt_embedding", &embedding(&request.prompt)?)
             .part("negative_embedding", &embedding(&settings.negative)?)
-            .part("settings", self.settings_json(request, plan).to_string().as_bytes())
+            .part(
+                "settings",
+                settings_without_folders(self.settings_json(request, plan)).as_bytes(),
+            )
             .part(
                 "init",
                 &pixels(settings.init.as_ref().map(|(i, _)| i.as_raw().as_slice())),
@@ -499,6 +502,19 @@ impl Pipeline {
             .part("modalities", names(&plan.modalities).as_bytes())
             .finish())
     }
+}
+
+/// The settings JSON without the model folders: the weights' digests identify the
+/// models, so the same request through another path to the same weights is a hit.
+fn settings_without_folders(mut settings: serde_json::Value) -> String {
+    if let Some(map) = settings.as_object_mut() {
+        for stage in map.values_mut() {
+            if let Some(stage) = stage.as_object_mut() {
+                stage.remove("model");
+            }
+        }
+    }
+    settings.to_string()
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {

@@ -244,7 +244,9 @@ mod tests {
             prompt: "calm piano music".into(),
             seed: 2,
         };
-        let clips = model.generate(&[request.clone()], &settings, |_, _| {}).unwrap();
+        let clips = model
+            .generate(std::slice::from_ref(&request), &settings, |_, _| {})
+            .unwrap();
         // 0.7 s is longer than the tiny window (0.256 s): generated as overlapping windows.
         assert_eq!(clips[0].len(), 11_200);
         assert!(clips[0].iter().all(|v| v.is_finite()));
