@@ -407,7 +407,13 @@ pub fn evaluate(
         })
         .collect();
     let overall_rows: Vec<f64> = categories.values().filter(|r| r.in_overall).map(|r| r.score).collect();
-    let overall = overall_rows.iter().sum::<f64>() / overall_rows.len().max(1) as f64;
+    // No prompt asked for a category of this task (e.g. a video prompt without
+    // objects): there is no score, rather than a score of 0 (JSON null).
+    let overall = if overall_rows.is_empty() {
+        f64::NAN
+    } else {
+        overall_rows.iter().sum::<f64>() / overall_rows.len() as f64
+    };
     let world_fd = if texts.len() >= 2 {
         frechet_distance(&generated_features, &real_features)?
     } else {
@@ -449,7 +455,14 @@ impl EvalReport {
                 row.score, row.passed, row.total
             ));
         }
-        out.push_str(&format!("{:<22} {:>8.3}\n", "overall", self.overall));
+        if self.overall.is_nan() {
+            out.push_str(&format!(
+                "{:<22} {:>8}  (no prompt asks for a category of this task)\n",
+                "overall", "n/a"
+            ));
+        } else {
+            out.push_str(&format!("{:<22} {:>8.3}\n", "overall", self.overall));
+        }
         out.push_str(&format!("{:<22} {:>8.3}\n", "world-FD", self.world_fd));
         out
     }
