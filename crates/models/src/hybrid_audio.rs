@@ -25,7 +25,7 @@ use crate::mel::{LogMel, MelConfig, MelSpectrogram};
 use crate::sampling::{check_prompts, check_sampling, encode_guided, guided_model};
 use crate::text_encoder::{TextEncoder, TextEncoderConfig, TextStates};
 use crate::tokenizer::TextTokenizer;
-use crate::weights::var_builder;
+use crate::weights::load_folder;
 use crate::windows::windowed;
 
 /// Shape of the mel diffusion transformer.
@@ -308,13 +308,7 @@ impl HybridAudio {
         device: &Device,
     ) -> Result<HybridAudio> {
         config.check()?;
-        if tokenizer.vocab_size() > config.text.vocab_size {
-            return Err(ModelError::Invalid(format!(
-                "the tokenizer has {} tokens; the text encoder embeds {}",
-                tokenizer.vocab_size(),
-                config.text.vocab_size
-            )));
-        }
+        config.text.check_tokenizer(&tokenizer)?;
         Ok(HybridAudio {
             tokenizer,
             text: TextEncoder::new(&config.text, vb.pp("text"))?,
@@ -328,17 +322,8 @@ impl HybridAudio {
 
     /// Loads a model folder (`config.json`, `tokenizer.json`, `model.safetensors`).
     pub fn load(dir: &Path, device: &Device) -> Result<HybridAudio> {
-        let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| ModelError::file(&path, e))?;
-        let config: HybridAudioConfig = serde_json::from_str(&text)
-            .map_err(|e| ModelError::file(&path, format!("not a hybrid audio config: {e}")))?;
-        let tokenizer = TextTokenizer::load(&dir.join("tokenizer.json"))?;
-        let vb = var_builder(&dir.join("model.safetensors"), device)?;
-        HybridAudio::new(&config, tokenizer, vb, device).map_err(|e| match e {
-            ModelError::Candle(c) => {
-                ModelError::file(&dir.join("model.safetensors"), format!("does not fit config.json: {c}"))
-            }
-            other => other,
+        load_folder(dir, device, "hybrid audio", |config, tokenizer, vb| {
+            HybridAudio::new(config, tokenizer, vb, device)
         })
     }
 

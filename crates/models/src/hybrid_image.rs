@@ -20,7 +20,7 @@ pub use crate::text_encoder::TextStates;
 use crate::text_encoder::{TextEncoder, TextEncoderConfig};
 use crate::tokenizer::TextTokenizer;
 use crate::vae::{Vae, VaeConfig};
-use crate::weights::var_builder;
+use crate::weights::{load_folder, read_folder_config};
 
 /// Everything that shapes a hybrid text-to-image model.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -176,13 +176,7 @@ impl HybridImage {
         device: &Device,
     ) -> Result<HybridImage> {
         config.check()?;
-        if tokenizer.vocab_size() > config.text.vocab_size {
-            return Err(ModelError::Invalid(format!(
-                "the tokenizer has {} tokens; the text encoder embeds {}",
-                tokenizer.vocab_size(),
-                config.text.vocab_size
-            )));
-        }
+        config.text.check_tokenizer(&tokenizer)?;
         Ok(HybridImage {
             tokenizer,
             text: TextEncoder::new(&config.text, vb.pp("text"))?,
@@ -196,14 +190,8 @@ impl HybridImage {
 
     /// Loads a model folder (`config.json`, `tokenizer.json`, `model.safetensors`).
     pub fn load(dir: &Path, device: &Device) -> Result<HybridImage> {
-        let config = read_config(dir)?;
-        let tokenizer = TextTokenizer::load(&dir.join("tokenizer.json"))?;
-        let vb = var_builder(&dir.join("model.safetensors"), device)?;
-        HybridImage::new(&config, tokenizer, vb, device).map_err(|e| match e {
-            ModelError::Candle(c) => {
-                ModelError::file(&dir.join("model.safetensors"), format!("does not fit config.json: {c}"))
-            }
-            other => other,
+        load_folder(dir, device, "hybrid image", |config, tokenizer, vb| {
+            HybridImage::new(config, tokenizer, vb, device)
         })
     }
 
@@ -332,9 +320,7 @@ impl HybridImage {
 
 /// Reads `config.json` of a model folder.
 pub fn read_config(dir: &Path) -> Result<HybridImageConfig> {
-    let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| ModelError::file(&path, e))?;
-    serde_json::from_str(&text).map_err(|e| ModelError::file(&path, format!("not a hybrid image config: {e}")))
+    read_folder_config(dir, "hybrid image")
 }
 
 /// Images as (b, 3, h, w) in [-1, 1].

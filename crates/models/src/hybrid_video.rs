@@ -24,7 +24,7 @@ use crate::error::{ModelError, Result};
 use crate::hybrid_image::{images_to_tensor, tensor_to_images, HybridImage, HybridImageConfig};
 use crate::sampling::{check_prompts, check_sampling, encode_guided, guided_model};
 use crate::tokenizer::TextTokenizer;
-use crate::weights::var_builder;
+use crate::weights::load_folder;
 use crate::windows::windowed;
 
 /// Everything that shapes a hybrid text-to-video model.
@@ -141,17 +141,8 @@ impl HybridVideo {
 
     /// Loads a model folder (`config.json`, `tokenizer.json`, `model.safetensors`).
     pub fn load(dir: &Path, device: &Device) -> Result<HybridVideo> {
-        let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| ModelError::file(&path, e))?;
-        let config: HybridVideoConfig = serde_json::from_str(&text)
-            .map_err(|e| ModelError::file(&path, format!("not a hybrid video config: {e}")))?;
-        let tokenizer = TextTokenizer::load(&dir.join("tokenizer.json"))?;
-        let vb = var_builder(&dir.join("model.safetensors"), device)?;
-        HybridVideo::new(&config, tokenizer, vb, device).map_err(|e| match e {
-            ModelError::Candle(c) => {
-                ModelError::file(&dir.join("model.safetensors"), format!("does not fit config.json: {c}"))
-            }
-            other => other,
+        load_folder(dir, device, "hybrid video", |config, tokenizer, vb| {
+            HybridVideo::new(config, tokenizer, vb, device)
         })
     }
 

@@ -51,6 +51,20 @@ impl TextEncoderConfig {
     }
 }
 
+impl TextEncoderConfig {
+    /// Refuses a tokenizer with more tokens than the encoder embeds.
+    pub fn check_tokenizer(&self, tokenizer: &TextTokenizer) -> Result<()> {
+        if tokenizer.vocab_size() > self.vocab_size {
+            return Err(ModelError::Invalid(format!(
+                "the tokenizer has {} tokens; the text encoder embeds {}",
+                tokenizer.vocab_size(),
+                self.vocab_size
+            )));
+        }
+        Ok(())
+    }
+}
+
 struct EncoderLayer {
     norm1: LayerNorm,
     attn: Attention,

@@ -1,5 +1,6 @@
 //! Weight files: safetensors stored in f16 (half the size of f32, plenty for
-//! inference) and loaded back as f32.
+//! inference) and loaded back as f32; and the model folders that hold them
+//! (`config.json`, `tokenizer.json`, `model.safetensors`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -8,6 +9,31 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
 use crate::error::{ModelError, Result};
+use crate::tokenizer::TextTokenizer;
+
+/// Reads `config.json` of a model folder as a `what` config ("hybrid image", ...).
+pub fn read_folder_config<C: serde::de::DeserializeOwned>(dir: &Path, what: &str) -> Result<C> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| ModelError::file(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| ModelError::file(&path, format!("not a {what} config: {e}")))
+}
+
+/// Loads a model folder: its `what` config, its tokenizer and its weights, handed to
+/// `build`; weights that do not fit the config are reported against the weights file.
+pub fn load_folder<C: serde::de::DeserializeOwned, M>(
+    dir: &Path,
+    device: &Device,
+    what: &str,
+    build: impl FnOnce(&C, TextTokenizer, VarBuilder<'static>) -> Result<M>,
+) -> Result<M> {
+    let config = read_folder_config(dir, what)?;
+    let tokenizer = TextTokenizer::load(&dir.join("tokenizer.json"))?;
+    let weights = dir.join("model.safetensors");
+    build(&config, tokenizer, var_builder(&weights, device)?).map_err(|e| match e {
+        ModelError::Candle(c) => ModelError::file(&weights, format!("does not fit config.json: {c}")),
+        other => other,
+    })
+}
 
 /// Writes every variable of `varmap` (or `overrides` for the names it holds, e.g. EMA
 /// weights) to `path` in f16.

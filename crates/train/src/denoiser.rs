@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::VarMap;
+use candle_nn::{VarBuilder, VarMap};
 use mmgen_diffusion::{gaussian, NoiseSchedule, Prediction};
 use mmgen_eval::fit::{fit_vars, CheckpointClock, FitOptions, StepReport};
 use mmgen_eval::probe::train::RunInfo;
@@ -75,14 +75,42 @@ impl DenoiserOptions {
     }
 }
 
+/// Where a run writes its model folder (checkpoints, then the final weights).
+pub struct ModelFolder<'a, C> {
+    /// The folder.
+    pub dir: &'a Path,
+    /// Its config.json.
+    pub config: &'a C,
+    /// Its tokenizer.json.
+    pub tokenizer: &'a mmgen_models::tokenizer::TextTokenizer,
+}
+
+impl<C: serde::Serialize> ModelFolder<'_, C> {
+    /// Writes config, tokenizer, EMA weights (f16; variables outside `ema`, such as a
+    /// frozen VAE, from `varmap`) and metrics.
+    fn save(&self, varmap: &VarMap, ema: &HashMap<String, Tensor>, metrics: &serde_json::Value) -> Result<()> {
+        let dir = self.dir;
+        std::fs::create_dir_all(dir).map_err(|e| TrainError::file(dir, e))?;
+        let value = serde_json::to_value(self.config).map_err(|e| TrainError::Invalid(e.to_string()))?;
+        mmgen_eval::fit::write_json(&dir.join("config.json"), &value)?;
+        self.tokenizer.save(&dir.join("tokenizer.json"))?;
+        mmgen_models::weights::save_f16(varmap, Some(ema), &dir.join("model.safetensors"))?;
+        mmgen_eval::fit::write_json(&dir.join("metrics.json"), metrics)?;
+        Ok(())
+    }
+}
+
 /// The model being trained and how its objective is set.
 pub struct DenoiserRun<'a, M> {
     /// The model, built on `varmap`.
     pub model: &'a M,
     /// Its variables.
     pub varmap: &'a VarMap,
-    /// Variables under this prefix stay frozen (a VAE trained before).
-    pub frozen_prefix: Option<&'a str>,
+    /// Weights that stay frozen (a VAE trained before), by variable name: set in
+    /// `varmap` by the caller, saved from it, put back beside the EMA averages.
+    pub frozen: &'a HashMap<String, Tensor>,
+    /// Builds the model on other weights (the EMA averages and `frozen`).
+    pub build: &'a dyn Fn(VarBuilder<'static>) -> mmgen_models::Result<M>,
     /// The training noise schedule.
     pub schedule: NoiseSchedule,
     /// What the model predicts.
@@ -101,35 +129,26 @@ struct NoisedBatch {
     noise: Tensor,
 }
 
-/// What a finished loop hands back: the metrics so far (validation loss, timing,
-/// options) and the EMA weights, for the caller to save with its config.
-pub struct Fitted {
-    /// metrics.json's common part.
-    pub metrics: serde_json::Value,
-    /// EMA averages of the trained variables.
-    pub ema: HashMap<String, Tensor>,
-}
-
-/// Trains `run.model` on batches `clean(i)` (computed ahead by `fit.workers` threads).
-/// `ema_model(weights)` rebuilds the model from the EMA averages of the trained
-/// variables (for the validation loss of the shipped weights); `checkpoint(ema,
-/// partial_metrics)` is called when a checkpoint is due.
+/// Trains `run.model` on batches `clean(i)` (computed ahead by `fit.workers` threads)
+/// and writes `folder`: a checkpoint when one is due, and at the end the EMA weights
+/// with metrics.json (validation loss, timing, options, and `extra_metrics`'
+/// fields). Returns the metrics.
 #[allow(clippy::too_many_arguments)]
-pub fn fit_denoiser<M: Denoiser>(
+pub fn fit_denoiser<M: Denoiser, C: serde::Serialize>(
     run: DenoiserRun<'_, M>,
     clean: impl Fn(u64) -> Result<CleanBatch> + Send + Sync + 'static,
-    ema_model: impl Fn(&HashMap<String, Tensor>) -> Result<M>,
-    mut checkpoint: impl FnMut(&HashMap<String, Tensor>, &serde_json::Value),
+    folder: ModelFolder<'_, C>,
+    extra_metrics: serde_json::Value,
     fit: &FitOptions,
     info: &RunInfo,
     device: &Device,
     mut progress: impl FnMut(&StepReport),
-) -> Result<Fitted> {
+) -> Result<serde_json::Value> {
     run.options.check()?;
     if let Some(dir) = info.resume {
         set_prefixed(run.varmap, "", &load_f32(&dir.join("model.safetensors"), device)?)?;
     }
-    let trainable = trainable_vars(run.varmap, run.frozen_prefix)?;
+    let trainable = trainable_vars(run.varmap, run.frozen)?;
     let parameters: usize = trainable.iter().map(|(_, v)| v.elem_count()).sum();
     let (schedule, prediction) = (run.schedule, run.prediction);
     let (p_uncond, seed, dev) = (run.options.p_uncond, fit.seed, device.clone());
@@ -163,14 +182,19 @@ pub fn fit_denoiser<M: Denoiser>(
             progress(report);
             if clock.due(report.step) {
                 let partial = json!({"command": info.command, "partial": true, "step": report.step});
-                checkpoint(ema.averages(), &partial);
+                // A failed checkpoint costs only progress; the final save reports.
+                let _ = folder.save(run.varmap, ema.averages(), &partial);
             }
         },
     )?;
     if let Some(e) = ema_error {
         return Err(e);
     }
-    let averaged = ema_model(ema.averages())?;
+    let averaged = {
+        let mut weights = ema.averages().clone();
+        weights.extend(run.frozen.iter().map(|(k, v)| (k.clone(), v.clone())));
+        (run.build)(VarBuilder::from_tensors(weights, DType::F32, device))?
+    };
     let mut metrics = json!({
         "command": info.command,
         "device": format!("{device:?}"),
@@ -186,21 +210,22 @@ pub fn fit_denoiser<M: Denoiser>(
         },
     });
     outcome.record_into(&mut metrics, fit.batch);
-    Ok(Fitted {
-        metrics,
-        ema: ema.averages().clone(),
-    })
+    if let (Some(all), Some(extra)) = (metrics.as_object_mut(), extra_metrics.as_object()) {
+        all.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    folder.save(run.varmap, ema.averages(), &metrics)?;
+    Ok(metrics)
 }
 
-/// The variables of `varmap` outside `frozen_prefix`, sorted by name.
-fn trainable_vars(varmap: &VarMap, frozen_prefix: Option<&str>) -> Result<Vec<(String, Var)>> {
+/// The variables of `varmap` not in `frozen`, sorted by name.
+fn trainable_vars(varmap: &VarMap, frozen: &HashMap<String, Tensor>) -> Result<Vec<(String, Var)>> {
     let data = varmap
         .data()
         .lock()
         .map_err(|_| TrainError::Invalid("variable map poisoned".into()))?;
     let mut named: Vec<_> = data
         .iter()
-        .filter(|(name, _)| frozen_prefix.is_none_or(|p| !name.starts_with(p)))
+        .filter(|(name, _)| !frozen.contains_key(*name))
         .map(|(n, v)| (n.clone(), v.clone()))
         .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
@@ -293,23 +318,4 @@ fn noised_batch(
         noise: noise.reshape(shape)?.to_device(device)?,
         data: batch.data.to_device(device)?,
     })
-}
-
-/// Writes a model folder: config, tokenizer, EMA weights (f16; variables outside
-/// `ema`, such as a frozen VAE, from `varmap`) and metrics.
-pub fn save_model_folder(
-    dir: &Path,
-    config: &impl serde::Serialize,
-    tokenizer: &mmgen_models::tokenizer::TextTokenizer,
-    varmap: &VarMap,
-    ema: &HashMap<String, Tensor>,
-    metrics: &serde_json::Value,
-) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| TrainError::file(dir, e))?;
-    let value = serde_json::to_value(config).map_err(|e| TrainError::Invalid(e.to_string()))?;
-    mmgen_eval::fit::write_json(&dir.join("config.json"), &value)?;
-    tokenizer.save(&dir.join("tokenizer.json"))?;
-    mmgen_models::weights::save_f16(varmap, Some(ema), &dir.join("model.safetensors"))?;
-    mmgen_eval::fit::write_json(&dir.join("metrics.json"), metrics)?;
-    Ok(())
 }

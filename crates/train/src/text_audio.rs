@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_nn::VarMap;
 use mmgen_diffusion::NoiseSchedule;
 use mmgen_eval::fit::{FitOptions, StepReport};
 use mmgen_eval::probe::train::RunInfo;
@@ -19,7 +19,7 @@ use mmgen_world::stream::{render_batch, Modality};
 use mmgen_world::{SpecSampler, Split, StreamConfig};
 use serde_json::json;
 
-use crate::denoiser::{fit_denoiser, save_model_folder, CleanBatch, Denoiser, DenoiserOptions, DenoiserRun};
+use crate::denoiser::{fit_denoiser, CleanBatch, Denoiser, DenoiserOptions, DenoiserRun, ModelFolder};
 use crate::error::{Result, TrainError};
 
 impl Denoiser for HybridAudio {
@@ -130,39 +130,32 @@ pub fn train_text_audio(
         })
     };
     // 4. The loop.
-    let rebuild = |ema: &HashMap<String, Tensor>| -> Result<HybridAudio> {
-        Ok(HybridAudio::new(
-            &config,
-            tokenizer.clone(),
-            VarBuilder::from_tensors(ema.clone(), DType::F32, device),
-            device,
-        )?)
-    };
-    let fitted = fit_denoiser(
+    fit_denoiser(
         DenoiserRun {
             model: &model,
             varmap: &varmap,
-            frozen_prefix: None,
+            frozen: &HashMap::new(),
+            build: &|vb| HybridAudio::new(&config, tokenizer.clone(), vb, device),
             schedule: NoiseSchedule::new(config.schedule, config.train_steps)?,
             prediction: config.prediction,
             options: extra.clone(),
         },
         clean,
-        rebuild,
-        |ema, partial| {
-            let _ = save_model_folder(run.out, &config, tokenizer, &varmap, ema, partial);
+        ModelFolder {
+            dir: run.out,
+            config: &config,
+            tokenizer,
         },
+        json!({
+            "model": "hybrid-audio",
+            "text_from": text_from.map(|p| p.display().to_string()),
+            "mel_statistics": {"mean": mel_mean, "std": mel_std, "clips": STAT_CLIPS},
+        }),
         options,
         run,
         device,
         progress,
-    )?;
-    let mut metrics = fitted.metrics;
-    metrics["model"] = json!("hybrid-audio");
-    metrics["text_from"] = json!(text_from.map(|p| p.display().to_string()));
-    metrics["mel_statistics"] = json!({"mean": mel_mean, "std": mel_std, "clips": STAT_CLIPS});
-    save_model_folder(run.out, &config, tokenizer, &varmap, &fitted.ema, &metrics)?;
-    Ok(metrics)
+    )
 }
 
 /// Mean and standard deviation of log-mel values over [`STAT_CLIPS`] training clips

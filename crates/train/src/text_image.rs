@@ -23,7 +23,7 @@ use mmgen_world::stream::render_batch;
 use mmgen_world::{Split, StreamConfig};
 use serde_json::json;
 
-use crate::denoiser::{fit_denoiser, save_model_folder, CleanBatch, Denoiser, DenoiserOptions, DenoiserRun};
+use crate::denoiser::{fit_denoiser, CleanBatch, Denoiser, DenoiserOptions, DenoiserRun, ModelFolder};
 use crate::error::{Result, TrainError};
 use crate::vae::image_stream;
 
@@ -116,44 +116,34 @@ pub fn train_text_image(
         seeded_var_builder(&varmap, options.seed, DType::F32, device),
         device,
     )?;
-    let vae_on_device = vae.on_device(device)?;
-    set_prefixed(&varmap, "vae.", &vae_on_device)?;
+    let vae_weights = vae.on_device(device)?;
+    set_prefixed(&varmap, "vae.", &vae_weights)?;
+    let frozen: HashMap<String, Tensor> = vae_weights.into_iter().map(|(k, v)| (format!("vae.{k}"), v)).collect();
     // 2. Data: workers render and encode with the VAE on the CPU.
     let clean = latent_images(&config, tokenizer, vae, options.batch, options.seed)?;
     // 3. The loop.
-    let rebuild = |ema: &HashMap<String, Tensor>| -> Result<HybridImage> {
-        let mut tensors = ema.clone();
-        tensors.extend(vae_on_device.iter().map(|(k, v)| (format!("vae.{k}"), v.clone())));
-        Ok(HybridImage::new(
-            &config,
-            tokenizer.clone(),
-            VarBuilder::from_tensors(tensors, DType::F32, device),
-            device,
-        )?)
-    };
-    let fitted = fit_denoiser(
+    fit_denoiser(
         DenoiserRun {
             model: &model,
             varmap: &varmap,
-            frozen_prefix: Some("vae."),
+            frozen: &frozen,
+            build: &|vb| HybridImage::new(&config, tokenizer.clone(), vb, device),
             schedule: NoiseSchedule::new(config.schedule, config.train_steps)?,
             prediction: config.prediction,
             options: extra.clone(),
         },
         clean,
-        rebuild,
-        |ema, partial| {
-            let _ = save_model_folder(run.out, &config, tokenizer, &varmap, ema, partial);
+        ModelFolder {
+            dir: run.out,
+            config: &config,
+            tokenizer,
         },
+        json!({"model": "hybrid-image"}),
         options,
         run,
         device,
         progress,
-    )?;
-    let mut metrics = fitted.metrics;
-    metrics["model"] = json!("hybrid-image");
-    save_model_folder(run.out, &config, tokenizer, &varmap, &fitted.ema, &metrics)?;
-    Ok(metrics)
+    )
 }
 
 /// Clean batches of the image stream: VAE latents (scaled posterior means) of

@@ -28,7 +28,7 @@ use mmgen_world::{Split, StreamConfig};
 use rand::Rng;
 use serde_json::json;
 
-use crate::denoiser::{fit_denoiser, save_model_folder, CleanBatch, Denoiser, DenoiserOptions, DenoiserRun};
+use crate::denoiser::{fit_denoiser, CleanBatch, Denoiser, DenoiserOptions, DenoiserRun, ModelFolder};
 use crate::error::{Result, TrainError};
 
 impl Denoiser for HybridVideo {
@@ -91,50 +91,41 @@ pub fn train_text_video(
     set_inflated(&varmap, &image_weights, |name| {
         name.starts_with("dit.temporal.") || name == "dit.frame_positions"
     })?;
-    let vae_weights: HashMap<String, Tensor> = image_weights
+    let frozen: HashMap<String, Tensor> = image_weights
         .iter()
         .filter(|(k, _)| k.starts_with("vae."))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     // 2. Data: workers render clips, cut a window and encode its frames.
-    let clean = latent_clips(&config, &tokenizer, &vae_weights, extra, options.batch, options.seed)?;
+    let clean = latent_clips(&config, &tokenizer, &frozen, extra, options.batch, options.seed)?;
     // 3. The loop, the VAE frozen.
-    let rebuild = |ema: &HashMap<String, Tensor>| -> Result<HybridVideo> {
-        let mut tensors = ema.clone();
-        tensors.extend(vae_weights.iter().map(|(k, v)| (k.clone(), v.clone())));
-        Ok(HybridVideo::new(
-            &config,
-            tokenizer.clone(),
-            VarBuilder::from_tensors(tensors, DType::F32, device),
-            device,
-        )?)
-    };
-    let fitted = fit_denoiser(
+    fit_denoiser(
         DenoiserRun {
             model: &model,
             varmap: &varmap,
-            frozen_prefix: Some("vae."),
+            frozen: &frozen,
+            build: &|vb| HybridVideo::new(&config, tokenizer.clone(), vb, device),
             schedule: NoiseSchedule::new(image_config.schedule, image_config.train_steps)?,
             prediction: image_config.prediction,
             options: extra.denoiser.clone(),
         },
         clean,
-        rebuild,
-        |ema, partial| {
-            let _ = save_model_folder(run.out, &config, &tokenizer, &varmap, ema, partial);
+        ModelFolder {
+            dir: run.out,
+            config: &config,
+            tokenizer: &tokenizer,
         },
+        json!({
+            "model": "hybrid-video",
+            "inflated_from": image_dir.display().to_string(),
+            "window": extra.window,
+            "clip_frames": extra.clip_frames,
+        }),
         options,
         run,
         device,
         progress,
-    )?;
-    let mut metrics = fitted.metrics;
-    metrics["model"] = json!("hybrid-video");
-    metrics["inflated_from"] = json!(image_dir.display().to_string());
-    metrics["window"] = json!(extra.window);
-    metrics["clip_frames"] = json!(extra.clip_frames);
-    save_model_folder(run.out, &config, &tokenizer, &varmap, &fitted.ema, &metrics)?;
-    Ok(metrics)
+    )
 }
 
 /// Clean batches of windows: (b, window, s, s, c) scaled VAE latents of `window`
