@@ -360,7 +360,11 @@ impl HybridAudio {
         check_prompts(requests.iter().map(|r| r.prompt.as_str()), "to play")?;
         let b = requests.len();
         let samples = (settings.seconds * self.config.mel.sample_rate as f64).round() as usize;
+        // The centred STFT has one frame per hop plus one; the DiT makes the first
+        // `samples / hop` (as it was trained: a 4 s window is 500 of 4 s's 501 frames,
+        // so 4 s is one window, not two offset by a frame) and the last is repeated.
         let frames = self.mel.frames_for(samples);
+        let generated = (frames - 1).max(1);
         // 2. Text, once for all steps.
         let guide = settings.guidance != 1.0;
         let prompts: Vec<&str> = requests.iter().map(|r| r.prompt.as_str()).collect();
@@ -393,8 +397,13 @@ impl HybridAudio {
             })
         };
         let model = guided_model(b, settings.guidance, &self.device, network);
-        let shape = [b, frames, self.config.mel.n_mels];
+        let shape = [b, generated, self.config.mel.n_mels];
         let mels = denoise(sampler.as_mut(), &shape, &self.device, &request, model, progress)?;
+        let mels = if generated < frames {
+            Tensor::cat(&[&mels, &mels.narrow(1, generated - 1, frames - generated)?], 1)?
+        } else {
+            mels
+        };
         // 4. Undo the standardisation and vocode.
         let mels = mels.affine(self.config.mel_std, self.config.mel_mean)?;
         (0..b)
