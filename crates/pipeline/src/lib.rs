@@ -34,8 +34,9 @@ pub use cache::Cache;
 pub use error::{PipelineError, Result};
 pub use plan::{Lang, Modality, Plan, MODALITY_NAMES};
 
-/// Version of the package format; part of every cache key.
-const PACKAGE_FORMAT: &str = "mmgen-package-2";
+/// Version of the package format and of what generation makes; part of every cache
+/// key, so bump it when the same request would now make other bytes.
+const PACKAGE_FORMAT: &str = "mmgen-package-3";
 
 /// One request.
 #[derive(Clone, Debug)]
