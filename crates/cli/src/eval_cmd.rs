@@ -11,10 +11,9 @@ use mmgen_eval::fit::{load_config, load_weights};
 use mmgen_eval::generator::{
     Generator, HybridAudioGenerator, HybridImageGenerator, HybridVideoGenerator, Oracle, RandomScene,
 };
-use mmgen_eval::probe::image::{ImageProbe, ImageProbeConfig};
 use mmgen_eval::probe::image_data::image_probe_accuracy;
-use mmgen_eval::probe::train::tallies_json;
-use mmgen_eval::run::{evaluate, MediaOptions, Probes, Prompts, Task};
+use mmgen_eval::probe::train::{recalibrate_image_probe, tallies_json};
+use mmgen_eval::run::{evaluate, load_image_probe, MediaOptions, Probes, Prompts, Task};
 use mmgen_models::hybrid_audio::HybridAudio;
 use mmgen_models::hybrid_image::{images_to_tensor, tensor_to_images, HybridImage};
 use mmgen_models::hybrid_video::HybridVideo;
@@ -74,11 +73,49 @@ pub struct EvalArgs {
     device: DeviceArg,
 }
 
+/// Which shape probe reads the image probe's objects' shapes.
+#[derive(Args)]
+pub struct ShapeProbeArgs {
+    /// The shape probe folder (second stage of image reading). Default: `probe-shape`
+    /// beside the image probe folder, when it holds a trained probe.
+    #[arg(long)]
+    shape_probe: Option<PathBuf>,
+    /// Read shapes with the image probe's own dense head, without a shape probe.
+    #[arg(long, conflicts_with = "shape_probe")]
+    no_shape_probe: bool,
+}
+
+/// The probe folders in use, as flags (for error context).
+fn probe_flags(image_probe: &std::path::Path, shape_probe: Option<&std::path::Path>) -> String {
+    match shape_probe {
+        Some(dir) => format!("--probe {} --shape-probe {}", image_probe.display(), dir.display()),
+        None => format!("--probe {}", image_probe.display()),
+    }
+}
+
+impl ShapeProbeArgs {
+    /// The shape probe folder to use with the image probe in `image_probe`, if any.
+    fn resolve(&self, image_probe: &std::path::Path) -> Option<PathBuf> {
+        if self.no_shape_probe {
+            return None;
+        }
+        self.shape_probe.clone().or_else(|| {
+            let beside = image_probe
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join("probe-shape");
+            beside.join("model.safetensors").exists().then_some(beside)
+        })
+    }
+}
+
 #[derive(Args)]
 pub struct EvalProbeArgs {
-    /// The probe folder.
+    /// The image probe folder.
     #[arg(long, default_value = "models/probe-image")]
     probe: PathBuf,
+    #[command(flatten)]
+    shapes: ShapeProbeArgs,
     /// Fresh renders per split.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     n: u64,
@@ -86,6 +123,24 @@ pub struct EvalProbeArgs {
     #[arg(long, default_value_t = 7)]
     seed: u64,
     /// Where the probes (and generators) run: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceArg,
+}
+
+#[derive(Args)]
+pub struct CalibrateProbeArgs {
+    /// The image probe folder (its config.json and metrics.json are rewritten).
+    #[arg(long, default_value = "models/probe-image")]
+    probe: PathBuf,
+    #[command(flatten)]
+    shapes: ShapeProbeArgs,
+    /// Fresh renders for the calibration (training split) and for each split's accuracy.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    n: u64,
+    /// Seed of the renders.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Where the probe runs: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: DeviceArg,
 }
@@ -198,14 +253,42 @@ pub fn run(args: EvalArgs) -> Result<()> {
 
 pub fn run_probe(args: EvalProbeArgs) -> Result<()> {
     let device = args.device.open()?;
-    let config: ImageProbeConfig = load_config(&args.probe)?;
-    let probe = ImageProbe::new(&config, load_weights(&args.probe, &device)?)?;
+    let shape_probe = args.shapes.resolve(&args.probe);
+    let probe = load_image_probe(&args.probe, shape_probe.as_deref(), &device)
+        .with_context(|| probe_flags(&args.probe, shape_probe.as_deref()))?;
     let mut out = serde_json::Map::new();
+    out.insert(
+        "shape_probe".into(),
+        shape_probe.as_ref().map(|d| d.display().to_string()).into(),
+    );
+    out.insert("detection_threshold".into(), probe.config().detection_threshold.into());
     for split in [Split::Train, Split::Heldout] {
         let tallies = image_probe_accuracy(&probe, args.n as usize, args.seed, split, &device)?;
         out.insert(format!("{split:?}").to_lowercase(), tallies_json(&tallies));
     }
     println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+pub fn run_calibrate_probe(args: CalibrateProbeArgs) -> Result<()> {
+    let device = args.device.open()?;
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let shape_probe = args.shapes.resolve(&args.probe);
+    let record = recalibrate_image_probe(
+        &args.probe,
+        shape_probe.as_deref(),
+        args.n as usize,
+        args.seed,
+        command,
+        &device,
+    )
+    .with_context(|| probe_flags(&args.probe, shape_probe.as_deref()))?;
+    println!("{}", serde_json::to_string_pretty(&record)?);
+    println!(
+        "wrote {} (detection_threshold) and the accuracy at it to {}",
+        args.probe.join("config.json").display(),
+        args.probe.join("metrics.json").display()
+    );
     Ok(())
 }
 

@@ -41,6 +41,10 @@ enum Command {
     Eval(eval_cmd::EvalArgs),
     /// A probe's own accuracy on fresh renders of both splits.
     EvalProbe(eval_cmd::EvalProbeArgs),
+    /// Choose the image probe's detection threshold on fresh train-split renders, write
+    /// it into the probe folder and re-measure its accuracy (training does this at its
+    /// end; this is for folders trained before, or to recalibrate on more renders).
+    CalibrateProbe(eval_cmd::CalibrateProbeArgs),
     /// A VAE's reconstructions of fresh renders: PSNR and a contact sheet.
     EvalVae(eval_cmd::EvalVaeArgs),
     /// What the audio probe still hears after log-mel -> Griffin-Lim (the vocoder
@@ -59,6 +63,7 @@ fn main() {
         Command::Generate(args) => generate_cmd::run(args),
         Command::Eval(args) => eval_cmd::run(args),
         Command::EvalProbe(args) => eval_cmd::run_probe(args),
+        Command::CalibrateProbe(args) => eval_cmd::run_calibrate_probe(args),
         Command::EvalVae(args) => eval_cmd::run_vae(args),
         Command::EvalVocoder(args) => eval_cmd::run_vocoder(args),
         Command::Bench(cmd) => bench::run(cmd),

@@ -20,7 +20,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mmgen_eval::fit::{FitOptions, StepReport};
 use mmgen_eval::probe::audio::AudioProbeConfig;
 use mmgen_eval::probe::image::ImageProbeConfig;
-use mmgen_eval::probe::train::{train_audio_probe, train_image_probe, train_video_probe, RunInfo};
+use mmgen_eval::probe::shape::ShapeProbeConfig;
+use mmgen_eval::probe::train::{train_audio_probe, train_image_probe, train_shape_probe, train_video_probe, RunInfo};
 use mmgen_eval::probe::video::VideoProbeConfig;
 
 // The variant names are the subcommand names (`probe-image`, `text-image`, ...).
@@ -28,6 +29,9 @@ use mmgen_eval::probe::video::VideoProbeConfig;
 pub enum TrainCommand {
     /// Train the image probe (objects, count, position, background, style) on world renders.
     ProbeImage(TrainArgs),
+    /// Train the shape probe (the image reading's second stage: an object's shape from a
+    /// crop around it) on world renders; `--batch` counts images.
+    ProbeShape(TrainArgs),
     /// Train the audio probe (instrument, mood) on world clips.
     ProbeAudio(TrainArgs),
     /// Train the video probe (per-object motion) on world clips.
@@ -178,6 +182,7 @@ pub struct TrainArgs {
 pub fn run(cmd: TrainCommand) -> Result<()> {
     match cmd {
         TrainCommand::ProbeImage(args) => probe_image(args),
+        TrainCommand::ProbeShape(args) => probe_shape(args),
         TrainCommand::ProbeAudio(args) => probe_audio(args),
         TrainCommand::ProbeVideo(args) => probe_video(args),
         TrainCommand::Tokenizer(args) => tokenizer(args),
@@ -416,6 +421,20 @@ fn probe_image(args: TrainArgs) -> Result<()> {
     let options = fit_options(&args)?;
     let bar = bar(&args);
     let metrics = train_image_probe(&config, &options, &run_info(&args), &args.device.open()?, |r| {
+        report(&bar, r, args.max_minutes.is_some())
+    })?;
+    finish(bar, &metrics, &args.out)
+}
+
+fn probe_shape(args: TrainArgs) -> Result<()> {
+    let config = if args.tiny {
+        ShapeProbeConfig::tiny()
+    } else {
+        ShapeProbeConfig::base()
+    };
+    let options = fit_options(&args)?;
+    let bar = bar(&args);
+    let metrics = train_shape_probe(&config, &options, &run_info(&args), &args.device.open()?, |r| {
         report(&bar, r, args.max_minutes.is_some())
     })?;
     finish(bar, &metrics, &args.out)

@@ -251,6 +251,102 @@ fn probes_train_resume_and_fail_clearly() {
     );
 }
 
+/// The image probe chooses its detection threshold after training (on train-split
+/// renders), records the choice, still resumes from a calibrated folder, and
+/// `calibrate-probe` recalibrates a folder in place.
+#[test]
+fn image_probe_calibrates_its_detection_threshold() {
+    let dir = temp_dir("probe-image-calibration");
+    let out = dir.join("image");
+    let o = out.to_str().unwrap();
+    let train = |extra: &[&str], out: &str| {
+        let mut args = vec![
+            "train",
+            "probe-image",
+            "--tiny",
+            "--steps",
+            "2",
+            "--batch",
+            "4",
+            "--eval-samples",
+            "3",
+            "--out",
+            out,
+        ];
+        args.extend_from_slice(extra);
+        mmgen(&args)
+    };
+    let run = train(&[], o);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let read = |path: PathBuf| -> serde_json::Value { serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap() };
+    let metrics = read(out.join("metrics.json"));
+    let config = read(out.join("config.json"));
+    let chosen = metrics["calibration"]["threshold"].as_f64().unwrap();
+    assert_eq!(config["detection_threshold"].as_f64().unwrap(), chosen);
+    assert_eq!(metrics["calibration"]["split"], "train");
+    let tried = metrics["calibration"]["count_accuracy"].as_array().unwrap();
+    assert!(tried.len() > 3 && tried.iter().any(|t| t[0].as_f64() == Some(chosen)));
+
+    // A calibrated folder resumes although its threshold may differ from a fresh config's.
+    let resumed = train(&["--resume", o], dir.join("again").to_str().unwrap());
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+
+    let recalibrated = mmgen(&["calibrate-probe", "--probe", o, "--n", "4", "--seed", "3"]);
+    assert!(recalibrated.status.success(), "{}", stderr(&recalibrated));
+    let metrics = read(out.join("metrics.json"));
+    assert_eq!(metrics["calibration"]["n"], 4);
+    assert_eq!(metrics["eval_samples_per_split"], 4);
+    assert!(metrics["calibrated_by"].as_str().unwrap().contains("calibrate-probe"));
+    assert_eq!(metrics["probe"], "image", "the training record is kept");
+    assert!(metrics["accuracy"]["heldout"]["count"]["total"].as_u64().unwrap() == 4);
+
+    let missing = mmgen(&["calibrate-probe", "--probe", dir.join("nothing").to_str().unwrap()]);
+    assert!(!missing.status.success());
+    let err = stderr(&missing);
+    assert!(err.contains("--probe") && err.contains("nothing"), "{err}");
+
+    // The shape probe (second stage) trains on crops and is found beside the image probe.
+    let shapes = dir.join("probe-shape");
+    let run = mmgen(&[
+        "train",
+        "probe-shape",
+        "--tiny",
+        "--steps",
+        "2",
+        "--batch",
+        "4",
+        "--eval-samples",
+        "3",
+        "--out",
+        shapes.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let metrics = read(shapes.join("metrics.json"));
+    assert_eq!(metrics["probe"], "shape");
+    assert!(metrics["accuracy"]["heldout"]["shape"]["total"].as_u64().unwrap() >= 3);
+    let eval_probe = |extra: &[&str]| {
+        let mut args = vec!["eval-probe", "--probe", o, "--n", "2"];
+        args.extend_from_slice(extra);
+        let out = mmgen(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(eval_probe(&[])["shape_probe"], shapes.to_str().unwrap());
+    assert_eq!(
+        eval_probe(&["--no-shape-probe"])["shape_probe"],
+        serde_json::Value::Null
+    );
+    let wrong = mmgen(&[
+        "eval-probe",
+        "--probe",
+        o,
+        "--shape-probe",
+        dir.join("nothing").to_str().unwrap(),
+    ]);
+    assert!(!wrong.status.success());
+    assert!(stderr(&wrong).contains("--shape-probe"), "{}", stderr(&wrong));
+}
+
 /// `--device` on every train, eval and bench command: a clear sentence for CUDA in a
 /// build without it, the allowed names for a wrong one.
 #[test]

@@ -18,6 +18,7 @@ use crate::generator::{Generated, GenerationSettings, Generator, Oracle};
 use crate::probe::audio::{AudioProbe, AudioProbeConfig};
 use crate::probe::image::Detection;
 use crate::probe::image::{images_to_tensor, ImageProbe, ImageProbeConfig, ImageReading};
+use crate::probe::shape::{ShapeProbe, ShapeProbeConfig};
 use crate::probe::video::{
     middle_frames, motion_features, track_frame_indices, TrackPoint, VideoProbe, VideoProbeConfig,
 };
@@ -134,6 +135,20 @@ pub struct Probes {
     device: Device,
 }
 
+/// The image probe in `image_dir`, reading shapes with the shape probe in `shape_dir`
+/// when one is given.
+pub fn load_image_probe(image_dir: &Path, shape_dir: Option<&Path>, device: &Device) -> Result<ImageProbe> {
+    let config: ImageProbeConfig = load_config(image_dir)?;
+    let probe = ImageProbe::new(&config, load_weights(image_dir, device)?)?;
+    match shape_dir {
+        None => Ok(probe),
+        Some(dir) => {
+            let config: ShapeProbeConfig = load_config(dir)?;
+            probe.with_shape_probe(ShapeProbe::new(&config, load_weights(dir, device)?)?)
+        }
+    }
+}
+
 fn heldout_accuracy(dir: &Path) -> serde_json::Value {
     std::fs::read_to_string(dir.join("metrics.json"))
         .ok()
@@ -161,14 +176,18 @@ fn load_optional<C: serde::de::DeserializeOwned, M>(
 }
 
 impl Probes {
-    /// Loads the probes from `dir`: `probe-image/` is required, `probe-video/` and
-    /// `probe-audio/` are loaded when present.
+    /// Loads the probes from `dir`: `probe-image/` is required; `probe-shape/` (the image
+    /// reading's second stage), `probe-video/` and `probe-audio/` are loaded when present.
     pub fn load(dir: &Path, device: &Device) -> Result<Probes> {
         let mut accuracy = serde_json::Map::new();
         let image_dir = dir.join("probe-image");
-        let config: ImageProbeConfig = load_config(&image_dir)?;
-        let image = ImageProbe::new(&config, load_weights(&image_dir, device)?)?;
+        let shape_dir = dir.join("probe-shape");
+        let with_shapes = shape_dir.join("model.safetensors").exists();
+        let image = load_image_probe(&image_dir, with_shapes.then_some(shape_dir.as_path()), device)?;
         accuracy.insert("image".into(), heldout_accuracy(&image_dir));
+        if with_shapes {
+            accuracy.insert("shape".into(), heldout_accuracy(&shape_dir));
+        }
         let video = load_optional(dir, "probe-video", device, &mut accuracy, |c: &VideoProbeConfig, vb| {
             VideoProbe::new(c, vb)
         })?;
@@ -482,10 +501,8 @@ mod tests {
         let vb = || VarBuilder::zeros(DType::F32, &dev);
         let image = ImageProbe::new(
             &ImageProbeConfig {
-                image_size: 32,
-                width: 8,
-                depth: 1,
                 stem: vec![],
+                ..ImageProbeConfig::tiny()
             },
             vb(),
         )

@@ -12,6 +12,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{linear, Linear, VarBuilder};
 
 use super::argmax;
+use super::shape::{ObjectBox, ShapeProbe};
 use image::RgbImage;
 use mmgen_nn::{per_cell, space_to_depth, CellGrid, Conv3x3};
 use mmgen_world::layout::Pose;
@@ -39,8 +40,13 @@ const N_BACKGROUND: usize = 7;
 const N_STYLE: usize = 5;
 /// Radius targets are scaled by this so they are of order one.
 const RADIUS_SCALE: f32 = 10.0;
-/// Heat above which a cell that is a local maximum is an object.
-pub const DETECTION_THRESHOLD: f32 = 0.3;
+/// Heat above which a cell that is a local maximum is an object, for probes saved
+/// before the threshold was calibrated (CenterNet's usual value).
+pub const DEFAULT_DETECTION_THRESHOLD: f64 = 0.3;
+
+fn default_detection_threshold() -> f64 {
+    DEFAULT_DETECTION_THRESHOLD
+}
 
 /// Shape of an image probe.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -56,7 +62,15 @@ pub struct ImageProbeConfig {
     /// Empty means the cell embedding reads raw 4x4 patches (the first shipped probe).
     #[serde(default)]
     pub stem: Vec<usize>,
+    /// Centre heat (0 to 1) above which a local maximum counts as an object. Not learnt
+    /// by gradient: chosen after training on fresh train-split renders
+    /// ([`super::image_data::calibrate_detection_threshold`]).
+    #[serde(default = "default_detection_threshold")]
+    pub detection_threshold: f64,
 }
+
+/// Config keys that calibration sets after training: a resumed run may differ in them.
+pub const CALIBRATED_KEYS: &[&str] = &["detection_threshold"];
 
 impl ImageProbeConfig {
     /// The shipped probe for 64x64 images.
@@ -66,6 +80,7 @@ impl ImageProbeConfig {
             width: 64,
             depth: 4,
             stem: vec![16, 32],
+            detection_threshold: DEFAULT_DETECTION_THRESHOLD,
         }
     }
 
@@ -76,6 +91,7 @@ impl ImageProbeConfig {
             width: 8,
             depth: 1,
             stem: vec![4, 4],
+            detection_threshold: DEFAULT_DETECTION_THRESHOLD,
         }
     }
 
@@ -99,6 +115,8 @@ pub struct ImageProbe {
     dense: Linear,
     global: Linear,
     config: ImageProbeConfig,
+    /// The second stage that reads shapes from object crops, when one is attached.
+    shapes: Option<ShapeProbe>,
 }
 
 /// One object read from an image.
@@ -155,6 +173,12 @@ impl ImageProbe {
                 config.image_size, config.width
             )));
         }
+        if !(config.detection_threshold > 0.0 && config.detection_threshold < 1.0) {
+            return Err(EvalError::Invalid(format!(
+                "detection_threshold {} must lie strictly between 0 and 1",
+                config.detection_threshold
+            )));
+        }
         if !(config.stem.is_empty() || config.stem.len() == STEM_STAGES) || config.stem.contains(&0) {
             return Err(EvalError::Invalid(format!(
                 "stem {:?} must be empty or {STEM_STAGES} positive channel counts (one per halving to {STRIDE}x{STRIDE}-pixel cells)",
@@ -186,12 +210,43 @@ impl ImageProbe {
             dense,
             global,
             config: config.clone(),
+            shapes: None,
         })
     }
 
     /// The configuration.
     pub fn config(&self) -> &ImageProbeConfig {
         &self.config
+    }
+
+    /// Reads each detected object's shape with `shapes` from a crop of the pixels around
+    /// it (see [`super::shape`]) instead of with the dense shape head.
+    pub fn with_shape_probe(mut self, shapes: ShapeProbe) -> Result<ImageProbe> {
+        if shapes.config().image_size != self.config.image_size {
+            return Err(EvalError::Invalid(format!(
+                "the shape probe reads {0}x{0} images, the image probe {1}x{1}",
+                shapes.config().image_size,
+                self.config.image_size
+            )));
+        }
+        self.shapes = Some(shapes);
+        Ok(self)
+    }
+
+    /// The attached shape probe, if any.
+    pub fn shape_probe(&self) -> Option<&ShapeProbe> {
+        self.shapes.as_ref()
+    }
+
+    /// Sets the detection threshold (see [`ImageProbeConfig::detection_threshold`]).
+    pub fn set_detection_threshold(&mut self, threshold: f64) -> Result<()> {
+        if !(threshold > 0.0 && threshold < 1.0) {
+            return Err(EvalError::Invalid(format!(
+                "detection threshold {threshold} must lie strictly between 0 and 1"
+            )));
+        }
+        self.config.detection_threshold = threshold;
+        Ok(())
     }
 
     /// xs: (b, 3, s, s) in [-1, 1] -> (dense (b, DENSE, g, g), global logits (b, 12),
@@ -238,7 +293,49 @@ impl ImageProbe {
 
     /// Reads a batch of images (b, 3, s, s) in [-1, 1].
     pub fn read(&self, xs: &Tensor) -> Result<Vec<ImageReading>> {
+        self.read_above(xs, self.config.detection_threshold)
+    }
+
+    /// Reads a batch, keeping every object whose centre heat is at least `threshold`.
+    /// With a shape probe attached, shapes are read by it from each object's crop.
+    ///
+    /// The probe reads each image and its mirror image and averages their heat and
+    /// attribute logits (test-time augmentation; every attribute is mirror-invariant,
+    /// and the probe was trained on mirrored images): on held-out renders this removes
+    /// a third of the count errors and a tenth of the shape errors of one reading.
+    /// Offsets, radii and the pooled features come from the unmirrored reading.
+    pub fn read_above(&self, xs: &Tensor, threshold: f64) -> Result<Vec<ImageReading>> {
         let (dense, global, pooled) = self.forward(xs)?;
+        let (mirrored_dense, mirrored_global, _) = self.forward(&flip_width(xs)?)?;
+        let mirrored_dense = flip_width(&mirrored_dense)?;
+        let classes = ((dense.narrow(1, 0, OFFSET)? + mirrored_dense.narrow(1, 0, OFFSET)?)? * 0.5)?;
+        let dense = Tensor::cat(&[classes, dense.narrow(1, OFFSET, DENSE - OFFSET)?], 1)?;
+        let global = ((global + mirrored_global)? * 0.5)?;
+        let mut readings = self.decode(&dense, &global, &pooled, threshold)?;
+        if let Some(shapes) = &self.shapes {
+            let boxes: Vec<Vec<ObjectBox>> = readings
+                .iter()
+                .map(|r| {
+                    r.objects
+                        .iter()
+                        .map(|d| ObjectBox {
+                            cx: d.cx,
+                            cy: d.cy,
+                            radius: d.radius,
+                        })
+                        .collect()
+                })
+                .collect();
+            for (reading, read) in readings.iter_mut().zip(shapes.read(xs, &boxes)?) {
+                for (object, shape) in reading.objects.iter_mut().zip(read) {
+                    object.shape = shape;
+                }
+            }
+        }
+        Ok(readings)
+    }
+
+    fn decode(&self, dense: &Tensor, global: &Tensor, pooled: &Tensor, threshold: f64) -> Result<Vec<ImageReading>> {
         let b = dense.dim(0)?;
         let g = self.config.grid();
         let dense: Vec<f32> = dense.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
@@ -252,7 +349,7 @@ impl ImageProbe {
             for y in 0..g {
                 for x in 0..g {
                     let heat = at(i, HEAT, y, x);
-                    if sigmoid(heat) < DETECTION_THRESHOLD {
+                    if (sigmoid(heat) as f64) < threshold {
                         continue;
                     }
                     // A peak: no neighbour is hotter (3x3 non-maximum suppression).
@@ -413,6 +510,15 @@ impl ImageTargets {
     }
 }
 
+/// `xs` (b, c, h, w) mirrored left to right. A cell grid mirrors onto itself cell for
+/// cell when the image side is a multiple of the cell side, so a dense map of the
+/// mirrored image, mirrored back, lines up with the original's.
+fn flip_width(xs: &Tensor) -> Result<Tensor> {
+    let w = xs.dim(3)?;
+    let reversed = Tensor::from_vec((0..w as u32).rev().collect::<Vec<_>>(), w, xs.device())?;
+    Ok(xs.index_select(&reversed, 3)?)
+}
+
 /// Images as a (b, 3, h, w) tensor in [-1, 1].
 pub fn images_to_tensor(images: &[RgbImage], device: &Device) -> Result<Tensor> {
     let (w, h) = images.first().map(|i| i.dimensions()).unwrap_or((0, 0));
@@ -458,6 +564,59 @@ mod tests {
             VarBuilder::zeros(DType::F32, &dev)
         )
         .is_err());
+    }
+
+    /// Reading averages an image with its mirror image, so the mirror image of a scene
+    /// reads as the same objects, mirrored: this fails if the mirrored dense map is not
+    /// put back cell for cell.
+    #[test]
+    fn mirrored_images_read_as_mirrored_objects() {
+        let dev = Device::Cpu;
+        let varmap = VarMap::new();
+        let vb = mmgen_nn::seeded_var_builder(&varmap, 3, DType::F32, &dev);
+        let probe = ImageProbe::new(&ImageProbeConfig::tiny(), vb).unwrap();
+        let spec = mmgen_world::SpecSampler::default().sample(mmgen_world::Split::Train, 11);
+        let image = mmgen_world::render_image(&spec, 11, 32, 32).unwrap();
+        let mirrored = image::imageops::flip_horizontal(&image);
+        let xs = images_to_tensor(&[image, mirrored], &dev).unwrap();
+        // An untrained probe: keep every local maximum so that there is much to compare.
+        let readings = probe.read_above(&xs, 1e-6).unwrap();
+        let key = |d: &Detection, flip: bool| {
+            let cell = (d.cx * 8.0).floor() as i32;
+            (
+                if flip { 7 - cell } else { cell },
+                (d.cy * 8.0).floor() as i32,
+                d.shape,
+                d.colour,
+                d.size,
+                (d.score * 1e4).round() as i32,
+            )
+        };
+        let mut a: Vec<_> = readings[0].objects.iter().map(|d| key(d, false)).collect();
+        let mut b: Vec<_> = readings[1].objects.iter().map(|d| key(d, true)).collect();
+        a.sort();
+        b.sort();
+        assert!(!a.is_empty());
+        assert_eq!(a, b);
+        assert_eq!(readings[0].background, readings[1].background);
+        assert_eq!(readings[0].style, readings[1].style);
+    }
+
+    #[test]
+    fn detection_threshold_must_be_a_probability() {
+        let dev = Device::Cpu;
+        for t in [0.0, 1.0, -0.2, f64::NAN] {
+            let cfg = ImageProbeConfig {
+                detection_threshold: t,
+                ..ImageProbeConfig::tiny()
+            };
+            let err = ImageProbe::new(&cfg, VarBuilder::zeros(DType::F32, &dev)).unwrap_err();
+            assert!(err.to_string().contains("detection_threshold"), "{err}");
+        }
+        // Folders saved before calibration read with the default.
+        let old: ImageProbeConfig =
+            serde_json::from_str(r#"{"image_size": 64, "width": 64, "depth": 4, "stem": [16, 32]}"#).unwrap();
+        assert_eq!(old.detection_threshold, DEFAULT_DETECTION_THRESHOLD);
     }
 
     #[test]

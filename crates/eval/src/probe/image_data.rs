@@ -16,6 +16,7 @@ use rand::Rng;
 use serde::Serialize;
 
 use super::image::{images_to_tensor, ImageProbe, ImageTargets};
+use super::shape::{crop_object, crops_tensor, ObjectBox, ShapeProbe, ShapeProbeConfig};
 use crate::align::in_region;
 use crate::error::Result;
 use mmgen_world::augment::mirror_spec;
@@ -76,18 +77,27 @@ pub struct ImageBatch {
 
 /// Batch `index` of the training stream under `seed`.
 pub fn image_batch(probe_size: usize, batch: usize, seed: u64, index: u64, device: &Device) -> Result<ImageBatch> {
+    let (samples, xs) = noised_samples(probe_size, batch, seed, index, device)?;
+    let pairs: Vec<(&SceneSpec, &[Pose])> = samples.iter().map(|s| (&s.spec, s.poses.as_slice())).collect();
+    let targets = ImageTargets::build(&pairs, probe_size / super::image::STRIDE, device)?;
+    Ok(ImageBatch { xs, targets })
+}
+
+/// `batch` augmented samples of the stream under `seed` (batch `index`) and their
+/// pixels (b, 3, s, s) in [-1, 1] with Gaussian noise of a random strength added to
+/// half of them.
+fn noised_samples(
+    size: usize,
+    batch: usize,
+    seed: u64,
+    index: u64,
+    device: &Device,
+) -> Result<(Vec<ImageSample>, Tensor)> {
     let samples = (0..batch)
-        .map(|j| {
-            image_sample(
-                mix64(seed ^ mix64(index * batch as u64 + j as u64)),
-                probe_size as u32,
-                true,
-            )
-        })
+        .map(|j| image_sample(mix64(seed ^ mix64(index * batch as u64 + j as u64)), size as u32, true))
         .collect::<Result<Vec<_>>>()?;
     let images: Vec<RgbImage> = samples.iter().map(|s| s.image.clone()).collect();
-    let mut xs = images_to_tensor(&images, device)?;
-    // Gaussian pixel noise of a random strength on half the images.
+    let xs = images_to_tensor(&images, device)?;
     let mut rng = rng_for(seed ^ index, Purpose::Augment);
     let sigmas: Vec<f32> = (0..batch)
         .map(|_| {
@@ -100,10 +110,134 @@ pub fn image_batch(probe_size: usize, batch: usize, seed: u64, index: u64, devic
         .collect();
     let sigma = Tensor::from_vec(sigmas, (batch, 1, 1, 1), device)?;
     let noise = xs.randn_like(0.0, 1.0)?.broadcast_mul(&sigma)?;
-    xs = (xs + noise)?;
-    let pairs: Vec<(&SceneSpec, &[Pose])> = samples.iter().map(|s| (&s.spec, s.poses.as_slice())).collect();
-    let targets = ImageTargets::build(&pairs, probe_size / super::image::STRIDE, device)?;
-    Ok(ImageBatch { xs, targets })
+    Ok((samples, (xs + noise)?))
+}
+
+/// A training batch of the shape probe: object crops and their shapes.
+pub struct ShapeBatch {
+    /// Crops (n, 3, crop, crop) in [-1, 1].
+    pub crops: Tensor,
+    /// Shape indices (n).
+    pub shapes: Tensor,
+}
+
+/// Batch `index` of the shape probe's stream under `seed`: every object of `images`
+/// augmented, noised renders (as the image probe's stream makes them), cropped around
+/// its true pose moved by up to a pixel and scaled by 0.9-1.1, as a detection would
+/// place it.
+pub fn shape_batch(
+    config: &ShapeProbeConfig,
+    images: usize,
+    seed: u64,
+    index: u64,
+    device: &Device,
+) -> Result<ShapeBatch> {
+    // The pixels are cropped on the CPU whatever the training device.
+    let (samples, xs) = noised_samples(config.image_size, images, seed, index, &Device::Cpu)?;
+    let pixels: Vec<f32> = xs.flatten_all()?.to_vec1()?;
+    let side = config.image_size;
+    let per_image = 3 * side * side;
+    let jitter = 1.0 / side as f32;
+    let mut rng = rng_for(seed ^ mix64(index ^ 0x5A4E), Purpose::Augment);
+    let (mut data, mut shapes) = (Vec::new(), Vec::new());
+    for (i, sample) in samples.iter().enumerate() {
+        for (object, pose) in sample.spec.objects.iter().zip(&sample.poses) {
+            let jittered = ObjectBox {
+                cx: pose.cx + rng.random_range(-jitter..=jitter),
+                cy: pose.cy + rng.random_range(-jitter..=jitter),
+                radius: pose.radius * rng.random_range(0.9..=1.1),
+            };
+            crop_object(
+                &pixels[i * per_image..(i + 1) * per_image],
+                side,
+                side,
+                jittered,
+                config,
+                &mut data,
+            );
+            shapes.push(object.shape.index() as u32);
+        }
+    }
+    let n = shapes.len();
+    Ok(ShapeBatch {
+        crops: crops_tensor(data, config, device)?,
+        shapes: Tensor::from_vec(shapes, n, device)?,
+    })
+}
+
+const ACCURACY_STREAM: u64 = 0xE7A1_0000;
+const CALIBRATION_STREAM: u64 = 0xCA11_B000;
+
+/// Fresh still renders (mid-clip frames, no augmentation) of `split` for measuring,
+/// with their truth.
+struct MeasurementChunk {
+    specs: Vec<SceneSpec>,
+    /// Object poses in each frame.
+    poses: Vec<Vec<Pose>>,
+    images: Vec<RgbImage>,
+}
+
+/// The `n` renders of the measurement stream of `split` under `seed`, `size` pixels
+/// square, in chunks of 64. Accuracy uses the stream `seed ^` [`ACCURACY_STREAM`],
+/// calibration `seed ^` [`CALIBRATION_STREAM`], so the two never share a render.
+fn measurement_chunks(seed: u64, split: Split, n: usize, size: u32) -> impl Iterator<Item = Result<MeasurementChunk>> {
+    let sampler = SpecSampler::default();
+    (0..n).step_by(64).map(move |start| {
+        let mut chunk = MeasurementChunk {
+            specs: Vec::new(),
+            poses: Vec::new(),
+            images: Vec::new(),
+        };
+        for i in start..(start + 64).min(n) {
+            let s = mix64(seed ^ mix64(i as u64));
+            let spec = sampler.sample(split, s);
+            let scene = Scene::new(&spec, s);
+            chunk.images.push(scene.frame(size, size, 0.5)?);
+            chunk.poses.push(scene.poses_at(0.5));
+            chunk.specs.push(spec);
+        }
+        Ok(chunk)
+    })
+}
+
+/// The shape probe's own accuracy on the objects of `n` fresh still renders of
+/// `split`, cropped at their true poses (the same renders as
+/// [`image_probe_accuracy`]'s).
+pub fn shape_probe_accuracy(
+    probe: &ShapeProbe,
+    n: usize,
+    seed: u64,
+    split: Split,
+    device: &Device,
+) -> Result<BTreeMap<&'static str, Tally>> {
+    let mut tallies: BTreeMap<&'static str, Tally> = BTreeMap::new();
+    for chunk in measurement_chunks(seed ^ ACCURACY_STREAM, split, n, probe.config().image_size as u32) {
+        let chunk = chunk?;
+        let boxes: Vec<Vec<ObjectBox>> = chunk
+            .poses
+            .iter()
+            .map(|poses| {
+                poses
+                    .iter()
+                    .map(|p| ObjectBox {
+                        cx: p.cx,
+                        cy: p.cy,
+                        radius: p.radius,
+                    })
+                    .collect()
+            })
+            .collect();
+        let read = probe.read(&images_to_tensor(&chunk.images, device)?, &boxes)?;
+        for (spec, shapes) in chunk.specs.iter().zip(&read) {
+            for (object, shape) in spec.objects.iter().zip(shapes) {
+                let ok = *shape == object.shape;
+                tallies.entry("shape").or_default().add(ok);
+                tallies.entry(shape_by_size(object.size)).or_default().add(ok);
+                tallies.entry(shape_by_style(spec.style)).or_default().add(ok);
+            }
+        }
+    }
+    Ok(tallies)
 }
 
 /// Correct and total counts of one attribute.
@@ -149,6 +283,76 @@ fn shape_by_style(style: Style) -> &'static str {
     }
 }
 
+/// Detection thresholds tried by [`calibrate_detection_threshold`].
+pub const THRESHOLD_CANDIDATES: [f64; 11] = [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7];
+
+/// The outcome of [`calibrate_detection_threshold`].
+#[derive(Clone, Debug, Serialize)]
+pub struct ThresholdCalibration {
+    /// The chosen threshold.
+    pub threshold: f64,
+    /// Count accuracy at each candidate threshold, in [`THRESHOLD_CANDIDATES`] order.
+    pub count_accuracy: Vec<(f64, f64)>,
+    /// Renders used.
+    pub n: usize,
+    /// Their seed.
+    pub seed: u64,
+    /// Their split (always the training split: the held-out split stays for measuring).
+    pub split: Split,
+}
+
+/// Chooses the detection threshold that reads the object count of `n` fresh still
+/// train-split renders best (ties go to the lower threshold).
+///
+/// The heat map of a focal-loss detector is a ranking, not a calibrated probability,
+/// so the threshold is a setting to choose on data. The renders come from seeds the
+/// accuracy measurement ([`image_probe_accuracy`]) never uses, and from the training
+/// split only, so the held-out accuracy stays an honest measurement.
+pub fn calibrate_detection_threshold(
+    probe: &ImageProbe,
+    n: usize,
+    seed: u64,
+    device: &Device,
+) -> Result<ThresholdCalibration> {
+    let lowest = THRESHOLD_CANDIDATES[0];
+    let mut correct = [0usize; THRESHOLD_CANDIDATES.len()];
+    let size = probe.config().image_size as u32;
+    for chunk in measurement_chunks(seed ^ CALIBRATION_STREAM, Split::Train, n, size) {
+        let chunk = chunk?;
+        let readings = probe.read_above(&images_to_tensor(&chunk.images, device)?, lowest)?;
+        for (spec, reading) in chunk.specs.iter().zip(&readings) {
+            for (k, &t) in THRESHOLD_CANDIDATES.iter().enumerate() {
+                let count = reading.objects.iter().filter(|d| d.score as f64 >= t).count();
+                correct[k] += (count == spec.objects.len()) as usize;
+            }
+        }
+    }
+    let count_accuracy: Vec<(f64, f64)> = THRESHOLD_CANDIDATES
+        .iter()
+        .zip(correct)
+        .map(|(&t, c)| (t, c as f64 / n.max(1) as f64))
+        .collect();
+    Ok(ThresholdCalibration {
+        threshold: best_threshold(&count_accuracy),
+        count_accuracy,
+        n,
+        seed,
+        split: Split::Train,
+    })
+}
+
+/// The threshold of the highest accuracy in (threshold, accuracy) pairs, the first
+/// (lowest threshold) among equals.
+fn best_threshold(accuracy_by_threshold: &[(f64, f64)]) -> f64 {
+    accuracy_by_threshold
+        .iter()
+        .fold(None, |best: Option<(f64, f64)>, &c| match best {
+            Some(b) if b.1 >= c.1 => Some(b),
+            _ => Some(c),
+        })
+        .map_or(super::image::DEFAULT_DETECTION_THRESHOLD, |b| b.0)
+}
+
 /// Per-attribute accuracy of the image probe on `n` fresh still renders of `split`.
 pub fn image_probe_accuracy(
     probe: &ImageProbe,
@@ -157,22 +361,11 @@ pub fn image_probe_accuracy(
     split: Split,
     device: &Device,
 ) -> Result<BTreeMap<&'static str, Tally>> {
-    let size = probe.config().image_size as u32;
-    let sampler = SpecSampler::default();
     let mut tallies: BTreeMap<&'static str, Tally> = BTreeMap::new();
-    for chunk_start in (0..n).step_by(64) {
-        let seeds: Vec<u64> = (chunk_start..(chunk_start + 64).min(n))
-            .map(|i| mix64(seed ^ 0xE7A1_0000 ^ mix64(i as u64)))
-            .collect();
-        let specs: Vec<SceneSpec> = seeds.iter().map(|&s| sampler.sample(split, s)).collect();
-        let scenes: Vec<Scene> = specs.iter().zip(&seeds).map(|(spec, &s)| Scene::new(spec, s)).collect();
-        let images = scenes
-            .iter()
-            .map(|sc| sc.frame(size, size, 0.5))
-            .collect::<mmgen_world::Result<Vec<_>>>()?;
-        let readings = probe.read(&images_to_tensor(&images, device)?)?;
-        for ((spec, scene), reading) in specs.iter().zip(&scenes).zip(&readings) {
-            let poses = scene.poses_at(0.5);
+    for chunk in measurement_chunks(seed ^ ACCURACY_STREAM, split, n, probe.config().image_size as u32) {
+        let chunk = chunk?;
+        let readings = probe.read(&images_to_tensor(&chunk.images, device)?)?;
+        for ((spec, poses), reading) in chunk.specs.iter().zip(&chunk.poses).zip(&readings) {
             tallies
                 .entry("background")
                 .or_default()
@@ -224,4 +417,16 @@ pub fn image_probe_accuracy(
         }
     }
     Ok(tallies)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn best_threshold_is_the_most_accurate_and_the_lowest_of_equals() {
+        assert_eq!(best_threshold(&[(0.2, 0.5), (0.3, 0.9), (0.4, 0.7)]), 0.3);
+        assert_eq!(best_threshold(&[(0.2, 0.5), (0.3, 0.9), (0.4, 0.9), (0.5, 0.1)]), 0.3);
+        assert_eq!(best_threshold(&[]), super::super::image::DEFAULT_DETECTION_THRESHOLD);
+    }
 }

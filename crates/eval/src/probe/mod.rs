@@ -5,6 +5,7 @@ pub mod audio;
 pub mod audio_data;
 pub mod image;
 pub mod image_data;
+pub mod shape;
 pub mod train;
 pub mod video;
 pub mod video_data;

@@ -12,12 +12,16 @@ use serde_json::json;
 
 use super::audio::{AudioProbe, AudioProbeConfig};
 use super::audio_data::{audio_batch, audio_probe_accuracy};
-use super::image::{ImageProbe, ImageProbeConfig};
-use super::image_data::{image_batch, image_probe_accuracy, Tally};
+use super::image::{ImageProbe, ImageProbeConfig, CALIBRATED_KEYS};
+use super::image_data::{
+    calibrate_detection_threshold, image_batch, image_probe_accuracy, shape_batch, shape_probe_accuracy, ShapeBatch,
+    Tally,
+};
+use super::shape::{ShapeProbe, ShapeProbeConfig};
 use super::video::{VideoProbe, VideoProbeConfig};
 use super::video_data::{video_batch, video_probe_accuracy};
 use crate::error::{EvalError, Result};
-use crate::fit::{fit, load_config, resume, save_probe, CheckpointClock, FitOptions, StepReport};
+use crate::fit::{fit, load_config, resume, save_probe, write_json, CheckpointClock, FitOptions, StepReport};
 
 /// Accuracy tallies as JSON: {attribute: {accuracy, correct, total}}.
 pub fn tallies_json(tallies: &BTreeMap<&'static str, Tally>) -> serde_json::Value {
@@ -49,19 +53,34 @@ pub struct RunInfo<'a> {
 }
 
 /// What differs between the probes' training runs: the model (built on `varmap`),
-/// its data, loss and accuracy.
-struct ProbeRun<M, FB, FL, FA> {
+/// its data, loss, settings chosen after training, and accuracy.
+struct ProbeRun<M, FB, FL, FC, FA> {
     name: &'static str,
     varmap: VarMap,
     probe: M,
     batch: FB,
     loss: FL,
+    /// Sets what is chosen rather than learnt (the image probe's detection threshold)
+    /// before accuracy is measured; returns the probe's new config and a record of the
+    /// choice, or None when the probe has nothing to calibrate.
+    calibrate: FC,
     accuracy: FA,
 }
 
+/// A config as JSON without the keys that calibration sets, to compare architectures.
+fn architecture_json(config: &impl Serialize) -> Result<serde_json::Value> {
+    let mut value = serde_json::to_value(config).map_err(|e| EvalError::Invalid(e.to_string()))?;
+    if let Some(object) = value.as_object_mut() {
+        for key in CALIBRATED_KEYS {
+            object.remove(*key);
+        }
+    }
+    Ok(value)
+}
+
 /// Optionally resumes, trains, measures on both splits and saves a probe.
-fn train_probe<M, B, FB, FL, FA>(
-    probe_run: ProbeRun<M, FB, FL, FA>,
+fn train_probe<M, B, FB, FL, FC, FA>(
+    probe_run: ProbeRun<M, FB, FL, FC, FA>,
     config: &impl Serialize,
     options: &FitOptions,
     run: &RunInfo,
@@ -72,19 +91,21 @@ where
     B: Send + 'static,
     FB: Fn(u64) -> Result<B> + Send + Sync + 'static,
     FL: Fn(&M, &B) -> Result<(Tensor, Vec<(&'static str, Tensor)>)>,
+    FC: Fn(&mut M) -> Result<Option<(serde_json::Value, serde_json::Value)>>,
     FA: Fn(&M, Split) -> Result<BTreeMap<&'static str, Tally>>,
 {
     let ProbeRun {
         name,
         mut varmap,
-        probe,
+        mut probe,
         batch,
         loss,
+        calibrate,
         accuracy,
     } = probe_run;
     if let Some(dir) = run.resume {
-        let theirs: serde_json::Value = load_config(dir)?;
-        let ours = serde_json::to_value(config).map_err(|e| EvalError::Invalid(e.to_string()))?;
+        let theirs = architecture_json(&load_config::<serde_json::Value>(dir)?)?;
+        let ours = architecture_json(config)?;
         if theirs != ours {
             return Err(EvalError::Invalid(format!(
                 "cannot resume from {}: its config is {theirs}, this run's is {ours}",
@@ -112,6 +133,12 @@ where
         },
     )?;
     let eval_start = Instant::now();
+    let mut config = serde_json::to_value(config).map_err(|e| EvalError::Invalid(e.to_string()))?;
+    let mut calibration = serde_json::Value::Null;
+    if let Some((calibrated, record)) = calibrate(&mut probe)? {
+        config = calibrated;
+        calibration = record;
+    }
     let mut by_split = serde_json::Map::new();
     for split in [Split::Train, Split::Heldout] {
         by_split.insert(
@@ -127,10 +154,11 @@ where
         "eval_seconds": eval_start.elapsed().as_secs_f64(),
         "eval_samples_per_split": run.eval_samples,
         "resumed_from": run.resume.map(|p| p.display().to_string()),
+        "calibration": calibration,
         "accuracy": by_split,
     });
     outcome.record_into(&mut metrics, options.batch);
-    save_probe(run.out, config, &varmap, &metrics)?;
+    save_probe(run.out, &config, &varmap, &metrics)?;
     Ok(metrics)
 }
 
@@ -150,10 +178,11 @@ pub fn train_image_probe(
     progress: impl FnMut(&StepReport),
 ) -> Result<serde_json::Value> {
     let (varmap, vb) = new_varmap(options.seed, device);
-    let (size, batch, seed, dev, eval_dev, n) = (
+    let (size, batch, seed, dev, eval_dev, calibrate_dev, n) = (
         config.image_size,
         options.batch,
         options.seed,
+        device.clone(),
         device.clone(),
         device.clone(),
         run.eval_samples,
@@ -164,7 +193,99 @@ pub fn train_image_probe(
         varmap,
         batch: move |i| image_batch(size, batch, seed, i, &dev),
         loss: |p: &ImageProbe, b: &super::image_data::ImageBatch| p.loss(&b.xs, &b.targets),
+        calibrate: move |p: &mut ImageProbe| calibrate_image_probe(p, n, seed ^ 0x5EED, &calibrate_dev).map(Some),
         accuracy: move |p: &ImageProbe, split| image_probe_accuracy(p, n, seed ^ 0x5EED, split, &eval_dev),
+    };
+    train_probe(probe_run, config, options, run, device, progress)
+}
+
+/// Chooses `probe`'s detection threshold on `n` fresh train-split renders and sets it;
+/// returns the new config and the calibration record (both as JSON).
+fn calibrate_image_probe(
+    probe: &mut ImageProbe,
+    n: usize,
+    seed: u64,
+    device: &Device,
+) -> Result<(serde_json::Value, serde_json::Value)> {
+    let calibration = calibrate_detection_threshold(probe, n, seed, device)?;
+    probe.set_detection_threshold(calibration.threshold)?;
+    let config = serde_json::to_value(probe.config()).map_err(|e| EvalError::Invalid(e.to_string()))?;
+    let record = serde_json::to_value(&calibration).map_err(|e| EvalError::Invalid(e.to_string()))?;
+    Ok((config, record))
+}
+
+/// Calibrates the detection threshold of the trained image probe in `dir` (as training
+/// does at its end, for a folder trained before, or to recalibrate with more renders),
+/// re-measures its accuracy on `n` fresh renders per split (with shapes read by the
+/// shape probe in `shape_dir`, when given) and rewrites `config.json`
+/// and the `calibration`, `accuracy` and `calibrated_by` entries of `metrics.json`.
+/// The weights are left as they are. Returns the calibration record.
+pub fn recalibrate_image_probe(
+    dir: &Path,
+    shape_dir: Option<&Path>,
+    n: usize,
+    seed: u64,
+    command: String,
+    device: &Device,
+) -> Result<serde_json::Value> {
+    let mut probe = crate::run::load_image_probe(dir, shape_dir, device)?;
+    let metrics_path = dir.join("metrics.json");
+    let mut metrics: serde_json::Value = match std::fs::read_to_string(&metrics_path) {
+        Ok(text) => {
+            serde_json::from_str(&text).map_err(|e| EvalError::file(&metrics_path, format!("not JSON: {e}")))?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({}),
+        Err(e) => return Err(EvalError::file(&metrics_path, e)),
+    };
+    let (config, record) = calibrate_image_probe(&mut probe, n, seed, device)?;
+    let mut by_split = serde_json::Map::new();
+    for split in [Split::Train, Split::Heldout] {
+        by_split.insert(
+            format!("{split:?}").to_lowercase(),
+            tallies_json(&image_probe_accuracy(&probe, n, seed, split, device)?),
+        );
+    }
+    let Some(entries) = metrics.as_object_mut() else {
+        return Err(EvalError::file(&metrics_path, "not a JSON object"));
+    };
+    entries.insert("calibration".into(), record.clone());
+    entries.insert("accuracy".into(), by_split.into());
+    entries.insert("eval_samples_per_split".into(), n.into());
+    entries.insert("calibrated_by".into(), command.into());
+    // The accuracy above is of the image reading with this shape probe (or without one).
+    entries.insert("shape_probe".into(), shape_dir.map(|d| d.display().to_string()).into());
+    write_json(&dir.join("config.json"), &config)?;
+    write_json(&metrics_path, &metrics)?;
+    Ok(record)
+}
+
+/// Trains a shape probe (the second stage of image reading) on crops of the objects
+/// of world renders, measures it on crops at true poses and writes it to `run.out`;
+/// returns metrics.json. `options.batch` counts images (each gives 1-4 crops).
+pub fn train_shape_probe(
+    config: &ShapeProbeConfig,
+    options: &FitOptions,
+    run: &RunInfo,
+    device: &Device,
+    progress: impl FnMut(&StepReport),
+) -> Result<serde_json::Value> {
+    let (varmap, vb) = new_varmap(options.seed, device);
+    let (batch, seed, dev, eval_dev, n, data_cfg) = (
+        options.batch,
+        options.seed,
+        device.clone(),
+        device.clone(),
+        run.eval_samples,
+        config.clone(),
+    );
+    let probe_run = ProbeRun {
+        name: "shape",
+        probe: ShapeProbe::new(config, vb)?,
+        varmap,
+        batch: move |i| shape_batch(&data_cfg, batch, seed, i, &dev),
+        loss: |p: &ShapeProbe, b: &ShapeBatch| p.loss(&b.crops, &b.shapes),
+        calibrate: |_: &mut ShapeProbe| Ok(None),
+        accuracy: move |p: &ShapeProbe, split| shape_probe_accuracy(p, n, seed ^ 0x5EED, split, &eval_dev),
     };
     train_probe(probe_run, config, options, run, device, progress)
 }
@@ -192,6 +313,7 @@ pub fn train_audio_probe(
         varmap,
         batch: move |i| audio_batch(&data_cfg, batch, seed, i, &dev),
         loss: |p: &AudioProbe, b: &super::audio_data::AudioBatch| p.loss(&b.xs, &b.instruments, &b.moods),
+        calibrate: |_: &mut AudioProbe| Ok(None),
         accuracy: move |p: &AudioProbe, split| audio_probe_accuracy(p, n, seed ^ 0x5EED, split, &eval_dev),
     };
     train_probe(probe_run, config, options, run, device, progress)
@@ -219,6 +341,7 @@ pub fn train_video_probe(
         varmap,
         batch: move |i| video_batch(batch, seed, i, &dev),
         loss: |p: &VideoProbe, b: &super::video_data::VideoBatch| p.loss(&b.xs, &b.motions),
+        calibrate: |_: &mut VideoProbe| Ok(None),
         accuracy: move |p: &VideoProbe, split| video_probe_accuracy(p, n, seed ^ 0x5EED, split, &eval_dev),
     };
     train_probe(probe_run, config, options, run, device, progress)
