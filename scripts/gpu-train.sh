@@ -5,8 +5,8 @@
 #   bash scripts/gpu-train.sh [--bin PATH] [--device cuda] [--out DIR] [--bench]
 #                             [--resume] [--batch B] JOB[=MINUTES] ...
 #
-#   JOB      probe-image | probe-video | probe-audio | vae | text-image | text-video
-#            | text-audio
+#   JOB      probe-image | probe-shape | probe-video | probe-audio | vae | text-image
+#            | text-video | text-audio
 #            text-image trains on the VAE of an earlier vae job of the same call, else
 #            on models/vae; its tokenizer is models/hybrid-image/tokenizer.json, or one
 #            trained on the spot. text-video inflates, and text-audio takes its text
@@ -41,8 +41,8 @@ while [ $# -gt 0 ]; do
     -h|--help) sed -n '2,/^set /{/^set /!p}' "$0"; exit 0 ;;
     -*) echo "gpu-train.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) case "${1%%=*}" in
-         probe-image|probe-video|probe-audio|vae|text-image|text-video|text-audio) JOBS+=("$1"); shift ;;
-         *) echo "gpu-train.sh: unknown job ${1%%=*}; allowed: probe-image, probe-video, probe-audio, vae, text-image, text-video, text-audio" >&2; exit 2 ;;
+         probe-image|probe-shape|probe-video|probe-audio|vae|text-image|text-video|text-audio) JOBS+=("$1"); shift ;;
+         *) echo "gpu-train.sh: unknown job ${1%%=*}; allowed: probe-image, probe-shape, probe-video, probe-audio, vae, text-image, text-video, text-audio" >&2; exit 2 ;;
        esac ;;
   esac
 done

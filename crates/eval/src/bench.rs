@@ -11,7 +11,8 @@ use crate::error::{EvalError, Result};
 use crate::probe::audio::{AudioProbe, AudioProbeConfig};
 use crate::probe::audio_data::audio_batch;
 use crate::probe::image::{ImageProbe, ImageProbeConfig};
-use crate::probe::image_data::image_batch;
+use crate::probe::image_data::{image_batch, shape_batch};
+use crate::probe::shape::{ShapeProbe, ShapeProbeConfig};
 use crate::probe::video::{VideoProbe, VideoProbeConfig};
 use crate::probe::video_data::video_batch;
 use mmgen_models::dit::{Dit, DitConfig};
@@ -19,7 +20,13 @@ use mmgen_models::text_encoder::{TextEncoder, TextEncoderConfig};
 use mmgen_models::vae::{Vae, VaeConfig};
 
 /// The models `mmgen bench train` knows.
-pub const BENCH_MODELS: &[&str] = &["probe-image", "probe-video", "probe-audio", "hybrid-image"];
+pub const BENCH_MODELS: &[&str] = &[
+    "probe-image",
+    "probe-shape",
+    "probe-video",
+    "probe-audio",
+    "hybrid-image",
+];
 
 /// How one model trains and infers on one device.
 #[derive(Clone, Debug, Serialize)]
@@ -148,6 +155,23 @@ pub fn bench_training(model: &str, batch: usize, iters: usize, device: &Device) 
                     make_batch: Box::new(|i| image_batch(config.image_size, batch, 0, i, device)),
                     loss: Box::new(|b| Ok(probe.loss(&b.xs, &b.targets)?.0)),
                     forward: Box::new(|b, n| Ok(probe.forward(&b.xs.narrow(0, 0, n)?)?.0)),
+                },
+                iters,
+                device,
+            )
+        }
+        "probe-shape" => {
+            // `batch` counts images; each gives 1-4 crops.
+            let config = ShapeProbeConfig::base();
+            let probe = ShapeProbe::new(&config, vb)?;
+            run(
+                Bench {
+                    model: "probe-shape",
+                    varmap: vars,
+                    batch,
+                    make_batch: Box::new(|i| shape_batch(&config, batch, 0, i, device)),
+                    loss: Box::new(|b| Ok(probe.loss(&b.crops, &b.shapes)?.0)),
+                    forward: Box::new(|b, n| probe.forward(&b.crops.narrow(0, 0, n.min(b.crops.dim(0)?))?)),
                 },
                 iters,
                 device,
