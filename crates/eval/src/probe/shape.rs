@@ -215,7 +215,22 @@ pub fn crop_object(
     config: &ShapeProbeConfig,
     out: &mut Vec<f32>,
 ) {
+    crop_rotated(image, h, w, object, 0.0, config, out)
+}
+
+/// [`crop_object`] with the sampling square turned by `angle` radians about the
+/// object's centre (a training augmentation: world objects spin in videos).
+pub fn crop_rotated(
+    image: &[f32],
+    h: usize,
+    w: usize,
+    object: ObjectBox,
+    angle: f32,
+    config: &ShapeProbeConfig,
+    out: &mut Vec<f32>,
+) {
     let side = config.span * object.radius.max(MIN_RADIUS);
+    let (sin, cos) = angle.sin_cos();
     let n = config.crop;
     let at = |c: usize, x: f32, y: f32| {
         let xx = x.clamp(0.0, (w - 1) as f32) as usize;
@@ -225,8 +240,10 @@ pub fn crop_object(
     for c in 0..3 {
         for j in 0..n {
             for i in 0..n {
-                let u = (object.cx + ((i as f32 + 0.5) / n as f32 - 0.5) * side) * w as f32 - 0.5;
-                let v = (object.cy + ((j as f32 + 0.5) / n as f32 - 0.5) * side) * h as f32 - 0.5;
+                let dx = ((i as f32 + 0.5) / n as f32 - 0.5) * side;
+                let dy = ((j as f32 + 0.5) / n as f32 - 0.5) * side;
+                let u = (object.cx + cos * dx - sin * dy) * w as f32 - 0.5;
+                let v = (object.cy + sin * dx + cos * dy) * h as f32 - 0.5;
                 let (x0, y0) = (u.floor(), v.floor());
                 let (fx, fy) = (u - x0, v - y0);
                 let top = at(c, x0, y0) * (1.0 - fx) + at(c, x0 + 1.0, y0) * fx;
@@ -284,6 +301,36 @@ mod tests {
         assert_eq!(read.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 0]);
         assert_eq!(read[0][0], read[0][1]);
         assert!(probe.read(&xs, &[vec![object]]).is_err(), "one box list per image");
+    }
+
+    #[test]
+    fn turned_crops_turn_the_object() {
+        // A horizontal bar, 3 pixels thick, through the centre of a 16x16 image.
+        let (h, w) = (16, 16);
+        let mut image = vec![-1.0f32; 3 * h * w];
+        for c in 0..3 {
+            for y in 7..10 {
+                for x in 1..15 {
+                    image[(c * h + y) * w + x] = 1.0;
+                }
+            }
+        }
+        let config = ShapeProbeConfig::tiny();
+        let object = ObjectBox {
+            cx: 0.5,
+            cy: 0.5 + 0.5 / 16.0,
+            radius: 5.0 / 16.0,
+        };
+        let (mut upright, mut turned) = (Vec::new(), Vec::new());
+        crop_object(&image, h, w, object, &config, &mut upright);
+        crop_rotated(&image, h, w, object, std::f32::consts::FRAC_PI_2, &config, &mut turned);
+        // Mean brightness of crop row j and of crop column i (first channel).
+        let row = |crop: &[f32], j: usize| (0..8).map(|i| crop[j * 8 + i]).sum::<f32>() / 8.0;
+        let col = |crop: &[f32], i: usize| (0..8).map(|j| crop[j * 8 + i]).sum::<f32>() / 8.0;
+        let brightest = |f: &dyn Fn(usize) -> f32| (0..8).map(f).fold(f32::MIN, f32::max);
+        // Upright: one bright row; turned a quarter: one bright column instead.
+        assert!(brightest(&|j| row(&upright, j)) > 0.5 && brightest(&|i| col(&upright, i)) < 0.0);
+        assert!(brightest(&|i| col(&turned, i)) > 0.5 && brightest(&|j| row(&turned, j)) < 0.0);
     }
 
     #[test]
