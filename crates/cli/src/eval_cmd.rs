@@ -12,7 +12,7 @@ use mmgen_eval::generator::{
     Generator, HybridAudioGenerator, HybridImageGenerator, HybridVideoGenerator, Oracle, RandomScene,
 };
 use mmgen_eval::probe::image_data::image_probe_accuracy;
-use mmgen_eval::probe::train::{recalibrate_image_probe, tallies_json};
+use mmgen_eval::probe::train::{accuracy_by_split, recalibrate_image_probe};
 use mmgen_eval::run::{evaluate, load_image_probe, MediaOptions, Probes, Prompts, Task};
 use mmgen_models::hybrid_audio::HybridAudio;
 use mmgen_models::hybrid_image::{images_to_tensor, tensor_to_images, HybridImage};
@@ -262,10 +262,9 @@ pub fn run_probe(args: EvalProbeArgs) -> Result<()> {
         shape_probe.as_ref().map(|d| d.display().to_string()).into(),
     );
     out.insert("detection_threshold".into(), probe.config().detection_threshold.into());
-    for split in [Split::Train, Split::Heldout] {
-        let tallies = image_probe_accuracy(&probe, args.n as usize, args.seed, split, &device)?;
-        out.insert(format!("{split:?}").to_lowercase(), tallies_json(&tallies));
-    }
+    out.extend(accuracy_by_split(|split| {
+        image_probe_accuracy(&probe, args.n as usize, args.seed, split, &device)
+    })?);
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }

@@ -69,6 +69,16 @@ pub struct ImageProbeConfig {
     pub detection_threshold: f64,
 }
 
+fn check_detection_threshold(threshold: f64) -> Result<()> {
+    if threshold > 0.0 && threshold < 1.0 {
+        Ok(())
+    } else {
+        Err(EvalError::Invalid(format!(
+            "detection_threshold {threshold} must lie strictly between 0 and 1"
+        )))
+    }
+}
+
 /// Config keys that calibration sets after training: a resumed run may differ in them.
 pub const CALIBRATED_KEYS: &[&str] = &["detection_threshold"];
 
@@ -173,12 +183,7 @@ impl ImageProbe {
                 config.image_size, config.width
             )));
         }
-        if !(config.detection_threshold > 0.0 && config.detection_threshold < 1.0) {
-            return Err(EvalError::Invalid(format!(
-                "detection_threshold {} must lie strictly between 0 and 1",
-                config.detection_threshold
-            )));
-        }
+        check_detection_threshold(config.detection_threshold)?;
         if !(config.stem.is_empty() || config.stem.len() == STEM_STAGES) || config.stem.contains(&0) {
             return Err(EvalError::Invalid(format!(
                 "stem {:?} must be empty or {STEM_STAGES} positive channel counts (one per halving to {STRIDE}x{STRIDE}-pixel cells)",
@@ -233,18 +238,9 @@ impl ImageProbe {
         Ok(self)
     }
 
-    /// The attached shape probe, if any.
-    pub fn shape_probe(&self) -> Option<&ShapeProbe> {
-        self.shapes.as_ref()
-    }
-
     /// Sets the detection threshold (see [`ImageProbeConfig::detection_threshold`]).
     pub fn set_detection_threshold(&mut self, threshold: f64) -> Result<()> {
-        if !(threshold > 0.0 && threshold < 1.0) {
-            return Err(EvalError::Invalid(format!(
-                "detection threshold {threshold} must lie strictly between 0 and 1"
-            )));
-        }
+        check_detection_threshold(threshold)?;
         self.config.detection_threshold = threshold;
         Ok(())
     }
@@ -296,35 +292,15 @@ impl ImageProbe {
         self.read_above(xs, self.config.detection_threshold)
     }
 
-    /// Reads a batch, keeping every object whose centre heat is at least `threshold`.
-    /// With a shape probe attached, shapes are read by it from each object's crop.
-    ///
-    /// The probe reads each image and its mirror image and averages their heat and
-    /// attribute logits (test-time augmentation; every attribute is mirror-invariant,
-    /// and the probe was trained on mirrored images): on held-out renders this removes
-    /// a third of the count errors and a tenth of the shape errors of one reading.
-    /// Offsets, radii and the pooled features come from the unmirrored reading.
+    /// Reads a batch, keeping every object whose centre heat is at least `threshold`:
+    /// [`ImageProbe::detect_above`], then, with a shape probe attached, each object's
+    /// shape read by it from a crop around the object.
     pub fn read_above(&self, xs: &Tensor, threshold: f64) -> Result<Vec<ImageReading>> {
-        let (dense, global, pooled) = self.forward(xs)?;
-        let (mirrored_dense, mirrored_global, _) = self.forward(&flip_width(xs)?)?;
-        let mirrored_dense = flip_width(&mirrored_dense)?;
-        let classes = ((dense.narrow(1, 0, OFFSET)? + mirrored_dense.narrow(1, 0, OFFSET)?)? * 0.5)?;
-        let dense = Tensor::cat(&[classes, dense.narrow(1, OFFSET, DENSE - OFFSET)?], 1)?;
-        let global = ((global + mirrored_global)? * 0.5)?;
-        let mut readings = self.decode(&dense, &global, &pooled, threshold)?;
+        let mut readings = self.detect_above(xs, threshold)?;
         if let Some(shapes) = &self.shapes {
             let boxes: Vec<Vec<ObjectBox>> = readings
                 .iter()
-                .map(|r| {
-                    r.objects
-                        .iter()
-                        .map(|d| ObjectBox {
-                            cx: d.cx,
-                            cy: d.cy,
-                            radius: d.radius,
-                        })
-                        .collect()
-                })
+                .map(|r| r.objects.iter().map(|d| ObjectBox::from(d.pose())).collect())
                 .collect();
             for (reading, read) in readings.iter_mut().zip(shapes.read(xs, &boxes)?) {
                 for (object, shape) in reading.objects.iter_mut().zip(read) {
@@ -333,6 +309,24 @@ impl ImageProbe {
             }
         }
         Ok(readings)
+    }
+
+    /// The first stage alone: objects (with the dense head's shapes), background and
+    /// style, keeping every object whose centre heat is at least `threshold`.
+    ///
+    /// The probe reads each image and its mirror image and averages their heat and
+    /// attribute logits (test-time augmentation; every attribute is mirror-invariant,
+    /// and the probe was trained on mirrored images): on held-out renders this removes
+    /// a third of the count errors and a tenth of the shape errors of one reading.
+    /// Offsets, radii and the pooled features come from the unmirrored reading.
+    pub fn detect_above(&self, xs: &Tensor, threshold: f64) -> Result<Vec<ImageReading>> {
+        let (dense, global, pooled) = self.forward(xs)?;
+        let (mirrored_dense, mirrored_global, _) = self.forward(&flip_width(xs)?)?;
+        let mirrored_dense = flip_width(&mirrored_dense)?;
+        let classes = ((dense.narrow(1, 0, OFFSET)? + mirrored_dense.narrow(1, 0, OFFSET)?)? * 0.5)?;
+        let dense = Tensor::cat(&[classes, dense.narrow(1, OFFSET, DENSE - OFFSET)?], 1)?;
+        let global = ((global + mirrored_global)? * 0.5)?;
+        self.decode(&dense, &global, &pooled, threshold)
     }
 
     fn decode(&self, dense: &Tensor, global: &Tensor, pooled: &Tensor, threshold: f64) -> Result<Vec<ImageReading>> {

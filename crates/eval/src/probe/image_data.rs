@@ -220,16 +220,7 @@ pub fn shape_probe_accuracy(
         let boxes: Vec<Vec<ObjectBox>> = chunk
             .poses
             .iter()
-            .map(|poses| {
-                poses
-                    .iter()
-                    .map(|p| ObjectBox {
-                        cx: p.cx,
-                        cy: p.cy,
-                        radius: p.radius,
-                    })
-                    .collect()
-            })
+            .map(|poses| poses.iter().map(|&p| ObjectBox::from(p)).collect())
             .collect();
         let read = probe.read(&images_to_tensor(&chunk.images, device)?, &boxes)?;
         for (spec, shapes) in chunk.specs.iter().zip(&read) {
@@ -323,7 +314,8 @@ pub fn calibrate_detection_threshold(
     let size = probe.config().image_size as u32;
     for chunk in measurement_chunks(seed ^ CALIBRATION_STREAM, Split::Train, n, size) {
         let chunk = chunk?;
-        let readings = probe.read_above(&images_to_tensor(&chunk.images, device)?, lowest)?;
+        // Counting needs no shapes: the first stage alone.
+        let readings = probe.detect_above(&images_to_tensor(&chunk.images, device)?, lowest)?;
         for (spec, reading) in chunk.specs.iter().zip(&readings) {
             for (k, &t) in THRESHOLD_CANDIDATES.iter().enumerate() {
                 let count = reading.objects.iter().filter(|d| d.score as f64 >= t).count();

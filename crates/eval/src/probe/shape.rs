@@ -13,6 +13,7 @@
 
 use candle_core::{Device, Module, Tensor, D};
 use candle_nn::{conv2d, linear, Conv2d, Conv2dConfig, Linear, VarBuilder};
+use mmgen_world::layout::Pose;
 use mmgen_world::Shape;
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +69,16 @@ pub struct ObjectBox {
     pub cy: f32,
     /// Bounding-circle radius.
     pub radius: f32,
+}
+
+impl From<Pose> for ObjectBox {
+    fn from(pose: Pose) -> ObjectBox {
+        ObjectBox {
+            cx: pose.cx,
+            cy: pose.cy,
+            radius: pose.radius,
+        }
+    }
 }
 
 /// Smallest radius a crop is scaled to (canvas fraction): a detection whose radius

@@ -37,6 +37,18 @@ pub fn tallies_json(tallies: &BTreeMap<&'static str, Tally>) -> serde_json::Valu
         .into()
 }
 
+/// `accuracy` on the training and held-out splits, as JSON keyed `train` and
+/// `heldout` (see [`tallies_json`]).
+pub fn accuracy_by_split(
+    accuracy: impl Fn(Split) -> Result<BTreeMap<&'static str, Tally>>,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let mut by_split = serde_json::Map::new();
+    for split in [Split::Train, Split::Heldout] {
+        by_split.insert(format!("{split:?}").to_lowercase(), tallies_json(&accuracy(split)?));
+    }
+    Ok(by_split)
+}
+
 /// Where a training run writes and what it records.
 pub struct RunInfo<'a> {
     /// Output folder.
@@ -139,13 +151,7 @@ where
         config = calibrated;
         calibration = record;
     }
-    let mut by_split = serde_json::Map::new();
-    for split in [Split::Train, Split::Heldout] {
-        by_split.insert(
-            format!("{split:?}").to_lowercase(),
-            tallies_json(&accuracy(&probe, split)?),
-        );
-    }
+    let by_split = accuracy_by_split(|split| accuracy(&probe, split))?;
     let mut metrics = json!({
         "probe": name,
         "command": run.command,
@@ -238,13 +244,7 @@ pub fn recalibrate_image_probe(
         Err(e) => return Err(EvalError::file(&metrics_path, e)),
     };
     let (config, record) = calibrate_image_probe(&mut probe, n, seed, device)?;
-    let mut by_split = serde_json::Map::new();
-    for split in [Split::Train, Split::Heldout] {
-        by_split.insert(
-            format!("{split:?}").to_lowercase(),
-            tallies_json(&image_probe_accuracy(&probe, n, seed, split, device)?),
-        );
-    }
+    let by_split = accuracy_by_split(|split| image_probe_accuracy(&probe, n, seed, split, device))?;
     let Some(entries) = metrics.as_object_mut() else {
         return Err(EvalError::file(&metrics_path, "not a JSON object"));
     };
