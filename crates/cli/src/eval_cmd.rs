@@ -212,7 +212,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     };
     let probes = Probes::load(&args.probes, &device).with_context(|| {
         format!(
-            "cannot load the probes from {} (train them with `mmgen train probe-image`)",
+            "cannot load the probes from {} (train them with `mmgen train probe-image|probe-shape|probe-video|probe-audio`)",
             args.probes.display()
         )
     })?;

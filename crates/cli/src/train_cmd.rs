@@ -166,7 +166,8 @@ pub struct TrainArgs {
     /// Use the tiny test configuration.
     #[arg(long)]
     tiny: bool,
-    /// Continue from the weights in this probe folder (its config must match).
+    /// Continue from the weights in this probe folder (its config must match; a shape
+    /// probe trained without a box head gains one, started fresh).
     #[arg(long)]
     resume: Option<PathBuf>,
     /// Where to train: cpu, cuda or cuda:N (cuda needs a build with `--features cuda`).

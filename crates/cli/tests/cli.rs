@@ -324,6 +324,12 @@ fn image_probe_calibrates_its_detection_threshold() {
     let metrics = read(shapes.join("metrics.json"));
     assert_eq!(metrics["probe"], "shape");
     assert!(metrics["accuracy"]["heldout"]["shape"]["total"].as_u64().unwrap() >= 3);
+    for box_reading in ["object kept", "radius within 10%", "background rejected"] {
+        assert!(
+            metrics["accuracy"]["heldout"][box_reading]["total"].as_u64().unwrap() >= 1,
+            "{box_reading}"
+        );
+    }
     let eval_probe = |extra: &[&str]| {
         let mut args = vec!["eval-probe", "--probe", o, "--n", "2"];
         args.extend_from_slice(extra);

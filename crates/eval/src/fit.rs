@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{EvalError, Result};
-use mmgen_models::weights::{load_f32, save_f16, set_prefixed, var_builder};
+use mmgen_models::weights::{load_f32, save_f16, set_inflated, var_builder};
 
 /// How long and how hard to train.
 #[derive(Clone, Debug, Serialize)]
@@ -282,11 +282,14 @@ pub fn save_probe(dir: &Path, config: &impl Serialize, varmap: &VarMap, metrics:
 }
 
 /// Sets every variable of `varmap` (already created by building the model) from the
-/// f16 `model.safetensors` of a probe folder, to continue training it.
-pub fn resume(varmap: &mut VarMap, dir: &Path, device: &Device) -> Result<()> {
+/// f16 `model.safetensors` of a probe folder, to continue training it. Variables for
+/// which `is_new` holds may be missing from the folder (layers this run adds); they
+/// keep their initialisation. Every other variable must be there, and every weight in
+/// the folder must find its variable.
+pub fn resume(varmap: &mut VarMap, dir: &Path, device: &Device, is_new: impl Fn(&str) -> bool) -> Result<()> {
     let path = dir.join("model.safetensors");
     let tensors = load_f32(&path, device).map_err(|e| EvalError::file(&path, format!("cannot resume: {e}")))?;
-    set_prefixed(varmap, "", &tensors).map_err(|e| EvalError::file(&path, format!("cannot resume: {e}")))?;
+    set_inflated(varmap, &tensors, is_new).map_err(|e| EvalError::file(&path, format!("cannot resume: {e}")))?;
     Ok(())
 }
 

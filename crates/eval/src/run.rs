@@ -20,7 +20,7 @@ use crate::probe::image::Detection;
 use crate::probe::image::{images_to_tensor, ImageProbe, ImageProbeConfig, ImageReading};
 use crate::probe::shape::{ShapeProbe, ShapeProbeConfig};
 use crate::probe::video::{
-    middle_frames, motion_features, track_frame_indices, TrackPoint, VideoProbe, VideoProbeConfig,
+    middle_frame, motion_features, track_frame_indices, TrackPoint, VideoProbe, VideoProbeConfig,
 };
 
 /// Which modality is evaluated.
@@ -172,7 +172,13 @@ fn load_optional<C: serde::de::DeserializeOwned, M>(
     }
     let config: C = load_config(&probe_dir)?;
     accuracy.insert(name.trim_start_matches("probe-").into(), heldout_accuracy(&probe_dir));
-    Ok(Some(build(&config, load_weights(&probe_dir, device)?)?))
+    let probe = build(&config, load_weights(&probe_dir, device)?).map_err(|e| {
+        EvalError::file(
+            &probe_dir,
+            format!("its weights do not fit this version's {name} ({e}); retrain it with `mmgen train {name}`"),
+        )
+    })?;
+    Ok(Some(probe))
 }
 
 impl Probes {
@@ -314,7 +320,7 @@ fn score_prompt(
                 .filter(|f| !f.is_empty())
                 .ok_or_else(|| missing("video"))?;
             let readings = probes.read_images(frames)?;
-            let (_, mid, _) = middle_frames(frames.len());
+            let mid = middle_frame(frames.len());
             let middle = &readings[mid];
             let mut checks = Vec::new();
             let asked_motion: Vec<_> = request.objects.iter().filter(|o| o.motion.is_some()).collect();

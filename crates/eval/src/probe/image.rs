@@ -12,7 +12,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{linear, Linear, VarBuilder};
 
 use super::argmax;
-use super::shape::{ObjectBox, ShapeProbe};
+use super::shape::{ObjectBox, ShapeProbe, MIN_RADIUS};
 use image::RgbImage;
 use mmgen_nn::{per_cell, space_to_depth, CellGrid, Conv3x3};
 use mmgen_world::layout::Pose;
@@ -294,7 +294,9 @@ impl ImageProbe {
 
     /// Reads a batch, keeping every object whose centre heat is at least `threshold`:
     /// [`ImageProbe::detect_above`], then, with a shape probe attached, each object's
-    /// shape read by it from a crop around the object.
+    /// shape read by it from a crop around the object. A shape probe with a box head
+    /// also drops detections whose crop holds no object (objectness below 0.5) and
+    /// corrects each radius.
     pub fn read_above(&self, xs: &Tensor, threshold: f64) -> Result<Vec<ImageReading>> {
         let mut readings = self.detect_above(xs, threshold)?;
         if let Some(shapes) = &self.shapes {
@@ -303,9 +305,17 @@ impl ImageProbe {
                 .map(|r| r.objects.iter().map(|d| ObjectBox::from(d.pose())).collect())
                 .collect();
             for (reading, read) in readings.iter_mut().zip(shapes.read(xs, &boxes)?) {
-                for (object, shape) in reading.objects.iter_mut().zip(read) {
-                    object.shape = shape;
-                }
+                let detected = std::mem::take(&mut reading.objects);
+                reading.objects = detected
+                    .into_iter()
+                    .zip(read)
+                    .filter(|(_, crop)| crop.objectness >= 0.5)
+                    .map(|(object, crop)| Detection {
+                        shape: crop.shape,
+                        radius: object.radius.max(MIN_RADIUS) * crop.scale,
+                        ..object
+                    })
+                    .collect();
             }
         }
         Ok(readings)
@@ -594,6 +604,42 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(readings[0].background, readings[1].background);
         assert_eq!(readings[0].style, readings[1].style);
+    }
+
+    /// The box head's two outputs reach the reading: objectness drops detections, the
+    /// scale corrects radii. The head is set by hand (zero weights, chosen biases).
+    #[test]
+    fn box_head_drops_empty_crops_and_corrects_radii() {
+        let dev = Device::Cpu;
+        let varmap = VarMap::new();
+        let vb = mmgen_nn::seeded_var_builder(&varmap, 3, DType::F32, &dev);
+        let probe = ImageProbe::new(&ImageProbeConfig::tiny(), vb).unwrap();
+        let shape_vars = VarMap::new();
+        let shape_vb = mmgen_nn::seeded_var_builder(&shape_vars, 4, DType::F32, &dev);
+        let shapes = ShapeProbe::new(&crate::probe::shape::ShapeProbeConfig::tiny(), shape_vb).unwrap();
+        let set_box = |objectness: f32, log_scale: f32| {
+            let data = shape_vars.data().lock().unwrap();
+            let weight = &data["box.weight"];
+            weight.set(&weight.zeros_like().unwrap()).unwrap();
+            data["box.bias"]
+                .set(&Tensor::new(&[objectness, log_scale], &dev).unwrap())
+                .unwrap();
+        };
+        let probe = probe.with_shape_probe(shapes).unwrap();
+        let spec = mmgen_world::SpecSampler::default().sample(mmgen_world::Split::Train, 11);
+        let xs = images_to_tensor(&[mmgen_world::render_image(&spec, 11, 32, 32).unwrap()], &dev).unwrap();
+        let detected = probe.detect_above(&xs, 1e-6).unwrap();
+        assert!(!detected[0].objects.is_empty());
+
+        set_box(20.0, 1.5f32.ln());
+        let kept = probe.read_above(&xs, 1e-6).unwrap();
+        assert_eq!(kept[0].objects.len(), detected[0].objects.len());
+        for (k, d) in kept[0].objects.iter().zip(&detected[0].objects) {
+            assert!((k.radius - 1.5 * d.radius.max(MIN_RADIUS)).abs() < 1e-4, "{k:?} {d:?}");
+            assert_eq!((k.cx, k.cy, k.colour), (d.cx, d.cy, d.colour));
+        }
+        set_box(-20.0, 0.0);
+        assert!(probe.read_above(&xs, 1e-6).unwrap()[0].objects.is_empty());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use rand::Rng;
 use serde::Serialize;
 
 use super::image::{images_to_tensor, ImageProbe, ImageTargets};
-use super::shape::{crop_rotated, crops_tensor, ObjectBox, ShapeProbe, ShapeProbeConfig};
+use super::shape::{crop_rotated, crops_tensor, BoxTargets, ObjectBox, ShapeProbe, ShapeProbeConfig};
 use crate::align::in_region;
 use crate::error::Result;
 use mmgen_world::augment::mirror_spec;
@@ -116,12 +116,59 @@ fn noised_samples(
 /// Share of the shape probe's training crops turned by a random angle.
 pub const P_ROTATED: f64 = 0.3;
 
-/// A training batch of the shape probe: object crops and their shapes.
+/// With a box head: share of object crops whose radius is off by a factor in
+/// [`SCALE_RANGE`] (the others are off by at most 10%, as a good detection is), so
+/// that the head learns to correct the radius.
+pub const P_RESCALED: f64 = 0.5;
+/// Factors (log-uniform) by which a rescaled crop's radius is off. The detector reads
+/// a growing object's smallest size up to 1.6 times too large and its largest up to
+/// 0.8 times too small; a crop much smaller than the object cuts its outline off (the
+/// first box-head run used 1/1.8 to 1.8 and lost 3 points of pixel-art shape
+/// accuracy).
+pub const SCALE_RANGE: (f32, f32) = (0.7, 1.8);
+/// With a box head: background crops per training image.
+pub const BACKGROUND_CROPS: usize = 1;
+
+/// A training batch of the shape probe: object crops (first) and background crops.
 pub struct ShapeBatch {
-    /// Crops (n, 3, crop, crop) in [-1, 1].
+    /// Crops (n, 3, crop, crop) in [-1, 1]: `shapes.len()` object crops, then
+    /// background crops.
     pub crops: Tensor,
-    /// Shape indices (n).
+    /// Shape indices of the object crops.
     pub shapes: Tensor,
+    /// ln(true radius / crop radius) of the object crops.
+    pub log_scales: Tensor,
+    /// Number of object crops.
+    pub objects: usize,
+}
+
+impl ShapeBatch {
+    /// The shape probe's loss on this batch.
+    pub fn loss(&self, probe: &ShapeProbe) -> Result<(Tensor, Vec<(&'static str, Tensor)>)> {
+        let targets = BoxTargets {
+            objects: self.objects,
+            log_scales: &self.log_scales,
+        };
+        probe.loss(&self.crops, &self.shapes, &targets)
+    }
+}
+
+/// A background crop of an image with objects at `poses`: a random centre whose
+/// crop centre is off every object's bounding circle by at least half the crop's
+/// radius (the crop may show parts of objects at its edge, as a detection on a cloud
+/// beside an object would), `None` if none was found in a few tries.
+fn background_box(poses: &[Pose], rng: &mut impl Rng) -> Option<ObjectBox> {
+    for _ in 0..16 {
+        let radius = (rng.random_range(0.04f32.ln()..0.2f32.ln())).exp();
+        let (cx, cy) = (rng.random_range(0.05..0.95), rng.random_range(0.05..0.95));
+        if poses
+            .iter()
+            .all(|p| (p.cx - cx).hypot(p.cy - cy) > p.radius + 0.5 * radius)
+        {
+            return Some(ObjectBox { cx, cy, radius });
+        }
+    }
+    None
 }
 
 /// Batch `index` of the shape probe's stream under `seed`: every object of `images`
@@ -130,6 +177,8 @@ pub struct ShapeBatch {
 /// place it, and turned by a random angle [`P_ROTATED`] of the time: a spinning object
 /// shows every angle in a video, while still frames show almost only upright shapes
 /// (a probe trained without turning misread a quarter of spinning objects' frames).
+/// With a box head, [`P_RESCALED`] of the object crops are scaled by a factor in
+/// [`SCALE_RANGE`], and each image adds [`BACKGROUND_CROPS`] crops of background.
 pub fn shape_batch(
     config: &ShapeProbeConfig,
     images: usize,
@@ -144,28 +193,45 @@ pub fn shape_batch(
     let per_image = 3 * side * side;
     let jitter = 1.0 / side as f32;
     let mut rng = rng_for(seed ^ mix64(index ^ 0x5A4E), Purpose::Augment);
-    let (mut data, mut shapes) = (Vec::new(), Vec::new());
+    let (mut data, mut shapes, mut log_scales) = (Vec::new(), Vec::new(), Vec::new());
+    let mut background = Vec::new();
     for (i, sample) in samples.iter().enumerate() {
+        let image = &pixels[i * per_image..(i + 1) * per_image];
         for (object, pose) in sample.spec.objects.iter().zip(&sample.poses) {
+            let factor = if config.box_head && rng.random_bool(P_RESCALED) {
+                rng.random_range(SCALE_RANGE.0.ln()..=SCALE_RANGE.1.ln()).exp()
+            } else {
+                rng.random_range(0.9..=1.1)
+            };
             let jittered = ObjectBox {
                 cx: pose.cx + rng.random_range(-jitter..=jitter),
                 cy: pose.cy + rng.random_range(-jitter..=jitter),
-                radius: pose.radius * rng.random_range(0.9..=1.1),
+                radius: pose.radius * factor,
             };
             let angle = if rng.random_bool(P_ROTATED) {
                 rng.random_range(0.0..std::f32::consts::TAU)
             } else {
                 0.0
             };
-            let image = &pixels[i * per_image..(i + 1) * per_image];
             crop_rotated(image, side, side, jittered, angle, config, &mut data);
             shapes.push(object.shape.index() as u32);
+            log_scales.push(-factor.ln());
+        }
+        if config.box_head {
+            for _ in 0..BACKGROUND_CROPS {
+                if let Some(b) = background_box(&sample.poses, &mut rng) {
+                    crop_rotated(image, side, side, b, 0.0, config, &mut background);
+                }
+            }
         }
     }
-    let n = shapes.len();
+    let objects = shapes.len();
+    data.extend(background);
     Ok(ShapeBatch {
         crops: crops_tensor(data, config, device)?,
-        shapes: Tensor::from_vec(shapes, n, device)?,
+        shapes: Tensor::from_vec(shapes, objects, device)?,
+        log_scales: Tensor::from_vec(log_scales, objects, device)?,
+        objects,
     })
 }
 
@@ -206,7 +272,9 @@ fn measurement_chunks(seed: u64, split: Split, n: usize, size: u32) -> impl Iter
 
 /// The shape probe's own accuracy on the objects of `n` fresh still renders of
 /// `split`, cropped at their true poses (the same renders as
-/// [`image_probe_accuracy`]'s).
+/// [`image_probe_accuracy`]'s). With a box head also: objects kept (objectness at
+/// least 0.5 at their true poses), radius within 10% after correction from a crop
+/// 1.5 times off, and background crops rejected.
 pub fn shape_probe_accuracy(
     probe: &ShapeProbe,
     n: usize,
@@ -215,21 +283,62 @@ pub fn shape_probe_accuracy(
     device: &Device,
 ) -> Result<BTreeMap<&'static str, Tally>> {
     let mut tallies: BTreeMap<&'static str, Tally> = BTreeMap::new();
+    let box_head = probe.config().box_head;
+    let mut rng = rng_for(seed ^ 0xB0C5, Purpose::Augment);
     for chunk in measurement_chunks(seed ^ ACCURACY_STREAM, split, n, probe.config().image_size as u32) {
         let chunk = chunk?;
+        let xs = images_to_tensor(&chunk.images, device)?;
         let boxes: Vec<Vec<ObjectBox>> = chunk
             .poses
             .iter()
             .map(|poses| poses.iter().map(|&p| ObjectBox::from(p)).collect())
             .collect();
-        let read = probe.read(&images_to_tensor(&chunk.images, device)?, &boxes)?;
-        for (spec, shapes) in chunk.specs.iter().zip(&read) {
-            for (object, shape) in spec.objects.iter().zip(shapes) {
-                let ok = *shape == object.shape;
+        let read = probe.read(&xs, &boxes)?;
+        for (spec, objects) in chunk.specs.iter().zip(&read) {
+            for (object, reading) in spec.objects.iter().zip(objects) {
+                let ok = reading.shape == object.shape;
                 tallies.entry("shape").or_default().add(ok);
                 tallies.entry(shape_by_size(object.size)).or_default().add(ok);
                 tallies.entry(shape_by_style(spec.style)).or_default().add(ok);
+                if box_head {
+                    tallies.entry("object kept").or_default().add(reading.objectness >= 0.5);
+                }
             }
+        }
+        if !box_head {
+            continue;
+        }
+        // Radius correction: every object cropped 1.5 times too large or too small
+        // (alternately), its corrected radius within 10% of the truth; and one
+        // background crop per image, rejected.
+        let (mut off, mut background) = (Vec::new(), Vec::new());
+        for poses in &chunk.poses {
+            off.push(
+                poses
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &p)| ObjectBox {
+                        radius: p.radius * if k % 2 == 0 { 1.5 } else { 1.0 / 1.5 },
+                        ..ObjectBox::from(p)
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            background.push(background_box(poses, &mut rng).into_iter().collect::<Vec<_>>());
+        }
+        for ((poses, boxes), readings) in chunk.poses.iter().zip(&off).zip(probe.read(&xs, &off)?) {
+            for ((pose, b), reading) in poses.iter().zip(boxes).zip(readings) {
+                let corrected = b.radius * reading.scale;
+                tallies
+                    .entry("radius within 10%")
+                    .or_default()
+                    .add((corrected / pose.radius - 1.0).abs() <= 0.1);
+            }
+        }
+        for reading in probe.read(&xs, &background)?.into_iter().flatten() {
+            tallies
+                .entry("background rejected")
+                .or_default()
+                .add(reading.objectness < 0.5);
         }
     }
     Ok(tallies)
@@ -279,7 +388,7 @@ fn shape_by_style(style: Style) -> &'static str {
 }
 
 /// Detection thresholds tried by [`calibrate_detection_threshold`].
-pub const THRESHOLD_CANDIDATES: [f64; 11] = [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7];
+pub const THRESHOLD_CANDIDATES: [f64; 13] = [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7];
 
 /// The outcome of [`calibrate_detection_threshold`].
 #[derive(Clone, Debug, Serialize)]
@@ -314,8 +423,9 @@ pub fn calibrate_detection_threshold(
     let size = probe.config().image_size as u32;
     for chunk in measurement_chunks(seed ^ CALIBRATION_STREAM, Split::Train, n, size) {
         let chunk = chunk?;
-        // Counting needs no shapes: the first stage alone.
-        let readings = probe.detect_above(&images_to_tensor(&chunk.images, device)?, lowest)?;
+        // The whole reading: a shape probe with a box head drops detections that hold
+        // no object, which moves the best threshold down.
+        let readings = probe.read_above(&images_to_tensor(&chunk.images, device)?, lowest)?;
         for (spec, reading) in chunk.specs.iter().zip(&readings) {
             for (k, &t) in THRESHOLD_CANDIDATES.iter().enumerate() {
                 let count = reading.objects.iter().filter(|d| d.score as f64 >= t).count();
@@ -418,6 +528,48 @@ pub fn image_probe_accuracy(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shape_batches_put_objects_first_and_their_scales_undo_the_crop() {
+        let config = ShapeProbeConfig::tiny();
+        let dev = Device::Cpu;
+        let batch = shape_batch(&config, 6, 5, 0, &dev).unwrap();
+        let crops = batch.crops.dim(0).unwrap();
+        assert_eq!(batch.shapes.dim(0).unwrap(), batch.objects);
+        assert!(
+            crops > batch.objects && crops <= batch.objects + 6 * BACKGROUND_CROPS,
+            "{crops}"
+        );
+        let scales: Vec<f32> = batch.log_scales.to_vec1().unwrap();
+        let (low, high) = (-SCALE_RANGE.1.ln() - 1e-5, -SCALE_RANGE.0.ln() + 1e-5);
+        assert!(scales.iter().all(|s| (low..=high).contains(s)), "{scales:?}");
+        assert!(
+            scales.iter().any(|s| s.abs() > 1.1f32.ln()),
+            "some crops are rescaled: {scales:?}"
+        );
+        // Without a box head: object crops only, scaled by at most 10%.
+        let plain = ShapeProbeConfig {
+            box_head: false,
+            ..config
+        };
+        let batch = shape_batch(&plain, 6, 5, 0, &dev).unwrap();
+        assert_eq!(batch.crops.dim(0).unwrap(), batch.objects);
+        let scales: Vec<f32> = batch.log_scales.to_vec1().unwrap();
+        assert!(scales.iter().all(|s| s.abs() <= 1.1f32.ln() + 1e-5), "{scales:?}");
+        // Background boxes stay off every object.
+        let mut rng = rng_for(1, Purpose::Augment);
+        let poses = [Pose {
+            cx: 0.5,
+            cy: 0.5,
+            radius: 0.2,
+            angle: 0.0,
+        }];
+        for _ in 0..100 {
+            if let Some(b) = background_box(&poses, &mut rng) {
+                assert!((b.cx - 0.5).hypot(b.cy - 0.5) > 0.2 + 0.5 * b.radius, "{b:?}");
+            }
+        }
+    }
 
     #[test]
     fn best_threshold_is_the_most_accurate_and_the_lowest_of_equals() {

@@ -10,6 +10,13 @@
 //! crop classifier sees only the object, at a normalised scale, and learns from every
 //! object of every training image. In the same 3 CPU minutes it read held-out shapes
 //! at 85%, where the dense head had reached 80% after 15 minutes.
+//!
+//! Like R-CNN's second stage, the probe can also carry a box head (`box_head` in its
+//! config): whether the crop holds an object at all (so that a cloud or a sun the
+//! detector took for an object is dropped), and how much larger or smaller the object
+//! is than the detected radius (the detector's radius regresses towards the world's
+//! two sizes and misses a growing or shrinking object's scale, which the video probe
+//! needs).
 
 use candle_core::{Device, Module, Tensor, D};
 use candle_nn::{conv2d, linear, Conv2d, Conv2dConfig, Linear, VarBuilder};
@@ -35,6 +42,10 @@ pub struct ShapeProbeConfig {
     pub span: f32,
     /// Channels of the three stages (two 3x3 convolutions each, the last one one).
     pub widths: Vec<usize>,
+    /// Whether the probe also reads objectness and a radius correction (folders
+    /// trained before the box head have none: they read shapes only).
+    #[serde(default)]
+    pub box_head: bool,
 }
 
 impl ShapeProbeConfig {
@@ -45,6 +56,7 @@ impl ShapeProbeConfig {
             crop: 24,
             span: 2.6,
             widths: vec![32, 64, 128],
+            box_head: true,
         }
     }
 
@@ -55,6 +67,7 @@ impl ShapeProbeConfig {
             crop: 8,
             span: 2.6,
             widths: vec![4, 4, 4],
+            box_head: true,
         }
     }
 }
@@ -83,15 +96,43 @@ impl From<Pose> for ObjectBox {
 
 /// Smallest radius a crop is scaled to (canvas fraction): a detection whose radius
 /// was read as about zero still gets a crop of a small object's size.
-const MIN_RADIUS: f32 = 0.04;
+pub const MIN_RADIUS: f32 = 0.04;
+
+/// Largest radius correction the box head may apply, as a factor either way: a
+/// detection more than this far off in scale is not the object it claims to be.
+pub const MAX_SCALE_CORRECTION: f32 = 2.0;
+
+/// What the shape probe reads from one object's crop.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CropReading {
+    /// The most likely shape.
+    pub shape: Shape,
+    /// Probability that the crop is centred on an object (1 without a box head).
+    pub objectness: f32,
+    /// The object's radius over the crop's radius (1 without a box head), within
+    /// [1 / MAX_SCALE_CORRECTION, MAX_SCALE_CORRECTION].
+    pub scale: f32,
+}
 
 /// The shape probe network: stages of 3x3 convolutions with ReLU and 2x2 max-pooling,
-/// then a linear layer over the flattened last stage. Parameters `conv{i}`, `head`.
+/// then linear layers over the flattened last stage: `head` (shape logits) and, with
+/// a box head, `box` (objectness logit, log radius ratio). Parameters `conv{i}`,
+/// `head`, `box`.
 #[derive(Debug, Clone)]
 pub struct ShapeProbe {
     convs: Vec<Conv2d>,
     head: Linear,
+    box_head: Option<Linear>,
     config: ShapeProbeConfig,
+}
+
+/// A training batch's targets beyond the shapes: the first `objects` crops hold an
+/// object (their shapes and log radius ratios are given), the rest are background.
+pub struct BoxTargets<'a> {
+    /// Crops that hold an object (they come first).
+    pub objects: usize,
+    /// ln(true radius / crop radius) of each object crop (objects).
+    pub log_scales: &'a Tensor,
 }
 
 impl ShapeProbe {
@@ -132,9 +173,15 @@ impl ShapeProbe {
             .collect::<candle_core::Result<Vec<_>>>()?;
         let side = config.crop >> STAGES;
         let head = linear(w[2] * side * side, N_SHAPE, vb.pp("head"))?;
+        let box_head = if config.box_head {
+            Some(linear(w[2] * side * side, 2, vb.pp("box"))?)
+        } else {
+            None
+        };
         Ok(ShapeProbe {
             convs,
             head,
+            box_head,
             config: config.clone(),
         })
     }
@@ -144,8 +191,9 @@ impl ShapeProbe {
         &self.config
     }
 
-    /// crops (n, 3, crop, crop) in [-1, 1] -> shape logits (n, 8).
-    pub fn forward(&self, crops: &Tensor) -> Result<Tensor> {
+    /// crops (n, 3, crop, crop) in [-1, 1] -> shape logits (n, 8) and, with a box
+    /// head, (n, 2): objectness logit, ln(object radius / crop radius).
+    pub fn forward(&self, crops: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
         let mut x = crops.clone();
         for (i, conv) in self.convs.iter().enumerate() {
             x = conv.forward(&x)?.relu()?;
@@ -154,13 +202,19 @@ impl ShapeProbe {
                 x = x.max_pool2d(2)?;
             }
         }
-        Ok(self.head.forward(&x.flatten_from(1)?)?)
+        let x = x.flatten_from(1)?;
+        let boxes = match &self.box_head {
+            Some(head) => Some(head.forward(&x)?),
+            None => None,
+        };
+        Ok((self.head.forward(&x)?, boxes))
     }
 
-    /// Shape logits of the objects at `boxes[i]` in image `i` of `xs` (b, 3, h, w) in
-    /// [-1, 1], averaged with those of the mirrored crops (every shape is
-    /// mirror-invariant): one row per object, images in order.
-    pub fn logits(&self, xs: &Tensor, boxes: &[Vec<ObjectBox>]) -> Result<Tensor> {
+    /// What the probe reads from the objects at `boxes[i]` in image `i` of `xs`
+    /// (b, 3, h, w) in [-1, 1]: one entry per box, images in order. Each crop's outputs
+    /// are averaged with those of its mirror image (every shape is mirror-invariant,
+    /// and so are objectness and scale).
+    pub fn read(&self, xs: &Tensor, boxes: &[Vec<ObjectBox>]) -> Result<Vec<Vec<CropReading>>> {
         let (b, c, h, w) = xs.dims4()?;
         if boxes.len() != b || c != 3 {
             return Err(EvalError::Invalid(format!(
@@ -169,10 +223,10 @@ impl ShapeProbe {
             )));
         }
         let n: usize = boxes.iter().map(Vec::len).sum();
-        let device = xs.device();
         if n == 0 {
-            return Ok(Tensor::zeros((0, N_SHAPE), candle_core::DType::F32, device)?);
+            return Ok(vec![Vec::new(); b]);
         }
+        let device = xs.device();
         let pixels: Vec<f32> = xs.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1()?;
         let side = self.config.crop;
         let mut data = Vec::with_capacity(n * 3 * side * side);
@@ -185,33 +239,69 @@ impl ShapeProbe {
         let crops = Tensor::from_vec(data, (n, 3, side, side), device)?;
         let reversed = Tensor::from_vec((0..side as u32).rev().collect::<Vec<_>>(), side, device)?;
         let mirrored = crops.index_select(&reversed, 3)?;
-        Ok(((self.forward(&crops)? + self.forward(&mirrored)?)? * 0.5)?)
-    }
-
-    /// The most likely shape of each object (see [`ShapeProbe::logits`]).
-    pub fn read(&self, xs: &Tensor, boxes: &[Vec<ObjectBox>]) -> Result<Vec<Vec<Shape>>> {
-        let logits = self.logits(xs, boxes)?;
-        let best: Vec<u32> = if logits.dim(0)? == 0 {
-            Vec::new()
-        } else {
-            logits.argmax(D::Minus1)?.to_vec1()?
+        let (shapes, box_out) = self.forward(&crops)?;
+        let (mirrored_shapes, mirrored_box) = self.forward(&mirrored)?;
+        let best: Vec<u32> = ((shapes + mirrored_shapes)? * 0.5)?.argmax(D::Minus1)?.to_vec1()?;
+        let box_out: Option<Vec<Vec<f32>>> = match (box_out, mirrored_box) {
+            (Some(a), Some(m)) => Some(((a + m)? * 0.5)?.to_vec2()?),
+            _ => None,
         };
-        let mut best = best.into_iter();
+        let limit = MAX_SCALE_CORRECTION.ln();
+        let mut k = 0;
         Ok(boxes
             .iter()
             .map(|image_boxes| {
                 image_boxes
                     .iter()
-                    .map(|_| Shape::ALL[best.next().unwrap_or(0) as usize])
+                    .map(|_| {
+                        let (objectness, scale) = box_out.as_ref().map_or((1.0, 1.0), |rows| {
+                            let row = &rows[k];
+                            (1.0 / (1.0 + (-row[0]).exp()), row[1].clamp(-limit, limit).exp())
+                        });
+                        let reading = CropReading {
+                            shape: Shape::ALL[best[k] as usize],
+                            objectness,
+                            scale,
+                        };
+                        k += 1;
+                        reading
+                    })
                     .collect()
             })
             .collect())
     }
 
-    /// Cross-entropy of the crops' logits against their shapes.
-    pub fn loss(&self, crops: &Tensor, shapes: &Tensor) -> Result<(Tensor, Vec<(&'static str, Tensor)>)> {
-        let loss = candle_nn::loss::cross_entropy(&self.forward(crops)?, shapes)?;
-        Ok((loss.clone(), vec![("shape", loss)]))
+    /// Training loss: cross-entropy of the object crops' shape logits against
+    /// `shapes`; with a box head, plus the binary cross-entropy of objectness (object
+    /// crops first, background after) and the L1 error of the log radius ratio on the
+    /// object crops.
+    pub fn loss(
+        &self,
+        crops: &Tensor,
+        shapes: &Tensor,
+        targets: &BoxTargets,
+    ) -> Result<(Tensor, Vec<(&'static str, Tensor)>)> {
+        let (logits, box_out) = self.forward(crops)?;
+        let p = targets.objects;
+        let shape = candle_nn::loss::cross_entropy(&logits.narrow(0, 0, p)?, shapes)?;
+        let Some(box_out) = box_out else {
+            return Ok((shape.clone(), vec![("shape", shape)]));
+        };
+        let n = box_out.dim(0)?;
+        let present: Vec<u32> = (0..n).map(|i| (i < p) as u32).collect();
+        let present = Tensor::from_vec(present, n, crops.device())?;
+        // Binary cross-entropy as a two-class softmax over (0, logit): the log-softmax
+        // stays finite where a sigmoid saturates.
+        let logit = box_out.narrow(1, 0, 1)?;
+        let objectness = candle_nn::loss::cross_entropy(&Tensor::cat(&[&logit.zeros_like()?, &logit], 1)?, &present)?;
+        let scale = (box_out.narrow(0, 0, p)?.narrow(1, 1, 1)?.squeeze(1)? - targets.log_scales)?
+            .abs()?
+            .mean_all()?;
+        let total = ((&shape + &objectness)? + (&scale * 4.0)?)?;
+        Ok((
+            total,
+            vec![("shape", shape), ("objectness", objectness), ("scale", scale)],
+        ))
     }
 }
 
@@ -311,6 +401,12 @@ mod tests {
         let read = probe.read(&xs, &[vec![object, object], vec![]]).unwrap();
         assert_eq!(read.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 0]);
         assert_eq!(read[0][0], read[0][1]);
+        let r = read[0][0];
+        assert!((0.0..=1.0).contains(&r.objectness), "{r:?}");
+        assert!(
+            r.scale >= 1.0 / MAX_SCALE_CORRECTION && r.scale <= MAX_SCALE_CORRECTION,
+            "{r:?}"
+        );
         assert!(probe.read(&xs, &[vec![object]]).is_err(), "one box list per image");
     }
 

@@ -77,17 +77,54 @@ struct ProbeRun<M, FB, FL, FC, FA> {
     /// choice, or None when the probe has nothing to calibrate.
     calibrate: FC,
     accuracy: FA,
+    /// Layers a run may add to a probe it resumes: (config flag that adds them,
+    /// prefix of their parameters). Resuming from a folder without them starts them
+    /// fresh and keeps every other weight.
+    grown: &'static [(&'static str, &'static str)],
 }
 
-/// A config as JSON without the keys that calibration sets, to compare architectures.
-fn architecture_json(config: &impl Serialize) -> Result<serde_json::Value> {
+/// A config as JSON without the keys that calibration sets (and without `ignored`),
+/// to compare architectures.
+fn architecture_json(config: &impl Serialize, ignored: &[&str]) -> Result<serde_json::Value> {
     let mut value = serde_json::to_value(config).map_err(|e| EvalError::Invalid(e.to_string()))?;
     if let Some(object) = value.as_object_mut() {
-        for key in CALIBRATED_KEYS {
+        for key in CALIBRATED_KEYS.iter().chain(ignored) {
             object.remove(*key);
         }
     }
     Ok(value)
+}
+
+/// Checks that the probe in `dir` can be resumed by a run of `config` and returns the
+/// parameter prefixes the run adds to it: the architectures must be the same except
+/// for calibrated keys and for `grown` layers the folder lacks and the run has.
+fn resumable(dir: &Path, config: &impl Serialize, grown: &[(&str, &'static str)]) -> Result<Vec<&'static str>> {
+    let theirs_raw = load_config::<serde_json::Value>(dir)?;
+    let ours_raw = serde_json::to_value(config).map_err(|e| EvalError::Invalid(e.to_string()))?;
+    let flag = |value: &serde_json::Value, key: &str| value.get(key).and_then(|v| v.as_bool()).unwrap_or(false);
+    let mut added = Vec::new();
+    for &(key, prefix) in grown {
+        match (flag(&theirs_raw, key), flag(&ours_raw, key)) {
+            (false, true) => added.push(prefix),
+            (true, false) => {
+                return Err(EvalError::Invalid(format!(
+                    "cannot resume from {}: it has {key} and this run has not (a resumed run may add layers, not drop them)",
+                    dir.display()
+                )))
+            }
+            _ => {}
+        }
+    }
+    let grown_keys: Vec<&str> = grown.iter().map(|g| g.0).collect();
+    let theirs = architecture_json(&theirs_raw, &grown_keys)?;
+    let ours = architecture_json(&ours_raw, &grown_keys)?;
+    if theirs != ours {
+        return Err(EvalError::Invalid(format!(
+            "cannot resume from {}: its config is {theirs}, this run's is {ours}",
+            dir.display()
+        )));
+    }
+    Ok(added)
 }
 
 /// Optionally resumes, trains, measures on both splits and saves a probe.
@@ -114,17 +151,13 @@ where
         loss,
         calibrate,
         accuracy,
+        grown,
     } = probe_run;
     if let Some(dir) = run.resume {
-        let theirs = architecture_json(&load_config::<serde_json::Value>(dir)?)?;
-        let ours = architecture_json(config)?;
-        if theirs != ours {
-            return Err(EvalError::Invalid(format!(
-                "cannot resume from {}: its config is {theirs}, this run's is {ours}",
-                dir.display()
-            )));
-        }
-        resume(&mut varmap, dir, device)?;
+        let added = resumable(dir, config, grown)?;
+        resume(&mut varmap, dir, device, |name| {
+            added.iter().any(|p| name.starts_with(p))
+        })?;
     }
     // Workers render ahead of the loop (two batches each), so that a fast device
     // never waits for the CPU once the queue is full.
@@ -201,6 +234,7 @@ pub fn train_image_probe(
         loss: |p: &ImageProbe, b: &super::image_data::ImageBatch| p.loss(&b.xs, &b.targets),
         calibrate: move |p: &mut ImageProbe| calibrate_image_probe(p, n, seed ^ 0x5EED, &calibrate_dev).map(Some),
         accuracy: move |p: &ImageProbe, split| image_probe_accuracy(p, n, seed ^ 0x5EED, split, &eval_dev),
+        grown: &[],
     };
     train_probe(probe_run, config, options, run, device, progress)
 }
@@ -283,9 +317,10 @@ pub fn train_shape_probe(
         probe: ShapeProbe::new(config, vb)?,
         varmap,
         batch: move |i| shape_batch(&data_cfg, batch, seed, i, &dev),
-        loss: |p: &ShapeProbe, b: &ShapeBatch| p.loss(&b.crops, &b.shapes),
+        loss: |p: &ShapeProbe, b: &ShapeBatch| b.loss(p),
         calibrate: |_: &mut ShapeProbe| Ok(None),
         accuracy: move |p: &ShapeProbe, split| shape_probe_accuracy(p, n, seed ^ 0x5EED, split, &eval_dev),
+        grown: &[("box_head", "box.")],
     };
     train_probe(probe_run, config, options, run, device, progress)
 }
@@ -315,6 +350,7 @@ pub fn train_audio_probe(
         loss: |p: &AudioProbe, b: &super::audio_data::AudioBatch| p.loss(&b.xs, &b.instruments, &b.moods),
         calibrate: |_: &mut AudioProbe| Ok(None),
         accuracy: move |p: &AudioProbe, split| audio_probe_accuracy(p, n, seed ^ 0x5EED, split, &eval_dev),
+        grown: &[],
     };
     train_probe(probe_run, config, options, run, device, progress)
 }
@@ -343,6 +379,50 @@ pub fn train_video_probe(
         loss: |p: &VideoProbe, b: &super::video_data::VideoBatch| p.loss(&b.xs, &b.motions),
         calibrate: |_: &mut VideoProbe| Ok(None),
         accuracy: move |p: &VideoProbe, split| video_probe_accuracy(p, n, seed ^ 0x5EED, split, &eval_dev),
+        grown: &[],
     };
     train_probe(probe_run, config, options, run, device, progress)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GROWN: &[(&str, &str)] = &[("box_head", "box.")];
+
+    fn folder_with(config: &ShapeProbeConfig, name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("mmgen-resumable-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let value = serde_json::to_value(config).unwrap();
+        write_json(&dir.join("config.json"), &value).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_resumed_run_may_add_layers_but_not_drop_or_change_them() {
+        let with_box = ShapeProbeConfig::tiny();
+        let without_box = ShapeProbeConfig {
+            box_head: false,
+            ..ShapeProbeConfig::tiny()
+        };
+        let old = folder_with(&without_box, "old");
+        let new = folder_with(&with_box, "new");
+        assert_eq!(resumable(&old, &with_box, GROWN).unwrap(), vec!["box."]);
+        assert!(resumable(&new, &with_box, GROWN).unwrap().is_empty());
+        assert!(resumable(&old, &without_box, GROWN).unwrap().is_empty());
+        let err = resumable(&new, &without_box, GROWN).unwrap_err().to_string();
+        assert!(err.contains("box_head"), "{err}");
+        let wider = ShapeProbeConfig {
+            widths: vec![8, 8, 8],
+            ..ShapeProbeConfig::tiny()
+        };
+        let err = resumable(&old, &wider, GROWN).unwrap_err().to_string();
+        assert!(err.contains("widths"), "{err}");
+        // A probe that grows nothing compares the whole architecture.
+        let err = resumable(&old, &with_box, &[]).unwrap_err().to_string();
+        assert!(err.contains("box_head"), "{err}");
+        for dir in [old, new] {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
 }

@@ -2,8 +2,11 @@
 //!
 //! An object's track (centre and radius in 8 evenly spaced frames, found by the image
 //! probe in evaluation) gives its displacement and scale over time; a spin leaves both
-//! alone, so an appearance cue is added: how much the pixels inside the object change
-//! between neighbouring frames at mid-clip. A small MLP reads these 26 numbers.
+//! alone, so appearance cues are added: how much the pixels inside the object change
+//! between frames one and two apart at mid-clip, and how much those in a ring around
+//! it change (a sunset or falling snow changes both; a spin mostly the inside). Two
+//! frames apart, a hexagon has turned by about the 30 degrees that change it most; one
+//! frame apart it has barely changed. A small MLP reads these 32 numbers.
 //!
 //! An end-to-end alternative (a convolutional net over a tube of stacked frames, the
 //! "early fusion" of Karpathy et al. 2014) did not leave chance level in 600 steps on
@@ -21,8 +24,10 @@ use crate::error::{EvalError, Result};
 
 /// Frames of a track.
 pub const TRACK_FRAMES: usize = 8;
-/// Width of the feature vector.
-pub const FEATURES: usize = 3 * TRACK_FRAMES + 2;
+/// Frame pairs of the appearance cues, as offsets from the middle frame.
+const CUE_PAIRS: [(isize, isize); 4] = [(-2, 0), (-1, 0), (0, 1), (0, 2)];
+/// Width of the feature vector: the track, then an inside and a ring cue per pair.
+pub const FEATURES: usize = 3 * TRACK_FRAMES + 2 * CUE_PAIRS.len();
 const N_MOTION: usize = 9;
 
 /// One point of a track: centre (canvas fractions) and radius.
@@ -43,24 +48,42 @@ pub fn track_frame_indices(frames: usize) -> Vec<usize> {
         .collect()
 }
 
-/// The middle frame of a clip, and its neighbours, used for the appearance cue.
-pub fn middle_frames(frames: usize) -> (usize, usize, usize) {
-    let mid = frames / 2;
-    (mid.saturating_sub(1), mid, (mid + 1).min(frames.saturating_sub(1)))
+/// The middle frame of a clip.
+pub fn middle_frame(frames: usize) -> usize {
+    frames / 2
 }
 
-/// Mean absolute RGB change (in [0, 2] units) inside a disc of `radius` around (cx, cy)
-/// between frames `a` and `b`, sampled on a 12 x 12 grid scaled to the object.
-fn appearance_change(a: &RgbImage, b: &RgbImage, p: TrackPoint) -> f32 {
-    let n = 12;
+/// The frames the appearance cues compare (the middle one and up to two either side,
+/// clamped to the clip), in increasing order without repeats.
+pub fn cue_frames(frames: usize) -> Vec<usize> {
+    let mut out: Vec<usize> = CUE_PAIRS
+        .iter()
+        .flat_map(|&(a, b)| [a, b])
+        .map(|offset| cue_frame(frames, offset))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+fn cue_frame(frames: usize, offset: isize) -> usize {
+    (middle_frame(frames) as isize + offset).clamp(0, frames.saturating_sub(1) as isize) as usize
+}
+
+/// Mean absolute RGB change (in [0, 2] units) between frames `a` and `b` over the
+/// annulus from `inner` to `outer` object radii around (cx, cy), sampled on a 16 x 16
+/// grid scaled to the annulus (a disc when `inner` is 0).
+fn appearance_change(a: &RgbImage, b: &RgbImage, p: TrackPoint, inner: f32, outer: f32) -> f32 {
+    let n = 16;
     let (mut sum, mut count) = (0.0, 0.0);
     for j in 0..n {
         for i in 0..n {
             let (u, v) = (
-                (i as f32 + 0.5) / n as f32 * 2.0 - 1.0,
-                (j as f32 + 0.5) / n as f32 * 2.0 - 1.0,
+                ((i as f32 + 0.5) / n as f32 * 2.0 - 1.0) * outer,
+                ((j as f32 + 0.5) / n as f32 * 2.0 - 1.0) * outer,
             );
-            if u * u + v * v > 1.0 {
+            let r2 = u * u + v * v;
+            if r2 > outer * outer || r2 < inner * inner {
                 continue;
             }
             let x = ((p.cx + u * p.radius) * a.width() as f32).floor();
@@ -81,9 +104,11 @@ fn appearance_change(a: &RgbImage, b: &RgbImage, p: TrackPoint) -> f32 {
 }
 
 /// The probe's input: the track relative to its middle point (displacements in units
-/// of the world's motion sizes, log radius ratios) and the appearance change around the
-/// middle frame. `frames` is the whole clip; `track` has [`TRACK_FRAMES`] points at
-/// [`track_frame_indices`]; `middle` is the object at the clip's middle frame.
+/// of the world's motion sizes, log radius ratios) and the appearance cues (inside the
+/// object and in a ring from 1.3 to 2 radii around it, for each of the frame pairs one
+/// and two apart about the middle). `frames` is the whole clip (only [`cue_frames`] are
+/// read); `track` has [`TRACK_FRAMES`] points at [`track_frame_indices`]; `middle` is
+/// the object at the clip's middle frame.
 pub fn motion_features(frames: &[RgbImage], track: &[TrackPoint], middle: TrackPoint) -> Result<Vec<f32>> {
     if track.len() != TRACK_FRAMES || frames.len() < 2 {
         return Err(EvalError::Invalid(format!(
@@ -98,9 +123,11 @@ pub fn motion_features(frames: &[RgbImage], track: &[TrackPoint], middle: TrackP
             .iter()
             .map(|p| (p.radius.max(1e-3) / middle.radius.max(1e-3)).ln()),
     );
-    let (before, mid, after) = middle_frames(frames.len());
-    out.push(8.0 * appearance_change(&frames[before], &frames[mid], middle));
-    out.push(8.0 * appearance_change(&frames[mid], &frames[after], middle));
+    for (a, b) in CUE_PAIRS {
+        let (a, b) = (&frames[cue_frame(frames.len(), a)], &frames[cue_frame(frames.len(), b)]);
+        out.push(8.0 * appearance_change(a, b, middle, 0.0, 1.0));
+        out.push(8.0 * appearance_change(a, b, middle, 1.3, 2.0));
+    }
     Ok(out)
 }
 
@@ -171,7 +198,8 @@ mod tests {
     #[test]
     fn features_and_shapes() {
         assert_eq!(track_frame_indices(24), vec![0, 3, 7, 10, 13, 16, 20, 23]);
-        assert_eq!(middle_frames(24), (11, 12, 13));
+        assert_eq!(cue_frames(24), vec![10, 11, 12, 13, 14]);
+        assert_eq!(cue_frames(2), vec![0, 1]);
         let frames: Vec<RgbImage> = (0..24)
             .map(|i| RgbImage::from_pixel(16, 16, image::Rgb([i * 10, 0, 0])))
             .collect();
@@ -189,8 +217,14 @@ mod tests {
         let f = motion_features(&frames, &track, p).unwrap();
         assert_eq!(f.len(), FEATURES);
         assert!((f[0] + 0.5).abs() < 1e-5 && (f[7] - 0.5).abs() < 1e-5);
-        // Every frame differs by 10 levels of red: the cue sees it.
-        assert!((f[24] - 8.0 * 10.0 / 127.5 / 3.0).abs() < 1e-4);
+        // Every frame differs by 10 levels of red: the cues see it, inside and around,
+        // twice as much two frames apart.
+        let one = 8.0 * 10.0 / 127.5 / 3.0;
+        assert!(
+            (f[24] - 2.0 * one).abs() < 1e-4 && (f[25] - 2.0 * one).abs() < 1e-4,
+            "{f:?}"
+        );
+        assert!((f[26] - one).abs() < 1e-4 && (f[30] - 2.0 * one).abs() < 1e-4, "{f:?}");
         let probe = VideoProbe::new(&VideoProbeConfig::tiny(), VarBuilder::zeros(DType::F32, &Device::Cpu)).unwrap();
         assert_eq!(probe.read(&[f.clone(), f], &Device::Cpu).unwrap().len(), 2);
         assert!(motion_features(&frames, &track[..3], p).is_err());

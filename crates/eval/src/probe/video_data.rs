@@ -14,7 +14,7 @@ use mmgen_world::{Motion, Shape, SpecSampler, Split};
 use rand::Rng;
 
 use super::image_data::Tally;
-use super::video::{middle_frames, motion_features, track_frame_indices, TrackPoint, VideoProbe, FEATURES};
+use super::video::{cue_frames, middle_frame, motion_features, track_frame_indices, TrackPoint, VideoProbe, FEATURES};
 use crate::error::Result;
 
 /// Side of the frames.
@@ -36,12 +36,12 @@ fn scene_features(seed: u64, split: Option<Split>, augment: bool) -> Result<Vec<
         24
     };
     let track_at = track_frame_indices(clip);
-    let (before, mid, after) = middle_frames(clip);
+    let (cues, mid) = (cue_frames(clip), middle_frame(clip));
     let flip = augment && rng.random_bool(0.5);
     // Render only the frames the features read.
     let mut frames: Vec<RgbImage> = Vec::with_capacity(clip);
     for i in 0..clip {
-        let needed = i == before || i == mid || i == after;
+        let needed = cues.contains(&i);
         let frame = if needed {
             scene.frame(FRAME_SIZE, FRAME_SIZE, frame_time(i as u32, clip as u32))?
         } else {
