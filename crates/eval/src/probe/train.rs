@@ -201,6 +201,10 @@ where
     Ok(metrics)
 }
 
+/// Mixed into the run's seed for the renders that measure (and calibrate) a trained
+/// probe, so that they are not the renders it trained on.
+const MEASUREMENT_SEED: u64 = 0x5EED;
+
 /// Fresh variables, initialised from the run's seed.
 fn new_varmap(seed: u64, device: &Device) -> (VarMap, VarBuilder<'static>) {
     let varmap = VarMap::new();
@@ -217,23 +221,17 @@ pub fn train_image_probe(
     progress: impl FnMut(&StepReport),
 ) -> Result<serde_json::Value> {
     let (varmap, vb) = new_varmap(options.seed, device);
-    let (size, batch, seed, dev, eval_dev, calibrate_dev, n) = (
-        config.image_size,
-        options.batch,
-        options.seed,
-        device.clone(),
-        device.clone(),
-        device.clone(),
-        run.eval_samples,
-    );
+    // Only the data closure moves to the worker threads; the others borrow.
+    let (size, batch, seed, dev) = (config.image_size, options.batch, options.seed, device.clone());
+    let (n, measured) = (run.eval_samples, options.seed ^ MEASUREMENT_SEED);
     let probe_run = ProbeRun {
         name: "image",
         probe: ImageProbe::new(config, vb)?,
         varmap,
         batch: move |i| image_batch(size, batch, seed, i, &dev),
         loss: |p: &ImageProbe, b: &super::image_data::ImageBatch| p.loss(&b.xs, &b.targets),
-        calibrate: move |p: &mut ImageProbe| calibrate_image_probe(p, n, seed ^ 0x5EED, &calibrate_dev).map(Some),
-        accuracy: move |p: &ImageProbe, split| image_probe_accuracy(p, n, seed ^ 0x5EED, split, &eval_dev),
+        calibrate: |p: &mut ImageProbe| calibrate_image_probe(p, n, measured, device).map(Some),
+        accuracy: |p: &ImageProbe, split| image_probe_accuracy(p, n, measured, split, device),
         grown: &[],
     };
     train_probe(probe_run, config, options, run, device, progress)
@@ -304,14 +302,8 @@ pub fn train_shape_probe(
     progress: impl FnMut(&StepReport),
 ) -> Result<serde_json::Value> {
     let (varmap, vb) = new_varmap(options.seed, device);
-    let (batch, seed, dev, eval_dev, n, data_cfg) = (
-        options.batch,
-        options.seed,
-        device.clone(),
-        device.clone(),
-        run.eval_samples,
-        config.clone(),
-    );
+    let (batch, seed, dev, data_cfg) = (options.batch, options.seed, device.clone(), config.clone());
+    let (n, measured) = (run.eval_samples, options.seed ^ MEASUREMENT_SEED);
     let probe_run = ProbeRun {
         name: "shape",
         probe: ShapeProbe::new(config, vb)?,
@@ -319,7 +311,7 @@ pub fn train_shape_probe(
         batch: move |i| shape_batch(&data_cfg, batch, seed, i, &dev),
         loss: |p: &ShapeProbe, b: &ShapeBatch| b.loss(p),
         calibrate: |_: &mut ShapeProbe| Ok(None),
-        accuracy: move |p: &ShapeProbe, split| shape_probe_accuracy(p, n, seed ^ 0x5EED, split, &eval_dev),
+        accuracy: |p: &ShapeProbe, split| shape_probe_accuracy(p, n, measured, split, device),
         grown: &[("box_head", "box.")],
     };
     train_probe(probe_run, config, options, run, device, progress)
@@ -334,14 +326,8 @@ pub fn train_audio_probe(
     progress: impl FnMut(&StepReport),
 ) -> Result<serde_json::Value> {
     let (varmap, vb) = new_varmap(options.seed, device);
-    let (batch, seed, dev, eval_dev, n, data_cfg) = (
-        options.batch,
-        options.seed,
-        device.clone(),
-        device.clone(),
-        run.eval_samples,
-        config.clone(),
-    );
+    let (batch, seed, dev, data_cfg) = (options.batch, options.seed, device.clone(), config.clone());
+    let (n, measured) = (run.eval_samples, options.seed ^ MEASUREMENT_SEED);
     let probe_run = ProbeRun {
         name: "audio",
         probe: AudioProbe::new(config, vb)?,
@@ -349,7 +335,7 @@ pub fn train_audio_probe(
         batch: move |i| audio_batch(&data_cfg, batch, seed, i, &dev),
         loss: |p: &AudioProbe, b: &super::audio_data::AudioBatch| p.loss(&b.xs, &b.instruments, &b.moods),
         calibrate: |_: &mut AudioProbe| Ok(None),
-        accuracy: move |p: &AudioProbe, split| audio_probe_accuracy(p, n, seed ^ 0x5EED, split, &eval_dev),
+        accuracy: |p: &AudioProbe, split| audio_probe_accuracy(p, n, measured, split, device),
         grown: &[],
     };
     train_probe(probe_run, config, options, run, device, progress)
@@ -364,13 +350,8 @@ pub fn train_video_probe(
     progress: impl FnMut(&StepReport),
 ) -> Result<serde_json::Value> {
     let (varmap, vb) = new_varmap(options.seed, device);
-    let (batch, seed, dev, eval_dev, n) = (
-        options.batch,
-        options.seed,
-        device.clone(),
-        device.clone(),
-        run.eval_samples,
-    );
+    let (batch, seed, dev) = (options.batch, options.seed, device.clone());
+    let (n, measured) = (run.eval_samples, options.seed ^ MEASUREMENT_SEED);
     let probe_run = ProbeRun {
         name: "video",
         probe: VideoProbe::new(config, vb)?,
@@ -378,7 +359,7 @@ pub fn train_video_probe(
         batch: move |i| video_batch(batch, seed, i, &dev),
         loss: |p: &VideoProbe, b: &super::video_data::VideoBatch| p.loss(&b.xs, &b.motions),
         calibrate: |_: &mut VideoProbe| Ok(None),
-        accuracy: move |p: &VideoProbe, split| video_probe_accuracy(p, n, seed ^ 0x5EED, split, &eval_dev),
+        accuracy: |p: &VideoProbe, split| video_probe_accuracy(p, n, measured, split, device),
         grown: &[],
     };
     train_probe(probe_run, config, options, run, device, progress)
