@@ -11,8 +11,8 @@
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{linear, Linear, VarBuilder};
 
-use super::argmax;
 use super::shape::{ObjectBox, ShapeProbe, MIN_RADIUS};
+use super::{argmax, sigmoid};
 use image::RgbImage;
 use mmgen_nn::{per_cell, space_to_depth, CellGrid, Conv3x3};
 use mmgen_world::layout::Pose;
@@ -346,7 +346,6 @@ impl ImageProbe {
         let global: Vec<Vec<f32>> = global.to_dtype(DType::F32)?.to_vec2()?;
         let pooled: Vec<Vec<f32>> = pooled.to_dtype(DType::F32)?.to_vec2()?;
         let at = |i: usize, c: usize, y: usize, x: usize| dense[((i * DENSE + c) * g + y) * g + x];
-        let sigmoid = |v: f32| 1.0 / (1.0 + (-v).exp());
         let mut out = Vec::with_capacity(b);
         for i in 0..b {
             let mut objects = Vec::new();

@@ -22,6 +22,11 @@ pub fn argmax(values: impl IntoIterator<Item = f32>) -> usize {
         .0
 }
 
+/// The logistic function of one logit.
+pub fn sigmoid(logit: f32) -> f32 {
+    1.0 / (1.0 + (-logit).exp())
+}
+
 /// Two hidden ReLU layers and a linear output: the audio and video probes' reader.
 /// Parameters `l1`, `l2`, `out`.
 #[derive(Debug, Clone)]

@@ -24,6 +24,7 @@ use mmgen_world::layout::Pose;
 use mmgen_world::Shape;
 use serde::{Deserialize, Serialize};
 
+use super::sigmoid;
 use crate::error::{EvalError, Result};
 
 const N_SHAPE: usize = 8;
@@ -97,6 +98,10 @@ impl From<Pose> for ObjectBox {
 /// Smallest radius a crop is scaled to (canvas fraction): a detection whose radius
 /// was read as about zero still gets a crop of a small object's size.
 pub const MIN_RADIUS: f32 = 0.04;
+
+/// Layers a resumed training run may add to a shape probe: (config flag, parameter
+/// prefix). The box head is built under `box` when `box_head` is set.
+pub const GROWN_LAYERS: &[(&str, &str)] = &[("box_head", "box.")];
 
 /// Largest radius correction the box head may apply, as a factor either way: a
 /// detection more than this far off in scale is not the object it claims to be.
@@ -203,10 +208,7 @@ impl ShapeProbe {
             }
         }
         let x = x.flatten_from(1)?;
-        let boxes = match &self.box_head {
-            Some(head) => Some(head.forward(&x)?),
-            None => None,
-        };
+        let boxes = self.box_head.as_ref().map(|head| head.forward(&x)).transpose()?;
         Ok((self.head.forward(&x)?, boxes))
     }
 
@@ -247,27 +249,19 @@ impl ShapeProbe {
             _ => None,
         };
         let limit = MAX_SCALE_CORRECTION.ln();
-        let mut k = 0;
+        let mut readings = best.iter().enumerate().map(|(k, &shape)| {
+            let (objectness, scale) = box_out.as_ref().map_or((1.0, 1.0), |rows| {
+                (sigmoid(rows[k][0]), rows[k][1].clamp(-limit, limit).exp())
+            });
+            CropReading {
+                shape: Shape::ALL[shape as usize],
+                objectness,
+                scale,
+            }
+        });
         Ok(boxes
             .iter()
-            .map(|image_boxes| {
-                image_boxes
-                    .iter()
-                    .map(|_| {
-                        let (objectness, scale) = box_out.as_ref().map_or((1.0, 1.0), |rows| {
-                            let row = &rows[k];
-                            (1.0 / (1.0 + (-row[0]).exp()), row[1].clamp(-limit, limit).exp())
-                        });
-                        let reading = CropReading {
-                            shape: Shape::ALL[best[k] as usize],
-                            objectness,
-                            scale,
-                        };
-                        k += 1;
-                        reading
-                    })
-                    .collect()
-            })
+            .map(|image_boxes| readings.by_ref().take(image_boxes.len()).collect())
             .collect())
     }
 
@@ -366,19 +360,26 @@ mod tests {
     use super::*;
     use candle_core::DType;
     use candle_nn::VarMap;
+    use std::ops::Range;
+
+    /// A black (3, h, w) image in [-1, 1], white over pixel columns `xs` and rows `ys`.
+    fn white_block(h: usize, w: usize, xs: Range<usize>, ys: Range<usize>) -> Vec<f32> {
+        let mut image = vec![-1.0f32; 3 * h * w];
+        for c in 0..3 {
+            for y in ys.clone() {
+                for x in xs.clone() {
+                    image[(c * h + y) * w + x] = 1.0;
+                }
+            }
+        }
+        image
+    }
 
     #[test]
     fn crops_follow_the_object_and_the_network_reads_them() {
         // A 16x16 image, black but for a white 2x2 block at pixels (4..6, 10..12).
         let (h, w) = (16, 16);
-        let mut image = vec![-1.0f32; 3 * h * w];
-        for c in 0..3 {
-            for y in 10..12 {
-                for x in 4..6 {
-                    image[(c * h + y) * w + x] = 1.0;
-                }
-            }
-        }
+        let image = white_block(h, w, 4..6, 10..12);
         let config = ShapeProbeConfig::tiny();
         let mut crop = Vec::new();
         let object = ObjectBox {
@@ -414,14 +415,7 @@ mod tests {
     fn turned_crops_turn_the_object() {
         // A horizontal bar, 3 pixels thick, through the centre of a 16x16 image.
         let (h, w) = (16, 16);
-        let mut image = vec![-1.0f32; 3 * h * w];
-        for c in 0..3 {
-            for y in 7..10 {
-                for x in 1..15 {
-                    image[(c * h + y) * w + x] = 1.0;
-                }
-            }
-        }
+        let image = white_block(h, w, 1..15, 7..10);
         let config = ShapeProbeConfig::tiny();
         let object = ObjectBox {
             cx: 0.5,

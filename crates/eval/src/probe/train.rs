@@ -312,7 +312,7 @@ pub fn train_shape_probe(
         loss: |p: &ShapeProbe, b: &ShapeBatch| b.loss(p),
         calibrate: |_: &mut ShapeProbe| Ok(None),
         accuracy: |p: &ShapeProbe, split| shape_probe_accuracy(p, n, measured, split, device),
-        grown: &[("box_head", "box.")],
+        grown: super::shape::GROWN_LAYERS,
     };
     train_probe(probe_run, config, options, run, device, progress)
 }
@@ -369,7 +369,7 @@ pub fn train_video_probe(
 mod tests {
     use super::*;
 
-    const GROWN: &[(&str, &str)] = &[("box_head", "box.")];
+    use crate::probe::shape::GROWN_LAYERS as GROWN;
 
     fn folder_with(config: &ShapeProbeConfig, name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("mmgen-resumable-{name}-{}", std::process::id()));
