@@ -5,19 +5,18 @@ use std::path::Path;
 
 use candle_core::Device;
 use image::RgbImage;
-use mmgen_world::caption::parse::{parse_prompt, Request};
+use mmgen_world::caption::parse::{parse_prompt, AskedObject, Request};
 use mmgen_world::rng::mix64;
 use mmgen_world::{caption_for_seed, CaptionOptions, Lang, Medium, SpecSampler, Split};
 use serde::Serialize;
 
-use crate::align::{audio_checks, consistent, find, image_checks, Category};
+use crate::align::{audio_checks, find, image_checks, Category, Track, TRACK_THRESHOLD};
 use crate::error::{EvalError, Result};
 use crate::fd::frechet_distance;
 use crate::fit::{load_config, load_weights};
 use crate::generator::{Generated, GenerationSettings, Generator, Oracle};
 use crate::probe::audio::{AudioProbe, AudioProbeConfig};
-use crate::probe::image::Detection;
-use crate::probe::image::{images_to_tensor, ImageProbe, ImageProbeConfig, ImageReading};
+use crate::probe::image::{images_to_tensor, Detection, ImageProbe, ImageProbeConfig, ImageReading};
 use crate::probe::shape::{ShapeProbe, ShapeProbeConfig};
 use crate::probe::video::{
     middle_frame, motion_features, track_frame_indices, TrackPoint, VideoProbe, VideoProbeConfig,
@@ -221,9 +220,14 @@ impl Probes {
     }
 
     fn read_images(&self, images: &[RgbImage]) -> Result<Vec<ImageReading>> {
+        self.read_images_above(images, self.image.config().detection_threshold)
+    }
+
+    /// Reads `images`, keeping detections with a score of at least `threshold`.
+    fn read_images_above(&self, images: &[RgbImage], threshold: f64) -> Result<Vec<ImageReading>> {
         let mut out = Vec::with_capacity(images.len());
         for chunk in images.chunks(64) {
-            out.extend(self.image.read(&images_to_tensor(chunk, &self.device)?)?);
+            out.extend(self.image.read_above(&images_to_tensor(chunk, &self.device)?, threshold)?);
         }
         Ok(out)
     }
@@ -253,35 +257,6 @@ fn mean_features(readings: &[ImageReading]) -> Vec<f32> {
     (0..width)
         .map(|k| readings.iter().map(|r| r.features[k]).sum::<f32>() / n)
         .collect()
-}
-
-/// The track of the object detected as `start` in frame `mid`: in each other frame,
-/// the nearest detection of the same shape and colour within 0.3 of where it was last
-/// seen, walking out from the middle; where none is found, the last position stays.
-fn track_of(start: &Detection, readings: &[ImageReading], mid: usize) -> Vec<TrackPoint> {
-    let point = |d: &Detection| TrackPoint {
-        cx: d.cx,
-        cy: d.cy,
-        radius: d.radius,
-    };
-    let mut track = vec![point(start); readings.len()];
-    for order in [(mid + 1..readings.len()).collect::<Vec<_>>(), (0..mid).rev().collect()] {
-        let mut last = point(start);
-        for i in order {
-            let next = readings[i]
-                .objects
-                .iter()
-                .filter(|d| d.shape == start.shape && d.colour == start.colour)
-                .map(|d| (d, (d.cx - last.cx).hypot(d.cy - last.cy)))
-                .filter(|(_, dist)| *dist < 0.3)
-                .min_by(|a, b| a.1.total_cmp(&b.1));
-            if let Some((d, _)) = next {
-                last = point(d);
-            }
-            track[i] = last;
-        }
-    }
-    track
 }
 
 /// Scores of one prompt and the features of its output and of a fresh render.
@@ -319,36 +294,47 @@ fn score_prompt(
                 .as_ref()
                 .filter(|f| !f.is_empty())
                 .ok_or_else(|| missing("video"))?;
-            let readings = probes.read_images(frames)?;
+            // Weak detections are read too, to continue tracks; objects are found only
+            // among those at the calibrated threshold.
+            let threshold = probes.image.config().detection_threshold;
+            let readings = probes.read_images_above(frames, TRACK_THRESHOLD.min(threshold))?;
             let mid = middle_frame(frames.len());
-            let middle = &readings[mid];
+            let found: Vec<Vec<Detection>> = readings
+                .iter()
+                .map(|r| r.objects.iter().filter(|d| d.score as f64 >= threshold).cloned().collect())
+                .collect();
+            // Each asked object is followed from the frame where it is found most surely.
+            let tracked = |o: &AskedObject| {
+                found
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, objects)| find(o, objects).map(|d| (i, d)))
+                    .max_by(|a, b| a.1.score.total_cmp(&b.1.score))
+                    .map(|(i, d)| Track::follow(d, &readings, i))
+            };
             let mut checks = Vec::new();
             let asked_motion: Vec<_> = request.objects.iter().filter(|o| o.motion.is_some()).collect();
             if !asked_motion.is_empty() {
-                let found: Vec<_> = asked_motion.iter().map(|o| find(o, &middle.objects)).collect();
-                let ok = if found.iter().all(|d| d.is_some()) {
-                    let features = found
-                        .iter()
-                        .flatten()
-                        .map(|d| {
-                            let track = track_of(d, &readings, mid);
-                            let points: Vec<TrackPoint> =
-                                track_frame_indices(frames.len()).iter().map(|&i| track[i]).collect();
-                            motion_features(frames, &points, track[mid])
-                        })
-                        .collect::<Result<Vec<_>>>()?;
-                    let motions = video_probe.read(&features, &probes.device)?;
-                    asked_motion.iter().zip(motions).all(|(o, m)| o.motion == Some(m))
-                } else {
-                    false
+                let tracks: Option<Vec<Track>> = asked_motion.iter().map(|o| tracked(o)).collect();
+                let ok = match tracks {
+                    Some(tracks) => {
+                        let features = tracks
+                            .iter()
+                            .map(|track| {
+                                let points: Vec<TrackPoint> =
+                                    track_frame_indices(frames.len()).iter().map(|&i| track.points[i]).collect();
+                                motion_features(frames, &points, track.points[mid])
+                            })
+                            .collect::<Result<Vec<_>>>()?;
+                        let motions = video_probe.read(&features, &probes.device)?;
+                        asked_motion.iter().zip(motions).all(|(o, m)| o.motion == Some(m))
+                    }
+                    None => false,
                 };
                 checks.push((Category::Motion, ok));
             }
             if !request.objects.is_empty() {
-                let ok = request
-                    .objects
-                    .iter()
-                    .all(|o| find(o, &middle.objects).is_some_and(|d| consistent(d, &readings)));
+                let ok = request.objects.iter().all(|o| tracked(o).is_some_and(|t| t.consistent()));
                 checks.push((Category::TemporalConsistency, ok));
             }
             let real_frames = real.video.as_ref().ok_or_else(|| missing("video"))?;
