@@ -245,7 +245,10 @@ impl Track {
         if let Some(s) = seen.get_mut(from) {
             *s = true;
         }
-        for order in [(from + 1..frames.len()).collect::<Vec<_>>(), (0..from.min(frames.len())).rev().collect()] {
+        for order in [
+            (from + 1..frames.len()).collect::<Vec<_>>(),
+            (0..from.min(frames.len())).rev().collect(),
+        ] {
             let mut last = point(start);
             for i in order {
                 let next = frames[i]
@@ -406,7 +409,11 @@ mod tests {
         // Turned into a circle (or recoloured) for the last quarter: not consistent,
         // and the blue circle nearby is not taken for it.
         for changed in [Shape::Circle, Shape::Star] {
-            let colour = if changed == Shape::Star { Colour::Green } else { Colour::Red };
+            let colour = if changed == Shape::Star {
+                Colour::Green
+            } else {
+                Colour::Red
+            };
             let frames = clip(n, |i, star| {
                 Some(if i >= 18 {
                     Detection {
@@ -424,7 +431,9 @@ mod tests {
         }
 
         // A same-kind object that jumps further than the gate is not the same object.
-        let jumped = clip(n, |i, star| Some(if i > mid { Detection { cy: 0.9, ..star } } else { star }));
+        let jumped = clip(n, |i, star| {
+            Some(if i > mid { Detection { cy: 0.9, ..star } } else { star })
+        });
         assert!(!Track::follow(start, &jumped, mid).consistent());
     }
 }

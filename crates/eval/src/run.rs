@@ -227,7 +227,10 @@ impl Probes {
     fn read_images_above(&self, images: &[RgbImage], threshold: f64) -> Result<Vec<ImageReading>> {
         let mut out = Vec::with_capacity(images.len());
         for chunk in images.chunks(64) {
-            out.extend(self.image.read_above(&images_to_tensor(chunk, &self.device)?, threshold)?);
+            out.extend(
+                self.image
+                    .read_above(&images_to_tensor(chunk, &self.device)?, threshold)?,
+            );
         }
         Ok(out)
     }
@@ -301,7 +304,13 @@ fn score_prompt(
             let mid = middle_frame(frames.len());
             let found: Vec<Vec<Detection>> = readings
                 .iter()
-                .map(|r| r.objects.iter().filter(|d| d.score as f64 >= threshold).cloned().collect())
+                .map(|r| {
+                    r.objects
+                        .iter()
+                        .filter(|d| d.score as f64 >= threshold)
+                        .cloned()
+                        .collect()
+                })
                 .collect();
             // Each asked object is followed from the frame where it is found most surely.
             let tracked = |o: &AskedObject| {
@@ -321,8 +330,10 @@ fn score_prompt(
                         let features = tracks
                             .iter()
                             .map(|track| {
-                                let points: Vec<TrackPoint> =
-                                    track_frame_indices(frames.len()).iter().map(|&i| track.points[i]).collect();
+                                let points: Vec<TrackPoint> = track_frame_indices(frames.len())
+                                    .iter()
+                                    .map(|&i| track.points[i])
+                                    .collect();
                                 motion_features(frames, &points, track.points[mid])
                             })
                             .collect::<Result<Vec<_>>>()?;
@@ -334,7 +345,10 @@ fn score_prompt(
                 checks.push((Category::Motion, ok));
             }
             if !request.objects.is_empty() {
-                let ok = request.objects.iter().all(|o| tracked(o).is_some_and(|t| t.consistent()));
+                let ok = request
+                    .objects
+                    .iter()
+                    .all(|o| tracked(o).is_some_and(|t| t.consistent()));
                 checks.push((Category::TemporalConsistency, ok));
             }
             let real_frames = real.video.as_ref().ok_or_else(|| missing("video"))?;
