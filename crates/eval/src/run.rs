@@ -312,22 +312,32 @@ fn score_prompt(
                         .collect()
                 })
                 .collect();
-            // Each asked object is followed from the frame where it is found most surely.
-            let tracked = |o: &AskedObject| {
-                found
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, objects)| find(o, objects).map(|d| (i, d)))
-                    .max_by(|a, b| a.1.score.total_cmp(&b.1.score))
-                    .map(|(i, d)| Track::follow(d, &readings, i))
-            };
+            // Each asked object is followed (once, for both categories) from the frame
+            // where it is found most surely.
+            let tracks: Vec<Option<Track>> = request
+                .objects
+                .iter()
+                .map(|o| {
+                    found
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, objects)| find(o, objects).map(|d| (i, d)))
+                        .max_by(|a, b| a.1.score.total_cmp(&b.1.score))
+                        .map(|(i, d)| Track::follow(d, &readings, i))
+                })
+                .collect();
             let mut checks = Vec::new();
-            let asked_motion: Vec<_> = request.objects.iter().filter(|o| o.motion.is_some()).collect();
+            let asked_motion: Vec<(&AskedObject, &Option<Track>)> = request
+                .objects
+                .iter()
+                .zip(&tracks)
+                .filter(|(o, _)| o.motion.is_some())
+                .collect();
             if !asked_motion.is_empty() {
-                let tracks: Option<Vec<Track>> = asked_motion.iter().map(|o| tracked(o)).collect();
-                let ok = match tracks {
-                    Some(tracks) => {
-                        let features = tracks
+                let motion_tracks: Option<Vec<&Track>> = asked_motion.iter().map(|(_, t)| t.as_ref()).collect();
+                let ok = match motion_tracks {
+                    Some(motion_tracks) => {
+                        let features = motion_tracks
                             .iter()
                             .map(|track| {
                                 let points: Vec<TrackPoint> = track_frame_indices(frames.len())
@@ -338,17 +348,14 @@ fn score_prompt(
                             })
                             .collect::<Result<Vec<_>>>()?;
                         let motions = video_probe.read(&features, &probes.device)?;
-                        asked_motion.iter().zip(motions).all(|(o, m)| o.motion == Some(m))
+                        asked_motion.iter().zip(motions).all(|((o, _), m)| o.motion == Some(m))
                     }
                     None => false,
                 };
                 checks.push((Category::Motion, ok));
             }
             if !request.objects.is_empty() {
-                let ok = request
-                    .objects
-                    .iter()
-                    .all(|o| tracked(o).is_some_and(|t| t.consistent()));
+                let ok = tracks.iter().all(|t| t.as_ref().is_some_and(Track::consistent));
                 checks.push((Category::TemporalConsistency, ok));
             }
             let real_frames = real.video.as_ref().ok_or_else(|| missing("video"))?;
