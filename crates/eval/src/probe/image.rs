@@ -355,15 +355,20 @@ impl ImageProbe {
                     if (sigmoid(heat) as f64) < threshold {
                         continue;
                     }
-                    // A peak: no neighbour is hotter (3x3 non-maximum suppression).
+                    let colour_at = |y: usize, x: usize| argmax((0..N_COLOUR).map(|k| at(i, COLOUR + k, y, x)));
+                    let colour = colour_at(y, x);
+                    // A peak: no neighbour of the same colour is hotter (3x3 non-maximum
+                    // suppression per colour, as CenterNet's is per class): two objects
+                    // of different colours touching, one cell apart, are both kept.
                     let peak = (y.saturating_sub(1)..(y + 2).min(g))
                         .flat_map(|yy| (x.saturating_sub(1)..(x + 2).min(g)).map(move |xx| (yy, xx)))
-                        .all(|(yy, xx)| (yy, xx) == (y, x) || at(i, HEAT, yy, xx) <= heat);
+                        .all(|(yy, xx)| {
+                            (yy, xx) == (y, x) || at(i, HEAT, yy, xx) <= heat || colour_at(yy, xx) != colour
+                        });
                     if !peak {
                         continue;
                     }
                     let shape = argmax((0..N_SHAPE).map(|k| at(i, SHAPE + k, y, x)));
-                    let colour = argmax((0..N_COLOUR).map(|k| at(i, COLOUR + k, y, x)));
                     let size = argmax((0..N_SIZE).map(|k| at(i, SIZE + k, y, x)));
                     objects.push(Detection {
                         cx: (x as f32 + sigmoid(at(i, OFFSET, y, x))) / g as f32,
@@ -567,6 +572,33 @@ mod tests {
             VarBuilder::zeros(DType::F32, &dev)
         )
         .is_err());
+    }
+
+    /// Two touching objects of different colours peak in neighbouring cells and are
+    /// both read; a weaker neighbour of the same colour is the same object's shoulder.
+    #[test]
+    fn suppression_is_per_colour() {
+        let dev = Device::Cpu;
+        let cfg = ImageProbeConfig::tiny();
+        let probe = ImageProbe::new(&cfg, VarBuilder::zeros(DType::F32, &dev)).unwrap();
+        let g = cfg.grid();
+        let decode = |second_colour: usize| {
+            let mut dense = vec![-10.0f32; DENSE * g * g];
+            let mut set = |c: usize, y: usize, x: usize, v: f32| dense[(c * g + y) * g + x] = v;
+            // A hot pink peak at (3, 3) and a weaker one at (4, 4) beside it.
+            for (y, x, heat, colour) in [(3, 3, 3.0, Colour::Pink.index()), (4, 4, 1.0, second_colour)] {
+                set(HEAT, y, x, heat);
+                set(COLOUR + colour, y, x, 5.0);
+                set(SHAPE + Shape::Triangle.index(), y, x, 5.0);
+            }
+            let dense = Tensor::from_vec(dense, (1, DENSE, g, g), &dev).unwrap();
+            let global = Tensor::zeros((1, N_BACKGROUND + N_STYLE), DType::F32, &dev).unwrap();
+            let pooled = Tensor::zeros((1, cfg.feature_dim()), DType::F32, &dev).unwrap();
+            let reading = probe.decode(&dense, &global, &pooled, 0.5).unwrap().remove(0);
+            reading.objects.iter().map(|d| d.colour).collect::<Vec<_>>()
+        };
+        assert_eq!(decode(Colour::Blue.index()), vec![Colour::Pink, Colour::Blue]);
+        assert_eq!(decode(Colour::Pink.index()), vec![Colour::Pink]);
     }
 
     /// Reading averages an image with its mirror image, so the mirror image of a scene
