@@ -2,10 +2,10 @@
 //!
 //! Probes are judges, not generators: they are trained on every composition, both
 //! sides of the split (a quarter held-out), so that they can read what a generator is
-//! asked to compose. Training images are frames at random clip times (so the probe
-//! also reads video frames), mirrored half the time, and blurred or noised so that it
-//! reads imperfect, generated-looking images too. Accuracy is measured on fresh seeds,
-//! still images, no augmentation.
+//! asked to compose. Training images are frames at random clip times, the clip's ends
+//! drawn more often (so the probe also reads video frames), mirrored half the time,
+//! and blurred or noised so that it reads imperfect, generated-looking images too.
+//! Accuracy is measured on fresh seeds, still images, no augmentation.
 
 use std::collections::BTreeMap;
 
@@ -36,7 +36,13 @@ pub struct ImageSample {
     pub poses: Vec<Pose>,
 }
 
-/// Sample `seed`: a spec from either split, a frame of it, and its poses.
+/// Length (clip time) of each end of the clip that augmented samples draw a fifth of
+/// their frames from.
+pub const CLIP_END: f32 = 0.12;
+
+/// Sample `seed`: a spec from either split, a frame of it, and its poses: the middle
+/// frame, or with `augment` half the time another one (a fifth of all samples from
+/// the clip's ends, [`CLIP_END`]), mirrored and blurred at random.
 pub fn image_sample(seed: u64, size: u32, augment: bool) -> Result<ImageSample> {
     let mut rng = rng_for(seed, Purpose::Augment);
     let split = if rng.random_bool(0.25) {
@@ -48,6 +54,16 @@ pub fn image_sample(seed: u64, size: u32, augment: bool) -> Result<ImageSample> 
     let scene = Scene::new(&spec, seed);
     let t = if !augment || rng.random_bool(0.5) {
         0.5
+    } else if rng.random_bool(0.4) {
+        // The clip's ends, where growing and shrinking objects are at their tiniest
+        // and moving ones furthest out: uniform times drew them too rarely for the
+        // probe to read a 6-pixel object in a video's first or last frames.
+        let end = rng.random_range(0.0..=CLIP_END);
+        if rng.random_bool(0.5) {
+            end
+        } else {
+            1.0 - end
+        }
     } else {
         rng.random_range(0.0..=1.0)
     };
