@@ -52,21 +52,7 @@ pub fn image_sample(seed: u64, size: u32, augment: bool) -> Result<ImageSample> 
     };
     let spec = SpecSampler::default().sample(split, seed);
     let scene = Scene::new(&spec, seed);
-    let t = if !augment || rng.random_bool(0.5) {
-        0.5
-    } else if rng.random_bool(0.4) {
-        // The clip's ends, where growing and shrinking objects are at their tiniest
-        // and moving ones furthest out: uniform times drew them too rarely for the
-        // probe to read a 6-pixel object in a video's first or last frames.
-        let end = rng.random_range(0.0..=CLIP_END);
-        if rng.random_bool(0.5) {
-            end
-        } else {
-            1.0 - end
-        }
-    } else {
-        rng.random_range(0.0..=1.0)
-    };
+    let t = sample_time(&mut rng, augment);
     let mut image = scene.frame(size, size, t)?;
     let mut poses = scene.poses_at(t);
     let mut spec = spec.clone();
@@ -81,6 +67,27 @@ pub fn image_sample(seed: u64, size: u32, augment: bool) -> Result<ImageSample> 
         }
     }
     Ok(ImageSample { spec, image, poses })
+}
+
+/// The clip time of a sample's frame: the middle, or with `augment` half the time
+/// another one, two fifths of those from the clip's ends (the first and last
+/// [`CLIP_END`]), the rest uniform.
+fn sample_time(rng: &mut impl Rng, augment: bool) -> f32 {
+    if !augment || rng.random_bool(0.5) {
+        0.5
+    } else if rng.random_bool(0.4) {
+        // The clip's ends, where growing and shrinking objects are at their tiniest
+        // and moving ones furthest out: uniform times drew them too rarely for the
+        // probe to read a 6-pixel object in a video's first or last frames.
+        let end = rng.random_range(0.0..=CLIP_END);
+        if rng.random_bool(0.5) {
+            end
+        } else {
+            1.0 - end
+        }
+    } else {
+        rng.random_range(0.0..=1.0)
+    }
 }
 
 /// A training batch: images (b, 3, s, s) and their targets.
@@ -544,6 +551,26 @@ pub fn image_probe_accuracy(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn augmented_frames_come_from_the_middle_the_ends_and_between() {
+        let mut rng = rng_for(3, Purpose::Augment);
+        let n = 4000;
+        let times: Vec<f32> = (0..n).map(|_| sample_time(&mut rng, true)).collect();
+        let share = |f: &dyn Fn(f32) -> bool| times.iter().filter(|&&t| f(t)).count() as f32 / n as f32;
+        let middle = share(&|t| t == 0.5);
+        let ends = share(&|t| t <= CLIP_END || t >= 1.0 - CLIP_END);
+        // Half in the middle; a fifth at the ends plus the uniform draws that land there.
+        assert!((middle - 0.5).abs() < 0.03, "middle {middle}");
+        let expected_ends = 0.2 + 0.3 * 2.0 * CLIP_END;
+        assert!(
+            (ends - expected_ends).abs() < 0.03,
+            "ends {ends}, expected {expected_ends}"
+        );
+        assert!(times.iter().all(|t| (0.0..=1.0).contains(t)));
+        let mut rng = rng_for(3, Purpose::Augment);
+        assert!((0..100).all(|_| sample_time(&mut rng, false) == 0.5));
+    }
 
     #[test]
     fn shape_batches_put_objects_first_and_their_scales_undo_the_crop() {
