@@ -346,6 +346,7 @@ impl ImageProbe {
         let global: Vec<Vec<f32>> = global.to_dtype(DType::F32)?.to_vec2()?;
         let pooled: Vec<Vec<f32>> = pooled.to_dtype(DType::F32)?.to_vec2()?;
         let at = |i: usize, c: usize, y: usize, x: usize| dense[((i * DENSE + c) * g + y) * g + x];
+        let colour_at = |i: usize, y: usize, x: usize| argmax((0..N_COLOUR).map(|k| at(i, COLOUR + k, y, x)));
         let mut out = Vec::with_capacity(b);
         for i in 0..b {
             let mut objects = Vec::new();
@@ -355,15 +356,14 @@ impl ImageProbe {
                     if (sigmoid(heat) as f64) < threshold {
                         continue;
                     }
-                    let colour_at = |y: usize, x: usize| argmax((0..N_COLOUR).map(|k| at(i, COLOUR + k, y, x)));
-                    let colour = colour_at(y, x);
+                    let colour = colour_at(i, y, x);
                     // A peak: no neighbour of the same colour is hotter (3x3 non-maximum
                     // suppression per colour, as CenterNet's is per class): two objects
                     // of different colours touching, one cell apart, are both kept.
                     let peak = (y.saturating_sub(1)..(y + 2).min(g))
                         .flat_map(|yy| (x.saturating_sub(1)..(x + 2).min(g)).map(move |xx| (yy, xx)))
                         .all(|(yy, xx)| {
-                            (yy, xx) == (y, x) || at(i, HEAT, yy, xx) <= heat || colour_at(yy, xx) != colour
+                            (yy, xx) == (y, x) || at(i, HEAT, yy, xx) <= heat || colour_at(i, yy, xx) != colour
                         });
                     if !peak {
                         continue;

@@ -35,19 +35,20 @@ pub fn ink(style: Style, colour: Rgb, d: f32, px: f32, u: f32, v: f32, seed: u64
         t * t * (3.0 - 2.0 * t)
     };
     match style {
-        Style::Flat => {
+        Style::Flat | Style::PixelArt => {
+            // For pixel art `px` is one block, so a block's ink is its share inside the
+            // outline, not a yes/no at its centre: centre sampling drew small circles
+            // and hexagons with the very same blocks (a hexagon's flats lie a third of
+            // a block inside its circle at 5 blocks across).
             let alpha = (0.5 - d / px).clamp(0.0, 1.0);
-            // A darker rim keeps an object apart from a background of its own colour.
-            let rim = 1.0 - smooth(0.0, px.max(0.01) * 1.5, -d);
-            (mix(colour, scale(colour, 0.55), rim * 0.8), alpha)
-        }
-        Style::PixelArt => {
-            // `px` is one block. A block's ink is its share inside the outline, not a
-            // yes/no at its centre: centre sampling drew small circles and hexagons
-            // with the very same blocks (a hexagon's flats lie a third of a block
-            // inside its circle at 5 blocks across). The rim keeps a fixed width.
-            let alpha = (0.5 - d / px).clamp(0.0, 1.0);
-            let rim = 1.0 - smooth(0.0, 0.015, -d);
+            // A darker rim keeps an object apart from a background of its own colour;
+            // pixel art's keeps a fixed width rather than one and a half blocks.
+            let rim_width = if style == Style::PixelArt {
+                0.015
+            } else {
+                px.max(0.01) * 1.5
+            };
+            let rim = 1.0 - smooth(0.0, rim_width, -d);
             (mix(colour, scale(colour, 0.55), rim * 0.8), alpha)
         }
         Style::Watercolour => {
