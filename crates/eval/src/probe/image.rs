@@ -15,8 +15,8 @@ use super::shape::{ObjectBox, ShapeProbe, MIN_RADIUS};
 use super::{argmax, sigmoid};
 use image::RgbImage;
 use mmgen_nn::{per_cell, space_to_depth, CellGrid, Conv3x3};
-use mmgen_world::layout::Pose;
-use mmgen_world::{Background, Colour, SceneSpec, Shape, Size, Style};
+use mmgen_world::layout::{self, Pose};
+use mmgen_world::{Background, Colour, Motion, ObjectSpec, SceneSpec, Shape, Size, Style};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EvalError, Result};
@@ -492,7 +492,7 @@ impl ImageTargets {
                 index.push(flat as u32);
                 shapes.push(object.shape.index() as u32);
                 colours.push(object.colour.index() as u32);
-                sizes.push(object.size.index() as u32);
+                sizes.push(shown_size(object, pose).index() as u32);
                 offsets.extend([(gx - cx as f32).clamp(0.0, 1.0), (gy - cy as f32).clamp(0.0, 1.0)]);
                 radii.push(pose.radius * RADIUS_SCALE);
             }
@@ -516,6 +516,22 @@ impl ImageTargets {
             style_ids: Tensor::from_vec(samples.iter().map(|(s, _)| s.style.index() as u32).collect(), b, device)?,
         })
     }
+}
+
+/// The size class an object shows in a frame: its own, or for a growing or shrinking
+/// object the class whose resting radius is nearest (by ratio) to its radius there. A
+/// large object at the start of its growth is as small as a small one at rest: taught
+/// its spec's class, the probe would learn a size the pixels do not show.
+fn shown_size(object: &ObjectSpec, pose: &Pose) -> Size {
+    if !matches!(object.motion, Motion::Grow | Motion::Shrink) {
+        return object.size;
+    }
+    let off = |size: &Size| (pose.radius / layout::radius(*size)).ln().abs();
+    Size::ALL
+        .iter()
+        .min_by(|a, b| off(a).total_cmp(&off(b)))
+        .copied()
+        .unwrap_or(object.size)
 }
 
 /// `xs` (b, c, h, w) mirrored left to right. A cell grid mirrors onto itself cell for
@@ -549,6 +565,51 @@ pub fn images_to_tensor(images: &[RgbImage], device: &Device) -> Result<Tensor> 
 mod tests {
     use super::*;
     use candle_nn::VarMap;
+
+    #[test]
+    fn growing_objects_are_taught_the_size_they_show() {
+        let object = |size, motion| ObjectSpec {
+            shape: Shape::Star,
+            colour: Colour::Red,
+            size,
+            placement: mmgen_world::Placement::Free,
+            motion,
+        };
+        let rest = |size| Pose {
+            cx: 0.5,
+            cy: 0.5,
+            radius: layout::radius(size),
+            angle: 0.0,
+        };
+        let at = |size, motion, t| layout::pose_at(rest(size), motion, t);
+        // Still or spinning: the spec's class, whatever the radius.
+        for size in Size::ALL.iter().copied() {
+            assert_eq!(shown_size(&object(size, Motion::Still), &rest(size)), size);
+            assert_eq!(
+                shown_size(&object(size, Motion::Spin), &at(size, Motion::Spin, 0.3)),
+                size
+            );
+        }
+        // Growing and shrinking: the own class at rest, the other one at the far end.
+        for motion in [Motion::Grow, Motion::Shrink] {
+            for size in Size::ALL.iter().copied() {
+                assert_eq!(shown_size(&object(size, motion), &at(size, motion, 0.5)), size);
+            }
+        }
+        // At the far ends a large object shows small and a small one large.
+        for (size, motion, t, shown) in [
+            (Size::Large, Motion::Grow, 0.0, Size::Small),
+            (Size::Large, Motion::Grow, 1.0, Size::Large),
+            (Size::Small, Motion::Shrink, 0.0, Size::Large),
+            (Size::Small, Motion::Shrink, 1.0, Size::Small),
+        ] {
+            assert_eq!(
+                shown_size(&object(size, motion), &at(size, motion, t)),
+                shown,
+                "{size:?} {motion:?} {t}"
+            );
+        }
+    }
 
     #[test]
     fn shapes_and_decoding() {
