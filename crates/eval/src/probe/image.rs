@@ -590,7 +590,7 @@ mod tests {
                 size
             );
         }
-        // Growing and shrinking: the own class at rest, the other one at the far end.
+        // Growing and shrinking: the own class at rest.
         for motion in [Motion::Grow, Motion::Shrink] {
             for size in Size::ALL.iter().copied() {
                 assert_eq!(shown_size(&object(size, motion), &at(size, motion, 0.5)), size);
