@@ -326,6 +326,21 @@ fn score_prompt(
                         .map(|(i, d)| Track::follow(d, &readings, i))
                 })
                 .collect();
+            // Frames where an object is hidden behind another asked object, or too
+            // small to read, are not counted for its temporal consistency.
+            let followed = tracks.clone();
+            let mut tracks = tracks;
+            for (i, track) in tracks.iter_mut().enumerate() {
+                if let Some(track) = track {
+                    let others: Vec<&Track> = followed
+                        .iter()
+                        .enumerate()
+                        .filter(|&(j, _)| j != i)
+                        .filter_map(|(_, t)| t.as_ref())
+                        .collect();
+                    track.judge_visibility(&others);
+                }
+            }
             let mut checks = Vec::new();
             let asked_motion: Vec<(&AskedObject, &Option<Track>)> = request
                 .objects
