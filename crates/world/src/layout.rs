@@ -196,9 +196,11 @@ const CLEARANCE_TIMES: usize = 49;
 
 /// The smallest gap between two objects' bounding circles over a clip, from their
 /// resting poses and motions (negative where they overlap). A free object is placed
-/// where this is largest among a few tries, so that moving objects seldom pass over
-/// each other: a covered object cannot be read in those frames, and a clip whose
-/// objects cross says less about each of them. Still objects keep their rest gap.
+/// where this is largest among a few tries, and one placed beside another is moved
+/// along the relation until this is at least [`RELATION_CLEARANCE`], so that moving
+/// objects seldom pass over each other: a covered object cannot be read in those
+/// frames, and a clip whose objects cross says less about each of them. Still objects
+/// keep their rest gap.
 fn clip_clearance(a: Pose, a_motion: Motion, b: Pose, b_motion: Motion) -> f32 {
     let gap = |t: f32| {
         let (p, q) = (pose_at(a, a_motion, t), pose_at(b, b_motion, t));
