@@ -295,14 +295,17 @@ impl Track {
         };
         let head = &sightings[..sightings.len().min(EXTRAPOLATION_FRAMES)];
         let tail = &sightings[sightings.len().saturating_sub(EXTRAPOLATION_FRAMES)..];
+        let radius = self.line(&sightings, |p| p.radius);
+        let (head_x, head_y) = (self.line(head, |p| p.cx), self.line(head, |p| p.cy));
+        let (tail_x, tail_y) = (self.line(tail, |p| p.cx), self.line(tail, |p| p.cy));
         (0..self.seen.len())
             .map(|f| {
-                let radius = self.fitted(&sightings, f, |p| p.radius).max(0.0);
                 let (cx, cy) = if self.seen[f] {
                     (self.points[f].cx, self.points[f].cy)
-                } else if f < first || f > last {
-                    let ends = if f < first { head } else { tail };
-                    (self.fitted(ends, f, |p| p.cx), self.fitted(ends, f, |p| p.cy))
+                } else if f < first {
+                    (head_x.at(f), head_y.at(f))
+                } else if f > last {
+                    (tail_x.at(f), tail_y.at(f))
                 } else {
                     let before = sightings[sightings.partition_point(|&s| s < f) - 1];
                     let after = sightings[sightings.partition_point(|&s| s < f)];
@@ -310,14 +313,18 @@ impl Track {
                     let (a, b) = (self.points[before], self.points[after]);
                     (a.cx + w * (b.cx - a.cx), a.cy + w * (b.cy - a.cy))
                 };
-                TrackPoint { cx, cy, radius }
+                TrackPoint {
+                    cx,
+                    cy,
+                    radius: radius.at(f).max(0.0),
+                }
             })
             .collect()
     }
 
-    /// The least-squares line through `value` of the points of `frames` (sightings),
-    /// read at frame `f`.
-    fn fitted(&self, frames: &[usize], f: usize, value: fn(&TrackPoint) -> f32) -> f32 {
+    /// The least-squares line through `value` of the points of `frames` (sightings,
+    /// at least one) against the frame index.
+    fn line(&self, frames: &[usize], value: fn(&TrackPoint) -> f32) -> Line {
         let n = frames.len() as f32;
         let mean_t = frames.iter().map(|&i| i as f32).sum::<f32>() / n;
         let var_t: f32 = frames.iter().map(|&i| (i as f32 - mean_t).powi(2)).sum();
@@ -331,7 +338,7 @@ impl Track {
         } else {
             0.0
         };
-        mean + slope * (f as f32 - mean_t)
+        Line { mean_t, mean, slope }
     }
 
     /// Marks the frames where the object cannot be judged: where its estimated radius
@@ -367,6 +374,20 @@ impl Track {
         let judged = self.judged.iter().filter(|&&j| j).count();
         let seen = self.seen.iter().zip(&self.judged).filter(|&(&s, &j)| s && j).count();
         2 * judged >= self.seen.len() && seen as f32 >= 0.9 * judged as f32
+    }
+}
+
+/// A fitted line through a track's values: `mean + slope * (frame - mean_t)`.
+#[derive(Clone, Copy, Debug)]
+struct Line {
+    mean_t: f32,
+    mean: f32,
+    slope: f32,
+}
+
+impl Line {
+    fn at(self, frame: usize) -> f32 {
+        self.mean + self.slope * (frame as f32 - self.mean_t)
     }
 }
 

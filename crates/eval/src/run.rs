@@ -314,7 +314,7 @@ fn score_prompt(
                 .collect();
             // Each asked object is followed (once, for both categories) from the frame
             // where it is found most surely.
-            let tracks: Vec<Option<Track>> = request
+            let mut tracks: Vec<Option<Track>> = request
                 .objects
                 .iter()
                 .map(|o| {
@@ -329,7 +329,6 @@ fn score_prompt(
             // Frames where an object is hidden behind another asked object, or too
             // small to read, are not counted for its temporal consistency.
             let followed = tracks.clone();
-            let mut tracks = tracks;
             for (i, track) in tracks.iter_mut().enumerate() {
                 if let Some(track) = track {
                     let others: Vec<&Track> = followed
