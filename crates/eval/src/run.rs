@@ -354,11 +354,10 @@ fn score_prompt(
                         let features = motion_tracks
                             .iter()
                             .map(|track| {
-                                let points: Vec<TrackPoint> = track_frame_indices(frames.len())
-                                    .iter()
-                                    .map(|&i| track.points[i])
-                                    .collect();
-                                motion_features(frames, &points, track.points[mid])
+                                let places = track.sighted_or_estimated();
+                                let points: Vec<TrackPoint> =
+                                    track_frame_indices(frames.len()).iter().map(|&i| places[i]).collect();
+                                motion_features(frames, &points, places[mid])
                             })
                             .collect::<Result<Vec<_>>>()?;
                         let motions = video_probe.read(&features, &probes.device)?;
