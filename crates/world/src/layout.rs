@@ -78,6 +78,13 @@ pub fn layout(spec: &SceneSpec, seed: u64) -> Vec<Pose> {
     let mut poses: Vec<Pose> = Vec::with_capacity(spec.objects.len());
     for (i, object) in spec.objects.iter().enumerate() {
         let r = radius(object.size);
+        // This object at rest, upright, centred at (cx, cy).
+        let resting = |cx: f32, cy: f32| Pose {
+            cx,
+            cy,
+            radius: r,
+            angle: 0.0,
+        };
         let (left, right, up, down) = reach(r, object.motion);
         let (mut xmin, mut xmax) = (left + margin, 1.0 - right - margin);
         let (mut ymin, mut ymax) = (up + margin, 1.0 - down - margin);
@@ -102,12 +109,7 @@ pub fn layout(spec: &SceneSpec, seed: u64) -> Vec<Pose> {
                 (clamp(x + jx, xmin, xmax), clamp(y + jy, ymin, ymax))
             }
             Placement::Relative { relation, of } => {
-                let anchor = poses.get(of).copied().unwrap_or(Pose {
-                    cx: 0.5,
-                    cy: 0.5,
-                    radius: r,
-                    angle: 0.0,
-                });
+                let anchor = poses.get(of).copied().unwrap_or(resting(0.5, 0.5));
                 let anchor_motion = spec.objects.get(of).map_or(Motion::Still, |o| o.motion);
                 let (dx, dy) = direction(relation);
                 let gap = anchor.radius + r + rng.random_range(0.05..0.10);
@@ -122,13 +124,7 @@ pub fn layout(spec: &SceneSpec, seed: u64) -> Vec<Pose> {
                 // apart at rest (a shrinking object below one moving down starts over
                 // it): the gap widens, along the relation, until they stay clear.
                 let clear = |(x, y): (f32, f32)| {
-                    let pose = Pose {
-                        cx: x,
-                        cy: y,
-                        radius: r,
-                        angle: 0.0,
-                    };
-                    clip_clearance(pose, object.motion, anchor, anchor_motion) >= RELATION_CLEARANCE
+                    clip_clearance(resting(x, y), object.motion, anchor, anchor_motion) >= RELATION_CLEARANCE
                 };
                 (0..=RELATION_WIDENINGS)
                     .map(|k| at(gap + RELATION_WIDENING * k as f32))
@@ -149,12 +145,7 @@ pub fn layout(spec: &SceneSpec, seed: u64) -> Vec<Pose> {
                     } else {
                         (ymin + ymax) / 2.0
                     };
-                    let candidate = Pose {
-                        cx: x,
-                        cy: y,
-                        radius: r,
-                        angle: 0.0,
-                    };
+                    let candidate = resting(x, y);
                     let clearance = poses
                         .iter()
                         .zip(&spec.objects)
@@ -172,12 +163,7 @@ pub fn layout(spec: &SceneSpec, seed: u64) -> Vec<Pose> {
                 best
             }
         };
-        poses.push(Pose {
-            cx,
-            cy,
-            radius: r,
-            angle: 0.0,
-        });
+        poses.push(resting(cx, cy));
     }
     poses
 }
