@@ -20,9 +20,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mmgen_eval::fit::{FitOptions, StepReport};
 use mmgen_eval::probe::audio::AudioProbeConfig;
 use mmgen_eval::probe::image::ImageProbeConfig;
+use mmgen_eval::probe::image_data::StyleShare;
 use mmgen_eval::probe::shape::ShapeProbeConfig;
 use mmgen_eval::probe::train::{train_audio_probe, train_image_probe, train_shape_probe, train_video_probe, RunInfo};
 use mmgen_eval::probe::video::VideoProbeConfig;
+use mmgen_world::Style;
 
 // The variant names are the subcommand names (`probe-image`, `text-image`, ...).
 #[derive(Subcommand)]
@@ -178,9 +180,42 @@ pub struct TrainArgs {
     /// minutes meanwhile.
     #[arg(long)]
     max_minutes: Option<f64>,
+    /// probe-image and probe-shape only: draw this share of the training scenes in
+    /// one style, as STYLE=SHARE (e.g. pixel_art=0.5), to train a probe further where
+    /// it reads worst. The others keep the world's mix.
+    #[arg(long, value_parser = parse_style_share)]
+    style_share: Option<StyleShare>,
+}
+
+/// Parses `--style-share STYLE=SHARE`.
+fn parse_style_share(text: &str) -> std::result::Result<StyleShare, String> {
+    let (style, share) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected STYLE=SHARE (e.g. pixel_art=0.5), got {text:?}"))?;
+    let style: Style = style.trim().parse().map_err(|e| format!("{e}"))?;
+    let share: f64 = share
+        .trim()
+        .parse()
+        .map_err(|_| format!("SHARE {share:?} is not a number; allowed 0 to 1"))?;
+    if !(0.0..=1.0).contains(&share) {
+        return Err(format!("SHARE {share} is out of range; allowed 0 to 1"));
+    }
+    Ok(StyleShare { style, share })
 }
 
 pub fn run(cmd: TrainCommand) -> Result<()> {
+    // Only the image and shape probes' streams can redraw styles.
+    let other = match &cmd {
+        TrainCommand::ProbeAudio(a) | TrainCommand::ProbeVideo(a) => Some(a),
+        TrainCommand::Vae(a) => Some(&a.train),
+        TrainCommand::TextImage(a) => Some(&a.train),
+        TrainCommand::TextVideo(a) => Some(&a.train),
+        TrainCommand::TextAudio(a) => Some(&a.train),
+        TrainCommand::ProbeImage(_) | TrainCommand::ProbeShape(_) | TrainCommand::Tokenizer(_) => None,
+    };
+    if other.is_some_and(|a| a.style_share.is_some()) {
+        anyhow::bail!("--style-share applies to `train probe-image` and `train probe-shape` only");
+    }
     match cmd {
         TrainCommand::ProbeImage(args) => probe_image(args),
         TrainCommand::ProbeShape(args) => probe_shape(args),
@@ -421,9 +456,14 @@ fn probe_image(args: TrainArgs) -> Result<()> {
     };
     let options = fit_options(&args)?;
     let bar = bar(&args);
-    let metrics = train_image_probe(&config, &options, &run_info(&args), &args.device.open()?, |r| {
-        report(&bar, r, args.max_minutes.is_some())
-    })?;
+    let metrics = train_image_probe(
+        &config,
+        &options,
+        args.style_share,
+        &run_info(&args),
+        &args.device.open()?,
+        |r| report(&bar, r, args.max_minutes.is_some()),
+    )?;
     finish(bar, &metrics, &args.out)
 }
 
@@ -435,9 +475,14 @@ fn probe_shape(args: TrainArgs) -> Result<()> {
     };
     let options = fit_options(&args)?;
     let bar = bar(&args);
-    let metrics = train_shape_probe(&config, &options, &run_info(&args), &args.device.open()?, |r| {
-        report(&bar, r, args.max_minutes.is_some())
-    })?;
+    let metrics = train_shape_probe(
+        &config,
+        &options,
+        args.style_share,
+        &run_info(&args),
+        &args.device.open()?,
+        |r| report(&bar, r, args.max_minutes.is_some()),
+    )?;
     finish(bar, &metrics, &args.out)
 }
 

@@ -228,6 +228,38 @@ fn probes_train_resume_and_fail_clearly() {
         stderr(&bad_lr)
     );
 
+    // A style share names a style and a share in [0, 1], for the image probes only.
+    for (share, expected) in [
+        ("pixel", "expected STYLE=SHARE"),
+        (
+            "pixel=0.5",
+            "unknown style `pixel`; allowed: flat, watercolour, pixel_art",
+        ),
+        ("pixel_art=1.5", "SHARE 1.5 is out of range; allowed 0 to 1"),
+    ] {
+        let bad = mmgen(&["train", "probe-shape", "--tiny", "--out", o, "--style-share", share]);
+        assert!(
+            !bad.status.success() && stderr(&bad).contains(expected),
+            "{share}: {}",
+            stderr(&bad)
+        );
+    }
+    let elsewhere = mmgen(&[
+        "train",
+        "probe-audio",
+        "--tiny",
+        "--out",
+        o,
+        "--style-share",
+        "pixel_art=0.5",
+    ]);
+    assert!(
+        !elsewhere.status.success()
+            && stderr(&elsewhere).contains("applies to `train probe-image` and `train probe-shape` only"),
+        "{}",
+        stderr(&elsewhere)
+    );
+
     let no_probes = mmgen(&[
         "eval",
         "--task",

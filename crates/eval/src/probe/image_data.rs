@@ -40,17 +40,35 @@ pub struct ImageSample {
 /// their frames from.
 pub const CLIP_END: f32 = 0.12;
 
-/// Sample `seed`: a spec from either split, a frame of it, and its poses: the middle
-/// frame, or with `augment` half the time another one (a fifth of all samples from
-/// the clip's ends, [`CLIP_END`]), mirrored and blurred at random.
-pub fn image_sample(seed: u64, size: u32, augment: bool) -> Result<ImageSample> {
+/// A training stream's extra share of one style: that share of its scenes are drawn
+/// in `style` whatever the sampler chose (the rest keep the sampler's mix, which
+/// includes `style` too). Style is no part of the compositional split, so every
+/// scene stays on its side. Used to train a probe further where it reads worst
+/// (pixel art, for the shape probe).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StyleShare {
+    /// The style drawn more often.
+    pub style: Style,
+    /// Share of scenes redrawn in it, in [0, 1].
+    pub share: f64,
+}
+
+/// Sample `seed`: a spec from either split (redrawn in `focus`'s style for its share
+/// of seeds), a frame of it, and its poses: the middle frame, or with `augment` half
+/// the time another one (a fifth of all samples from the clip's ends, [`CLIP_END`]),
+/// mirrored and blurred at random.
+pub fn image_sample(seed: u64, size: u32, augment: bool, focus: Option<StyleShare>) -> Result<ImageSample> {
     let mut rng = rng_for(seed, Purpose::Augment);
     let split = if rng.random_bool(0.25) {
         Split::Heldout
     } else {
         Split::Train
     };
-    let spec = SpecSampler::default().sample(split, seed);
+    let mut spec = SpecSampler::default().sample(split, seed);
+    // Drawn only with a focus, so that the plain stream is the one earlier probes saw.
+    if let Some(focus) = focus.filter(|f| rng.random_bool(f.share.clamp(0.0, 1.0))) {
+        spec.style = focus.style;
+    }
     let scene = Scene::new(&spec, seed);
     let t = sample_time(&mut rng, augment);
     let mut image = scene.frame(size, size, t)?;
@@ -98,9 +116,17 @@ pub struct ImageBatch {
     pub targets: ImageTargets,
 }
 
-/// Batch `index` of the training stream under `seed`.
-pub fn image_batch(probe_size: usize, batch: usize, seed: u64, index: u64, device: &Device) -> Result<ImageBatch> {
-    let (samples, xs) = noised_samples(probe_size, batch, seed, index, device)?;
+/// Batch `index` of the training stream under `seed` (with `focus`'s style drawn more
+/// often, if given).
+pub fn image_batch(
+    probe_size: usize,
+    batch: usize,
+    seed: u64,
+    index: u64,
+    focus: Option<StyleShare>,
+    device: &Device,
+) -> Result<ImageBatch> {
+    let (samples, xs) = noised_samples(probe_size, batch, seed, index, focus, device)?;
     let pairs: Vec<(&SceneSpec, &[Pose])> = samples.iter().map(|s| (&s.spec, s.poses.as_slice())).collect();
     let targets = ImageTargets::build(&pairs, probe_size / super::image::STRIDE, device)?;
     Ok(ImageBatch { xs, targets })
@@ -114,10 +140,18 @@ fn noised_samples(
     batch: usize,
     seed: u64,
     index: u64,
+    focus: Option<StyleShare>,
     device: &Device,
 ) -> Result<(Vec<ImageSample>, Tensor)> {
     let samples = (0..batch)
-        .map(|j| image_sample(mix64(seed ^ mix64(index * batch as u64 + j as u64)), size as u32, true))
+        .map(|j| {
+            image_sample(
+                mix64(seed ^ mix64(index * batch as u64 + j as u64)),
+                size as u32,
+                true,
+                focus,
+            )
+        })
         .collect::<Result<Vec<_>>>()?;
     let images: Vec<RgbImage> = samples.iter().map(|s| s.image.clone()).collect();
     let xs = images_to_tensor(&images, device)?;
@@ -202,15 +236,17 @@ fn background_box(poses: &[Pose], rng: &mut impl Rng) -> Option<ObjectBox> {
 /// (a probe trained without turning misread a quarter of spinning objects' frames).
 /// With a box head, [`P_RESCALED`] of the object crops are scaled by a factor in
 /// [`SCALE_RANGE`], and each image adds [`BACKGROUND_CROPS`] crops of background.
+/// With `focus`, its style is drawn more often (see [`StyleShare`]).
 pub fn shape_batch(
     config: &ShapeProbeConfig,
     images: usize,
     seed: u64,
     index: u64,
+    focus: Option<StyleShare>,
     device: &Device,
 ) -> Result<ShapeBatch> {
     // The pixels are cropped on the CPU whatever the training device.
-    let (samples, xs) = noised_samples(config.image_size, images, seed, index, &Device::Cpu)?;
+    let (samples, xs) = noised_samples(config.image_size, images, seed, index, focus, &Device::Cpu)?;
     let pixels: Vec<f32> = xs.flatten_all()?.to_vec1()?;
     let side = config.image_size;
     let per_image = 3 * side * side;
@@ -573,10 +609,50 @@ mod tests {
     }
 
     #[test]
+    fn a_style_share_redraws_that_share_of_scenes_and_keeps_their_objects() {
+        let focus = StyleShare {
+            style: Style::PixelArt,
+            share: 0.5,
+        };
+        let n = 300;
+        let mut focused_pixel_art = 0;
+        let mut plain_pixel_art = 0;
+        for seed in 0..n {
+            let plain = image_sample(seed, 32, true, None).unwrap();
+            let focused = image_sample(seed, 32, true, Some(focus)).unwrap();
+            // The same scene (objects, and so split), only its style redrawn.
+            let kinds = |s: &ImageSample| -> Vec<_> { s.spec.objects.iter().map(|o| (o.shape, o.colour)).collect() };
+            assert_eq!(kinds(&plain), kinds(&focused), "seed {seed}");
+            assert_eq!(plain.spec.background, focused.spec.background, "seed {seed}");
+            plain_pixel_art += usize::from(plain.spec.style == Style::PixelArt);
+            focused_pixel_art += usize::from(focused.spec.style == Style::PixelArt);
+        }
+        // Half redrawn, and a fifth of the rest drawn in it by the sampler.
+        let (plain_share, focused_share) = (plain_pixel_art as f64 / n as f64, focused_pixel_art as f64 / n as f64);
+        let expected = focus.share + (1.0 - focus.share) * plain_share;
+        assert!(plain_share < 0.35, "plain stream {plain_share}");
+        assert!(
+            (focused_share - expected).abs() < 0.08,
+            "{focused_share}, expected {expected}"
+        );
+        // All or nothing at the ends of the range.
+        let all = StyleShare { share: 1.0, ..focus };
+        assert!((0..20).all(|seed| image_sample(seed, 32, false, Some(all)).unwrap().spec.style == Style::PixelArt));
+        let none = StyleShare { share: 0.0, ..focus };
+        for seed in 0..20 {
+            let (a, b) = (
+                image_sample(seed, 32, false, Some(none)).unwrap(),
+                image_sample(seed, 32, false, None).unwrap(),
+            );
+            assert_eq!(a.spec.style, b.spec.style);
+        }
+    }
+
+    #[test]
     fn shape_batches_put_objects_first_and_their_scales_undo_the_crop() {
         let config = ShapeProbeConfig::tiny();
         let dev = Device::Cpu;
-        let batch = shape_batch(&config, 6, 5, 0, &dev).unwrap();
+        let batch = shape_batch(&config, 6, 5, 0, None, &dev).unwrap();
         let crops = batch.crops.dim(0).unwrap();
         assert_eq!(batch.shapes.dim(0).unwrap(), batch.objects);
         assert!(
@@ -595,7 +671,7 @@ mod tests {
             box_head: false,
             ..config
         };
-        let batch = shape_batch(&plain, 6, 5, 0, &dev).unwrap();
+        let batch = shape_batch(&plain, 6, 5, 0, None, &dev).unwrap();
         assert_eq!(batch.crops.dim(0).unwrap(), batch.objects);
         let scales: Vec<f32> = batch.log_scales.to_vec1().unwrap();
         assert!(scales.iter().all(|s| s.abs() <= 1.1f32.ln() + 1e-5), "{scales:?}");

@@ -15,7 +15,7 @@ use super::audio_data::{audio_batch, audio_probe_accuracy};
 use super::image::{ImageProbe, ImageProbeConfig, CALIBRATED_KEYS};
 use super::image_data::{
     calibrate_detection_threshold, image_batch, image_probe_accuracy, shape_batch, shape_probe_accuracy, ShapeBatch,
-    Tally,
+    StyleShare, Tally,
 };
 use super::shape::{ShapeProbe, ShapeProbeConfig};
 use super::video::{VideoProbe, VideoProbeConfig};
@@ -212,10 +212,12 @@ fn new_varmap(seed: u64, device: &Device) -> (VarMap, VarBuilder<'static>) {
     (varmap, vb)
 }
 
-/// Trains an image probe, measures it and writes it to `run.out`; returns metrics.json.
+/// Trains an image probe (on the world's mix of styles, or with `focus`'s style drawn
+/// more often), measures it and writes it to `run.out`; returns metrics.json.
 pub fn train_image_probe(
     config: &ImageProbeConfig,
     options: &FitOptions,
+    focus: Option<StyleShare>,
     run: &RunInfo,
     device: &Device,
     progress: impl FnMut(&StepReport),
@@ -228,7 +230,7 @@ pub fn train_image_probe(
         name: "image",
         probe: ImageProbe::new(config, vb)?,
         varmap,
-        batch: move |i| image_batch(size, batch, seed, i, &dev),
+        batch: move |i| image_batch(size, batch, seed, i, focus, &dev),
         loss: |p: &ImageProbe, b: &super::image_data::ImageBatch| p.loss(&b.xs, &b.targets),
         calibrate: |p: &mut ImageProbe| calibrate_image_probe(p, n, measured, device).map(Some),
         accuracy: |p: &ImageProbe, split| image_probe_accuracy(p, n, measured, split, device),
@@ -293,10 +295,12 @@ pub fn recalibrate_image_probe(
 
 /// Trains a shape probe (the second stage of image reading) on crops of the objects
 /// of world renders, measures it on crops at true poses and writes it to `run.out`;
-/// returns metrics.json. `options.batch` counts images (each gives 1-4 crops).
+/// returns metrics.json. `options.batch` counts images (each gives 1-4 crops); with
+/// `focus`, its style is drawn more often.
 pub fn train_shape_probe(
     config: &ShapeProbeConfig,
     options: &FitOptions,
+    focus: Option<StyleShare>,
     run: &RunInfo,
     device: &Device,
     progress: impl FnMut(&StepReport),
@@ -308,7 +312,7 @@ pub fn train_shape_probe(
         name: "shape",
         probe: ShapeProbe::new(config, vb)?,
         varmap,
-        batch: move |i| shape_batch(&data_cfg, batch, seed, i, &dev),
+        batch: move |i| shape_batch(&data_cfg, batch, seed, i, focus, &dev),
         loss: |p: &ShapeProbe, b: &ShapeBatch| b.loss(p),
         calibrate: |_: &mut ShapeProbe| Ok(None),
         accuracy: |p: &ShapeProbe, split| shape_probe_accuracy(p, n, measured, split, device),
