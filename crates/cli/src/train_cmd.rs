@@ -192,7 +192,10 @@ fn parse_style_share(text: &str) -> std::result::Result<StyleShare, String> {
     let (style, share) = text
         .split_once('=')
         .ok_or_else(|| format!("expected STYLE=SHARE (e.g. pixel_art=0.5), got {text:?}"))?;
-    let style: Style = style.trim().parse().map_err(|e| format!("{e}"))?;
+    let style: Style = style
+        .trim()
+        .parse()
+        .map_err(|e: mmgen_world::WorldError| e.to_string())?;
     let share: f64 = share
         .trim()
         .parse()
@@ -205,7 +208,7 @@ fn parse_style_share(text: &str) -> std::result::Result<StyleShare, String> {
 
 pub fn run(cmd: TrainCommand) -> Result<()> {
     // Only the image and shape probes' streams can redraw styles.
-    let other = match &cmd {
+    let without_style_share = match &cmd {
         TrainCommand::ProbeAudio(a) | TrainCommand::ProbeVideo(a) => Some(a),
         TrainCommand::Vae(a) => Some(&a.train),
         TrainCommand::TextImage(a) => Some(&a.train),
@@ -213,7 +216,7 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
         TrainCommand::TextAudio(a) => Some(&a.train),
         TrainCommand::ProbeImage(_) | TrainCommand::ProbeShape(_) | TrainCommand::Tokenizer(_) => None,
     };
-    if other.is_some_and(|a| a.style_share.is_some()) {
+    if without_style_share.is_some_and(|a| a.style_share.is_some()) {
         anyhow::bail!("--style-share applies to `train probe-image` and `train probe-shape` only");
     }
     match cmd {
