@@ -11,7 +11,7 @@ use mmgen_eval::fit::{load_config, load_weights};
 use mmgen_eval::generator::{
     Generator, HybridAudioGenerator, HybridImageGenerator, HybridVideoGenerator, Oracle, RandomScene,
 };
-use mmgen_eval::probe::image_data::image_probe_accuracy;
+use mmgen_eval::probe::image_data::{clip_frame_accuracy, image_probe_accuracy};
 use mmgen_eval::probe::train::{accuracy_by_split, recalibrate_image_probe};
 use mmgen_eval::run::{evaluate, load_image_probe, MediaOptions, Probes, Prompts, Task};
 use mmgen_models::hybrid_audio::HybridAudio;
@@ -122,6 +122,13 @@ pub struct EvalProbeArgs {
     /// Seed of the renders.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Also read every frame of this many fresh clips per split (what the video task
+    /// reads: moving, spinning, growing objects, changing light); 0: still renders only.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    clips: u64,
+    /// Frames per clip of --clips.
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    frames: u32,
     /// Where the probes (and generators) run: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: DeviceArg,
@@ -265,6 +272,18 @@ pub fn run_probe(args: EvalProbeArgs) -> Result<()> {
     out.extend(accuracy_by_split(|split| {
         image_probe_accuracy(&probe, args.n as usize, args.seed, split, &device)
     })?);
+    if args.clips > 0 {
+        let clip_frames = accuracy_by_split(|split| {
+            eprintln!(
+                "reading {} frames of each of {} {} clips ...",
+                args.frames,
+                args.clips,
+                format!("{split:?}").to_lowercase()
+            );
+            clip_frame_accuracy(&probe, args.clips as usize, args.frames, args.seed, split, &device)
+        })?;
+        out.insert("clip_frames".into(), clip_frames.into());
+    }
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }

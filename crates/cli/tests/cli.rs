@@ -363,17 +363,23 @@ fn image_probe_calibrates_its_detection_threshold() {
         );
     }
     let eval_probe = |extra: &[&str]| {
-        let mut args = vec!["eval-probe", "--probe", o, "--n", "2"];
+        let mut args = vec!["eval-probe", "--probe", o, "--n", "2", "--frames", "3"];
         args.extend_from_slice(extra);
         let out = mmgen(&args);
         assert!(out.status.success(), "{}", stderr(&out));
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
-    assert_eq!(eval_probe(&[])["shape_probe"], shapes.to_str().unwrap());
-    assert_eq!(
-        eval_probe(&["--no-shape-probe"])["shape_probe"],
-        serde_json::Value::Null
-    );
+    let measured = eval_probe(&["--clips", "2"]);
+    assert_eq!(measured["shape_probe"], shapes.to_str().unwrap());
+    // Every frame of each clip: 2 clips x 3 frames per split.
+    assert_eq!(measured["clip_frames"]["heldout"]["style"]["total"], 6);
+    assert_eq!(measured["clip_frames"]["train"]["background"]["total"], 6);
+    let stills_only = eval_probe(&["--no-shape-probe", "--clips", "0"]);
+    assert_eq!(stills_only["shape_probe"], serde_json::Value::Null);
+    assert!(stills_only.get("clip_frames").is_none());
+    let no_frames = mmgen(&["eval-probe", "--probe", o, "--frames", "0"]);
+    assert!(!no_frames.status.success());
+    assert!(stderr(&no_frames).contains("--frames"), "{}", stderr(&no_frames));
     let wrong = mmgen(&[
         "eval-probe",
         "--probe",
