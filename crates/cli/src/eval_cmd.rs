@@ -144,6 +144,10 @@ pub struct CalibrateProbeArgs {
     /// Fresh renders for the calibration (training split) and for each split's accuracy.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     n: u64,
+    /// Fresh 24-frame clips per split whose every frame is read too (recorded as
+    /// `clip_frames`, reported by `mmgen eval --task video`); 0: none.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    clips: u64,
     /// Seed of the renders.
     #[arg(long, default_value_t = 7)]
     seed: u64,
@@ -296,6 +300,7 @@ pub fn run_calibrate_probe(args: CalibrateProbeArgs) -> Result<()> {
         &args.probe,
         shape_probe.as_deref(),
         args.n as usize,
+        args.clips as usize,
         args.seed,
         command,
         &device,

@@ -323,9 +323,22 @@ fn image_probe_calibrates_its_detection_threshold() {
     let resumed = train(&["--resume", o], dir.join("again").to_str().unwrap());
     assert!(resumed.status.success(), "{}", stderr(&resumed));
 
-    let recalibrated = mmgen(&["calibrate-probe", "--probe", o, "--n", "4", "--seed", "3"]);
+    let recalibrated = mmgen(&[
+        "calibrate-probe",
+        "--probe",
+        o,
+        "--n",
+        "4",
+        "--clips",
+        "2",
+        "--seed",
+        "3",
+    ]);
     assert!(recalibrated.status.success(), "{}", stderr(&recalibrated));
     let metrics = read(out.join("metrics.json"));
+    // Every frame of 2 clips of 24 per split.
+    assert_eq!(metrics["clip_frames"]["heldout"]["style"]["total"], 48);
+    assert_eq!(metrics["clips_per_split"], 2);
     assert_eq!(metrics["calibration"]["n"], 4);
     assert_eq!(metrics["eval_samples_per_split"], 4);
     assert!(metrics["calibrated_by"].as_str().unwrap().contains("calibrate-probe"));

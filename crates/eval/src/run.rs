@@ -149,11 +149,29 @@ pub fn load_image_probe(image_dir: &Path, shape_dir: Option<&Path>, device: &Dev
 }
 
 fn heldout_accuracy(dir: &Path) -> serde_json::Value {
+    heldout_record(dir, "accuracy")
+}
+
+/// The held-out side of the record `key` in the metrics.json of the probe in `dir`
+/// (null if there is none).
+fn heldout_record(dir: &Path, key: &str) -> serde_json::Value {
     std::fs::read_to_string(dir.join("metrics.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .map(|m| m["accuracy"]["heldout"].clone())
+        .map(|m| m[key]["heldout"].clone())
         .unwrap_or(serde_json::Value::Null)
+}
+
+/// Puts the held-out accuracy of the image reading on clip frames (`clip_frames` in
+/// the metrics.json of the image probe in `image_dir`, recorded by `mmgen
+/// calibrate-probe`) under `frames` of the video probe's entry of `accuracy`: the
+/// video task reads every frame with it. Nothing changes without both.
+fn add_frame_reading(accuracy: &mut serde_json::Map<String, serde_json::Value>, image_dir: &Path) {
+    if let (Some(serde_json::Value::Object(video)), frames @ serde_json::Value::Object(_)) =
+        (accuracy.get_mut("video"), heldout_record(image_dir, "clip_frames"))
+    {
+        video.insert("frames".into(), frames);
+    }
 }
 
 /// The probe in `dir/name` if its weights are there (recording its held-out accuracy
@@ -196,6 +214,7 @@ impl Probes {
         let video = load_optional(dir, "probe-video", device, &mut accuracy, |c: &VideoProbeConfig, vb| {
             VideoProbe::new(c, vb)
         })?;
+        add_frame_reading(&mut accuracy, &image_dir);
         let audio = load_optional(dir, "probe-audio", device, &mut accuracy, |c: &AudioProbeConfig, vb| {
             AudioProbe::new(c, vb)
         })?;
@@ -536,6 +555,36 @@ mod tests {
         let video = VideoProbe::new(&VideoProbeConfig::tiny(), vb()).unwrap();
         let audio = AudioProbe::new(&AudioProbeConfig::tiny(), vb()).unwrap();
         Probes::new(image, Some(video), Some(audio), &dev)
+    }
+
+    #[test]
+    fn the_video_accuracy_carries_the_image_readings_on_clip_frames() {
+        let dir = std::env::temp_dir().join(format!("mmgen-frame-reading-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let motion = serde_json::json!({"motion": {"accuracy": 0.99, "correct": 99, "total": 100}});
+        let with_video = || {
+            let mut accuracy = serde_json::Map::new();
+            accuracy.insert("video".into(), motion.clone());
+            accuracy
+        };
+        // No clip-frame record (a folder calibrated with --clips 0, or before it existed).
+        std::fs::write(dir.join("metrics.json"), r#"{"accuracy": {"heldout": {}}}"#).unwrap();
+        let mut accuracy = with_video();
+        add_frame_reading(&mut accuracy, &dir);
+        assert_eq!(accuracy["video"], motion);
+        // With one: next to the motion probe's own.
+        let shape = serde_json::json!({"accuracy": 0.98, "correct": 98, "total": 100});
+        let record = serde_json::json!({"clip_frames": {"train": {}, "heldout": {"shape": shape}}});
+        std::fs::write(dir.join("metrics.json"), record.to_string()).unwrap();
+        let mut accuracy = with_video();
+        add_frame_reading(&mut accuracy, &dir);
+        assert_eq!(accuracy["video"]["motion"], motion["motion"]);
+        assert_eq!(accuracy["video"]["frames"]["shape"], shape);
+        // Without a video probe there is nothing to put it next to.
+        let mut accuracy = serde_json::Map::new();
+        add_frame_reading(&mut accuracy, &dir);
+        assert!(accuracy.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -588,6 +588,10 @@ fn nearest_detection(reading: &ImageReading, pose: &Pose) -> Option<usize> {
 
 const CLIP_STREAM: u64 = 0xC11F_5000;
 
+/// Frames per clip of the clip-frame accuracy that `mmgen calibrate-probe` records
+/// (the video task's default).
+pub const CLIP_FRAMES: u32 = 24;
+
 /// Per-attribute accuracy of the whole image reading on every frame of `n` fresh
 /// clips of `split`, `frames` frames each: the frames the video task reads, where
 /// objects move, spin, grow and shrink and the light changes, none of which still

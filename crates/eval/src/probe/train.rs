@@ -14,8 +14,8 @@ use super::audio::{AudioProbe, AudioProbeConfig};
 use super::audio_data::{audio_batch, audio_probe_accuracy};
 use super::image::{ImageProbe, ImageProbeConfig, CALIBRATED_KEYS};
 use super::image_data::{
-    calibrate_detection_threshold, image_batch, image_probe_accuracy, shape_batch, shape_probe_accuracy, ShapeBatch,
-    StyleShare, Tally,
+    calibrate_detection_threshold, clip_frame_accuracy, image_batch, image_probe_accuracy, shape_batch,
+    shape_probe_accuracy, ShapeBatch, StyleShare, Tally, CLIP_FRAMES,
 };
 use super::shape::{ShapeProbe, ShapeProbeConfig};
 use super::video::{VideoProbe, VideoProbeConfig};
@@ -257,13 +257,15 @@ fn calibrate_image_probe(
 /// Calibrates the detection threshold of the trained image probe in `dir` (as training
 /// does at its end, for a folder trained before, or to recalibrate with more renders),
 /// re-measures its accuracy on `n` fresh renders per split (with shapes read by the
-/// shape probe in `shape_dir`, when given) and rewrites `config.json`
-/// and the `calibration`, `accuracy` and `calibrated_by` entries of `metrics.json`.
-/// The weights are left as they are. Returns the calibration record.
+/// shape probe in `shape_dir`, when given) and on every frame of `clips` fresh clips
+/// per split ([`CLIP_FRAMES`] frames each; none when 0), and rewrites `config.json`
+/// and the `calibration`, `accuracy`, `clip_frames` and `calibrated_by` entries of
+/// `metrics.json`. The weights are left as they are. Returns the calibration record.
 pub fn recalibrate_image_probe(
     dir: &Path,
     shape_dir: Option<&Path>,
     n: usize,
+    clips: usize,
     seed: u64,
     command: String,
     device: &Device,
@@ -285,6 +287,15 @@ pub fn recalibrate_image_probe(
     entries.insert("calibration".into(), record.clone());
     entries.insert("accuracy".into(), by_split.into());
     entries.insert("eval_samples_per_split".into(), n.into());
+    if clips > 0 {
+        let frames = accuracy_by_split(|split| clip_frame_accuracy(&probe, clips, CLIP_FRAMES, seed, split, device))?;
+        entries.insert("clip_frames".into(), frames.into());
+        entries.insert("clips_per_split".into(), clips.into());
+    } else {
+        // A record of other weights or another shape probe must not stay behind.
+        entries.remove("clip_frames");
+        entries.remove("clips_per_split");
+    }
     entries.insert("calibrated_by".into(), command.into());
     // The accuracy above is of the image reading with this shape probe (or without one).
     entries.insert("shape_probe".into(), shape_dir.map(|d| d.display().to_string()).into());
