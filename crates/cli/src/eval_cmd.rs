@@ -296,6 +296,10 @@ pub fn run_calibrate_probe(args: CalibrateProbeArgs) -> Result<()> {
     let device = args.device.open()?;
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let shape_probe = args.shapes.resolve(&args.probe);
+    eprintln!(
+        "calibrating on {} train-split renders, then reading {} renders and every frame of {} clips per split ...",
+        args.n, args.n, args.clips
+    );
     let record = recalibrate_image_probe(
         &args.probe,
         shape_probe.as_deref(),
