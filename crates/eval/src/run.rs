@@ -528,8 +528,37 @@ impl EvalReport {
             out.push_str(&format!("{:<22} {:>8.3}\n", "overall", self.overall));
         }
         out.push_str(&format!("{:<22} {:>8.3}\n", "world-FD", self.world_fd));
+        let readings = probe_attributes(&self.probe_accuracy);
+        if !readings.is_empty() {
+            out.push_str("probe accuracy on held-out renders (metrics.json):\n");
+            for (name, accuracy) in readings {
+                out.push_str(&format!("  {name:<20} {accuracy:>8.3}\n"));
+            }
+        }
         out
     }
+}
+
+/// The attributes of a `probe_accuracy` record with their accuracy, one nested record
+/// deep (`frames.shape`), without the diagnostic breakdowns (`shape | pixel_art`).
+fn probe_attributes(record: &serde_json::Value) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    let Some(entries) = record.as_object() else {
+        return out;
+    };
+    for (name, value) in entries.iter().filter(|(name, _)| !name.contains(" | ")) {
+        if let Some(accuracy) = value["accuracy"].as_f64() {
+            out.push((name.clone(), accuracy));
+        } else if value.is_object() {
+            out.extend(
+                probe_attributes(value)
+                    .into_iter()
+                    .filter(|(inner, _)| !inner.contains('.'))
+                    .map(|(inner, accuracy)| (format!("{name}.{inner}"), accuracy)),
+            );
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -555,6 +584,20 @@ mod tests {
         let video = VideoProbe::new(&VideoProbeConfig::tiny(), vb()).unwrap();
         let audio = AudioProbe::new(&AudioProbeConfig::tiny(), vb()).unwrap();
         Probes::new(image, Some(video), Some(audio), &dev)
+    }
+
+    #[test]
+    fn the_table_lists_the_probes_accuracy_without_the_breakdowns() {
+        let tally = |a: f64| serde_json::json!({"accuracy": a, "correct": 1, "total": 1});
+        let record = serde_json::json!({
+            "motion": tally(0.997),
+            "frames": {"shape": tally(0.994), "shape | pixel_art": tally(0.944), "deeper": {"x": tally(0.5)}},
+        });
+        assert_eq!(
+            probe_attributes(&record),
+            vec![("frames.shape".to_string(), 0.994), ("motion".to_string(), 0.997)]
+        );
+        assert!(probe_attributes(&serde_json::Value::Null).is_empty());
     }
 
     #[test]
