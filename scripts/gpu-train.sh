@@ -3,7 +3,8 @@
 # fits through its output folder (at most 8 files of at most 16 MB each).
 #
 #   bash scripts/gpu-train.sh [--bin PATH] [--device cuda] [--out DIR] [--bench]
-#                             [--resume] [--batch B] JOB[=MINUTES] ...
+#                             [--resume] [--batch B] [--style-share STYLE=SHARE]
+#                             JOB[=MINUTES] ...
 #
 #   JOB      probe-image | probe-shape | probe-video | probe-audio | vae | text-image
 #            | text-video | text-audio
@@ -18,6 +19,8 @@
 #   --bench  also write bench-train.json (`mmgen bench train`, every model)
 #   --resume continue each job from its shipped weights in models/JOB
 #   --batch  samples per step (default 128)
+#   --style-share  probe-image and probe-shape jobs draw that share of their scenes in
+#            one style (`mmgen train ... --style-share`, e.g. pixel_art=0.5)
 #   --tiny   the tiny test configurations (to try this script on a CPU)
 #
 # Writes, under the output folder: NAME.tar per job, NAME its folder in models/
@@ -27,7 +30,7 @@
 # its last two-minute checkpoint in its tar. Unpack with `tar -xf NAME.tar -C models/`.
 set -uo pipefail
 
-BIN=gpu/mmgen DEVICE=cuda OUTDIR="${OUT:-}" BENCH=0 RESUME=0 BATCH=128 TINY=0
+BIN=gpu/mmgen DEVICE=cuda OUTDIR="${OUT:-}" BENCH=0 RESUME=0 BATCH=128 TINY=0 STYLE_SHARE=
 JOBS=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -35,6 +38,7 @@ while [ $# -gt 0 ]; do
     --device) DEVICE="$2"; shift 2 ;;
     --out) OUTDIR="$2"; shift 2 ;;
     --batch) BATCH="$2"; shift 2 ;;
+    --style-share) STYLE_SHARE="$2"; shift 2 ;;
     --bench) BENCH=1; shift ;;
     --resume) RESUME=1; shift ;;
     --tiny) TINY=1; shift ;;
@@ -89,6 +93,7 @@ for spec in "${JOBS[@]}"; do
     fi
     args+=(--vae "$vae" --tokenizer "$tok")
   fi
+  case "$job" in probe-image|probe-shape) [ -n "$STYLE_SHARE" ] && args+=(--style-share "$STYLE_SHARE") ;; esac
   [ "$RESUME" = 1 ] && args+=(--resume "$shipped")
   echo "== $BIN ${args[*]}" | tee -a "$LOG"
   start=$(date +%s)
