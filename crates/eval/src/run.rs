@@ -543,22 +543,26 @@ impl EvalReport {
 /// deep (`frames.shape`), without the diagnostic breakdowns (`shape | pixel_art`).
 fn probe_attributes(record: &serde_json::Value) -> Vec<(String, f64)> {
     let mut out = Vec::new();
-    let Some(entries) = record.as_object() else {
-        return out;
-    };
-    for (name, value) in entries.iter().filter(|(name, _)| !name.contains(" | ")) {
-        if let Some(accuracy) = value["accuracy"].as_f64() {
-            out.push((name.clone(), accuracy));
-        } else if value.is_object() {
-            out.extend(
-                probe_attributes(value)
-                    .into_iter()
-                    .filter(|(inner, _)| !inner.contains('.'))
-                    .map(|(inner, accuracy)| (format!("{name}.{inner}"), accuracy)),
-            );
+    for (name, value) in attribute_entries(record) {
+        match value["accuracy"].as_f64() {
+            Some(accuracy) => out.push((name.clone(), accuracy)),
+            None => out.extend(
+                attribute_entries(value)
+                    .filter_map(|(inner, v)| Some((format!("{name}.{inner}"), v["accuracy"].as_f64()?))),
+            ),
         }
     }
     out
+}
+
+/// The entries of a JSON object (none for anything else), without the diagnostic
+/// breakdowns.
+fn attribute_entries(value: &serde_json::Value) -> impl Iterator<Item = (&String, &serde_json::Value)> {
+    value
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(name, _)| !name.contains(" | "))
 }
 
 #[cfg(test)]
