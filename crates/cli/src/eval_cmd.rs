@@ -1,6 +1,7 @@
 //! `mmgen eval`: GenEval-style alignment and world-FD of a generator, and
 //! `mmgen eval-probe`: a probe's own accuracy.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -68,6 +69,10 @@ pub struct EvalArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also write every prompt's result to this file, one JSON object per line: its
+    /// checks and what the probes read (which object failed, in which frames).
+    #[arg(long)]
+    per_prompt: Option<PathBuf>,
     /// Where the probes (and generators) run: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: DeviceArg,
@@ -241,6 +246,16 @@ pub fn run(args: EvalArgs) -> Result<()> {
         frames: args.frames,
         seconds: args.seconds,
     };
+    // Opened before the evaluation, so that a bad path fails now, not after it.
+    let mut per_prompt = args
+        .per_prompt
+        .as_ref()
+        .map(|path| {
+            std::fs::File::create(path)
+                .map(std::io::BufWriter::new)
+                .with_context(|| format!("--per-prompt: cannot create {}", path.display()))
+        })
+        .transpose()?;
     let report = evaluate(
         generator.as_mut(),
         &probes,
@@ -254,6 +269,14 @@ pub fn run(args: EvalArgs) -> Result<()> {
         },
     )?;
     bar.finish_and_clear();
+    if let (Some(file), Some(path)) = (per_prompt.as_mut(), &args.per_prompt) {
+        let written: std::io::Result<()> = report
+            .per_prompt
+            .iter()
+            .try_for_each(|result| writeln!(file, "{}", serde_json::to_string(result)?))
+            .and_then(|()| file.flush());
+        written.with_context(|| format!("--per-prompt: cannot write {}", path.display()))?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -281,6 +281,56 @@ fn probes_train_resume_and_fail_clearly() {
         "{}",
         stderr(&bad_source)
     );
+
+    // Every prompt's result, one JSON object per line, adds up to the report (with the
+    // shipped probes).
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    let models = models.to_str().unwrap();
+    let lines = dir.join("per-prompt.jsonl");
+    let run = mmgen(&[
+        "eval",
+        "--task",
+        "audio",
+        "--n",
+        "3",
+        "--probes",
+        models,
+        "--json",
+        "--per-prompt",
+        lines.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let results: Vec<serde_json::Value> = std::fs::read_to_string(&lines)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(results.len(), 3);
+    let passed = results.iter().filter(|r| r["checks"]["instrument"] == true).count();
+    assert_eq!(
+        passed as u64,
+        report["categories"]["instrument"]["passed"].as_u64().unwrap()
+    );
+    assert!(results
+        .iter()
+        .all(|r| r["reading"]["instrument"].is_string() && r["prompt"].is_string()));
+    // A file that cannot be written fails before the evaluation, naming the flag.
+    let nowhere = dir.join("no").join("such").join("file.jsonl");
+    let bad = mmgen(&[
+        "eval",
+        "--n",
+        "1",
+        "--probes",
+        models,
+        "--per-prompt",
+        nowhere.to_str().unwrap(),
+    ]);
+    assert!(
+        !bad.status.success() && stderr(&bad).contains("--per-prompt: cannot create"),
+        "{}",
+        stderr(&bad)
+    );
 }
 
 /// The image probe chooses its detection threshold after training (on train-split

@@ -123,6 +123,30 @@ pub struct EvalReport {
     pub world_fd: f64,
     /// The probes' own per-attribute accuracy on held-out renders (their metrics.json).
     pub probe_accuracy: serde_json::Value,
+    /// Each prompt's checks and what the probes read from its output, in prompt order
+    /// (not part of the report's JSON; `mmgen eval --per-prompt FILE` writes them).
+    #[serde(skip)]
+    pub per_prompt: Vec<PromptResult>,
+}
+
+/// One prompt's result: which categories it passed, and what the probes read, so that
+/// a failure can be looked into (which object, which frames). Its JSON form is
+/// documented in the README.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct PromptResult {
+    /// The prompt.
+    pub prompt: String,
+    /// The seed it was generated with.
+    pub seed: u64,
+    /// Pass or fail per category it asks for.
+    pub checks: BTreeMap<&'static str, bool>,
+    /// What was read. Image: `objects` (shape, colour, size, centre), `background`,
+    /// `style`. Video: per asked object, `frames` (one character per frame: `#` seen
+    /// with its shape and colour, `.` not seen so, `-` not judged: too small or
+    /// covered; null if it was never found) and its `motion` as read (null if not
+    /// asked), and the middle frame's `style`. Audio: `instrument`, `mood`,
+    /// `tempo_bpm`.
+    pub reading: serde_json::Value,
 }
 
 /// The probes an evaluation reads with.
@@ -281,11 +305,49 @@ fn mean_features(readings: &[ImageReading]) -> Vec<f32> {
         .collect()
 }
 
-/// Scores of one prompt and the features of its output and of a fresh render.
+/// Scores of one prompt, what was read (see [`PromptResult::reading`]), and the
+/// features of its output and of a fresh render.
 struct Scored {
     checks: Vec<(Category, bool)>,
+    reading: serde_json::Value,
     generated: Vec<f32>,
     real: Vec<f32>,
+}
+
+/// An image reading as [`PromptResult::reading`] shows it.
+fn image_reading_json(reading: &ImageReading) -> serde_json::Value {
+    let objects: Vec<serde_json::Value> = reading
+        .objects
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "shape": d.shape,
+                "colour": d.colour,
+                "size": d.size,
+                "cx": (d.cx * 1000.0).round() / 1000.0,
+                "cy": (d.cy * 1000.0).round() / 1000.0,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "objects": objects,
+        "background": reading.background,
+        "style": reading.style,
+    })
+}
+
+/// A track's frames as [`PromptResult::reading`] shows them.
+fn track_pattern(track: &Track) -> String {
+    track
+        .seen
+        .iter()
+        .zip(&track.judged)
+        .map(|(&seen, &judged)| match (judged, seen) {
+            (false, _) => '-',
+            (true, true) => '#',
+            (true, false) => '.',
+        })
+        .collect()
 }
 
 fn score_prompt(
@@ -305,6 +367,7 @@ fn score_prompt(
             let readings = probes.read_images(&[image.clone(), real_image.clone()])?;
             Ok(Scored {
                 checks: image_checks(request, &readings[0]),
+                reading: image_reading_json(&readings[0]),
                 generated: readings[0].features.clone(),
                 real: readings[1].features.clone(),
             })
@@ -360,14 +423,17 @@ fn score_prompt(
                 }
             }
             let mut checks = Vec::new();
-            let asked_motion: Vec<(&AskedObject, &Option<Track>)> = request
+            let mut motions_read = vec![None; request.objects.len()];
+            let asked_motion: Vec<(usize, &AskedObject, &Option<Track>)> = request
                 .objects
                 .iter()
                 .zip(&tracks)
-                .filter(|(o, _)| o.motion.is_some())
+                .enumerate()
+                .filter(|(_, (o, _))| o.motion.is_some())
+                .map(|(i, (o, t))| (i, o, t))
                 .collect();
             if !asked_motion.is_empty() {
-                let motion_tracks: Option<Vec<&Track>> = asked_motion.iter().map(|(_, t)| t.as_ref()).collect();
+                let motion_tracks: Option<Vec<&Track>> = asked_motion.iter().map(|(_, _, t)| t.as_ref()).collect();
                 let ok = match motion_tracks {
                     Some(motion_tracks) => {
                         let features = motion_tracks
@@ -380,7 +446,13 @@ fn score_prompt(
                             })
                             .collect::<Result<Vec<_>>>()?;
                         let motions = video_probe.read(&features, &probes.device)?;
-                        asked_motion.iter().zip(motions).all(|((o, _), m)| o.motion == Some(m))
+                        for ((i, _, _), &m) in asked_motion.iter().zip(&motions) {
+                            motions_read[*i] = Some(m);
+                        }
+                        asked_motion
+                            .iter()
+                            .zip(motions)
+                            .all(|((_, o, _), m)| o.motion == Some(m))
                     }
                     None => false,
                 };
@@ -390,10 +462,25 @@ fn score_prompt(
                 let ok = tracks.iter().all(|t| t.as_ref().is_some_and(Track::consistent));
                 checks.push((Category::TemporalConsistency, ok));
             }
+            let objects: Vec<serde_json::Value> = request
+                .objects
+                .iter()
+                .zip(&tracks)
+                .zip(&motions_read)
+                .map(|((o, t), m)| {
+                    serde_json::json!({
+                        "asked": o,
+                        "frames": t.as_ref().map(track_pattern),
+                        "motion": m,
+                    })
+                })
+                .collect();
+            let reading = serde_json::json!({ "objects": objects, "style": readings[mid].style });
             let real_frames = real.video.as_ref().ok_or_else(|| missing("video"))?;
             let real_readings = probes.read_images(real_frames)?;
             Ok(Scored {
                 checks,
+                reading,
                 generated: mean_features(&readings),
                 real: mean_features(&real_readings),
             })
@@ -403,8 +490,14 @@ fn score_prompt(
             let clip = out.audio.as_ref().ok_or_else(|| missing("audio"))?;
             let real_clip = real.audio.as_ref().ok_or_else(|| missing("audio"))?;
             let readings = audio_probe.read(&[clip.clone(), real_clip.clone()], &probes.device)?;
+            let heard = &readings[0];
             Ok(Scored {
-                checks: audio_checks(request, &readings[0]),
+                checks: audio_checks(request, heard),
+                reading: serde_json::json!({
+                    "instrument": heard.instrument,
+                    "mood": heard.mood,
+                    "tempo_bpm": heard.tempo_bpm.map(|t| (t * 10.0).round() / 10.0),
+                }),
                 generated: readings[0].features.clone(),
                 real: readings[1].features.clone(),
             })
@@ -434,6 +527,7 @@ pub fn evaluate(
     };
     let mut rows: BTreeMap<Category, (usize, usize)> = BTreeMap::new();
     let (mut generated_features, mut real_features) = (Vec::new(), Vec::new());
+    let mut per_prompt = Vec::with_capacity(texts.len());
     for (i, text) in texts.iter().enumerate() {
         let request = parse_prompt(text).map_err(|e| EvalError::Prompt {
             prompt: text.clone(),
@@ -444,11 +538,17 @@ pub fn evaluate(
         // A fresh render of the same request: the real side of the world-FD.
         let real = Oracle.generate(text, mix64(s), &settings)?;
         let scored = score_prompt(probes, task, &request, &out, &real, &generator.name(), text)?;
-        for (category, ok) in scored.checks {
+        for &(category, ok) in &scored.checks {
             let row = rows.entry(category).or_default();
             row.0 += ok as usize;
             row.1 += 1;
         }
+        per_prompt.push(PromptResult {
+            prompt: text.clone(),
+            seed: s,
+            checks: scored.checks.iter().map(|&(c, ok)| (c.name(), ok)).collect(),
+            reading: scored.reading,
+        });
         generated_features.push(scored.generated);
         real_features.push(scored.real);
         progress(i + 1, texts.len());
@@ -497,6 +597,7 @@ pub fn evaluate(
         overall,
         world_fd,
         probe_accuracy: probe_accuracy.cloned().unwrap_or(serde_json::Value::Null),
+        per_prompt,
     })
 }
 
@@ -668,11 +769,64 @@ mod tests {
             ] {
                 assert!(json.get(key).is_some(), "{key}");
             }
+            // Each prompt's result adds up to the report, and is not in its JSON.
+            assert!(json.get("per_prompt").is_none());
+            assert_eq!(report.per_prompt.len(), 6);
+            for (name, row) in &report.categories {
+                let results: Vec<bool> = report
+                    .per_prompt
+                    .iter()
+                    .filter_map(|r| r.checks.get(name).copied())
+                    .collect();
+                assert_eq!(
+                    (results.iter().filter(|&&ok| ok).count(), results.len()),
+                    (row.passed, row.total),
+                    "{name}"
+                );
+            }
+            for result in &report.per_prompt {
+                let keys: &[&str] = match task {
+                    Task::Image => &["objects", "background", "style"],
+                    Task::Video => &["objects", "style"],
+                    Task::Audio => &["instrument", "mood", "tempo_bpm"],
+                };
+                for key in keys {
+                    assert!(result.reading.get(key).is_some(), "{task:?} reading lacks {key}");
+                }
+                if task == Task::Video {
+                    // One entry per asked object; a found one has a character per frame.
+                    let objects = result.reading["objects"].as_array().unwrap();
+                    assert_eq!(objects.len(), parse_prompt(&result.prompt).unwrap().objects.len());
+                    for o in objects {
+                        if let Some(frames) = o["frames"].as_str() {
+                            assert!(
+                                frames.len() == 8 && frames.chars().all(|c| "#.-".contains(c)),
+                                "{frames}"
+                            );
+                        }
+                    }
+                }
+            }
         }
         // The same run twice gives the same report.
         let a = evaluate(&mut RandomScene, &probes, Task::Image, &prompts, 3, media, |_, _| ()).unwrap();
         let b = evaluate(&mut RandomScene, &probes, Task::Image, &prompts, 3, media, |_, _| ()).unwrap();
         assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+    }
+
+    #[test]
+    fn a_track_shows_its_frames_seen_missed_and_not_judged() {
+        let point = TrackPoint {
+            cx: 0.5,
+            cy: 0.5,
+            radius: 0.1,
+        };
+        let track = Track {
+            points: vec![point; 4],
+            seen: vec![true, false, true, false],
+            judged: vec![true, true, false, false],
+        };
+        assert_eq!(track_pattern(&track), "#.--");
     }
 
     #[test]
