@@ -4,7 +4,7 @@
 #
 #   bash scripts/gpu-train.sh [--bin PATH] [--device cuda] [--out DIR] [--bench]
 #                             [--resume] [--batch B] [--style-share STYLE=SHARE]
-#                             JOB[=MINUTES] ...
+#                             [--spin-share SHARE] JOB[=MINUTES] ...
 #
 #   JOB      probe-image | probe-shape | probe-video | probe-audio | vae | text-image
 #            | text-video | text-audio
@@ -21,6 +21,8 @@
 #   --batch  samples per step (default 128)
 #   --style-share  probe-image and probe-shape jobs draw that share of their scenes in
 #            one style (`mmgen train ... --style-share`, e.g. pixel_art=0.5)
+#   --spin-share  probe-image and probe-shape jobs show that share of their scenes
+#            turned (`mmgen train ... --spin-share`, e.g. 0.5)
 #   --tiny   the tiny test configurations (to try this script on a CPU)
 #
 # Writes, under the output folder: NAME.tar per job, NAME its folder in models/
@@ -30,7 +32,7 @@
 # its last two-minute checkpoint in its tar. Unpack with `tar -xf NAME.tar -C models/`.
 set -uo pipefail
 
-BIN=gpu/mmgen DEVICE=cuda OUTDIR="${OUT:-}" BENCH=0 RESUME=0 BATCH=128 TINY=0 STYLE_SHARE=
+BIN=gpu/mmgen DEVICE=cuda OUTDIR="${OUT:-}" BENCH=0 RESUME=0 BATCH=128 TINY=0 STYLE_SHARE= SPIN_SHARE=
 JOBS=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -39,6 +41,7 @@ while [ $# -gt 0 ]; do
     --out) OUTDIR="$2"; shift 2 ;;
     --batch) BATCH="$2"; shift 2 ;;
     --style-share) STYLE_SHARE="$2"; shift 2 ;;
+    --spin-share) SPIN_SHARE="$2"; shift 2 ;;
     --bench) BENCH=1; shift ;;
     --resume) RESUME=1; shift ;;
     --tiny) TINY=1; shift ;;
@@ -93,7 +96,10 @@ for spec in "${JOBS[@]}"; do
     fi
     args+=(--vae "$vae" --tokenizer "$tok")
   fi
-  case "$job" in probe-image|probe-shape) [ -n "$STYLE_SHARE" ] && args+=(--style-share "$STYLE_SHARE") ;; esac
+  case "$job" in probe-image|probe-shape)
+    [ -n "$STYLE_SHARE" ] && args+=(--style-share "$STYLE_SHARE")
+    [ -n "$SPIN_SHARE" ] && args+=(--spin-share "$SPIN_SHARE") ;;
+  esac
   [ "$RESUME" = 1 ] && args+=(--resume "$shipped")
   echo "== $BIN ${args[*]}" | tee -a "$LOG"
   start=$(date +%s)

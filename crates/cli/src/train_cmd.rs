@@ -20,7 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mmgen_eval::fit::{FitOptions, StepReport};
 use mmgen_eval::probe::audio::AudioProbeConfig;
 use mmgen_eval::probe::image::ImageProbeConfig;
-use mmgen_eval::probe::image_data::StyleShare;
+use mmgen_eval::probe::image_data::{StreamFocus, StyleShare};
 use mmgen_eval::probe::shape::ShapeProbeConfig;
 use mmgen_eval::probe::train::{train_audio_probe, train_image_probe, train_shape_probe, train_video_probe, RunInfo};
 use mmgen_eval::probe::video::VideoProbeConfig;
@@ -185,6 +185,34 @@ pub struct TrainArgs {
     /// it reads worst. The others keep the world's mix.
     #[arg(long, value_parser = parse_style_share)]
     style_share: Option<StyleShare>,
+    /// probe-image and probe-shape only: show this share of the training scenes
+    /// (from 0 to 1) turned, half their objects spinning at a random clip time, so
+    /// that the probe sees every shape at every angle as the world draws it (pixel-art
+    /// sprites on their fixed grid, large crosses on their side).
+    #[arg(long, value_parser = parse_share)]
+    spin_share: Option<f64>,
+}
+
+impl TrainArgs {
+    /// Where the probe's training stream dwells (`--style-share`, `--spin-share`).
+    fn stream_focus(&self) -> StreamFocus {
+        StreamFocus {
+            style: self.style_share,
+            spin: self.spin_share.unwrap_or(0.0),
+        }
+    }
+}
+
+/// Parses a share in [0, 1].
+fn parse_share(text: &str) -> std::result::Result<f64, String> {
+    let share: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number; allowed 0 to 1"))?;
+    if !(0.0..=1.0).contains(&share) {
+        return Err(format!("{share} is out of range; allowed 0 to 1"));
+    }
+    Ok(share)
 }
 
 /// Parses `--style-share STYLE=SHARE`.
@@ -196,19 +224,13 @@ fn parse_style_share(text: &str) -> std::result::Result<StyleShare, String> {
         .trim()
         .parse()
         .map_err(|e: mmgen_world::WorldError| e.to_string())?;
-    let share: f64 = share
-        .trim()
-        .parse()
-        .map_err(|_| format!("SHARE {share:?} is not a number; allowed 0 to 1"))?;
-    if !(0.0..=1.0).contains(&share) {
-        return Err(format!("SHARE {share} is out of range; allowed 0 to 1"));
-    }
+    let share = parse_share(share).map_err(|e| format!("SHARE {e}"))?;
     Ok(StyleShare { style, share })
 }
 
 pub fn run(cmd: TrainCommand) -> Result<()> {
-    // Only the image and shape probes' streams can redraw styles.
-    let without_style_share = match &cmd {
+    // Only the image and shape probes' streams can redraw styles or turn scenes.
+    let without_focus = match &cmd {
         TrainCommand::ProbeAudio(a) | TrainCommand::ProbeVideo(a) => Some(a),
         TrainCommand::Vae(a) => Some(&a.train),
         TrainCommand::TextImage(a) => Some(&a.train),
@@ -216,8 +238,15 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
         TrainCommand::TextAudio(a) => Some(&a.train),
         TrainCommand::ProbeImage(_) | TrainCommand::ProbeShape(_) | TrainCommand::Tokenizer(_) => None,
     };
-    if without_style_share.is_some_and(|a| a.style_share.is_some()) {
-        anyhow::bail!("--style-share applies to `train probe-image` and `train probe-shape` only");
+    if let Some(args) = without_focus {
+        for (flag, given) in [
+            ("--style-share", args.style_share.is_some()),
+            ("--spin-share", args.spin_share.is_some()),
+        ] {
+            if given {
+                anyhow::bail!("{flag} applies to `train probe-image` and `train probe-shape` only");
+            }
+        }
     }
     match cmd {
         TrainCommand::ProbeImage(args) => probe_image(args),
@@ -462,7 +491,7 @@ fn probe_image(args: TrainArgs) -> Result<()> {
     let metrics = train_image_probe(
         &config,
         &options,
-        args.style_share,
+        args.stream_focus(),
         &run_info(&args),
         &args.device.open()?,
         |r| report(&bar, r, args.max_minutes.is_some()),
@@ -481,7 +510,7 @@ fn probe_shape(args: TrainArgs) -> Result<()> {
     let metrics = train_shape_probe(
         &config,
         &options,
-        args.style_share,
+        args.stream_focus(),
         &run_info(&args),
         &args.device.open()?,
         |r| report(&bar, r, args.max_minutes.is_some()),

@@ -259,6 +259,21 @@ fn probes_train_resume_and_fail_clearly() {
         "{}",
         stderr(&elsewhere)
     );
+    // So does a spin share, a number in [0, 1].
+    for share in ["1.5", "2", "half"] {
+        let bad = mmgen(&["train", "probe-image", "--tiny", "--out", o, "--spin-share", share]);
+        assert!(
+            !bad.status.success() && stderr(&bad).contains("--spin-share") && stderr(&bad).contains("allowed 0 to 1"),
+            "{share}: {}",
+            stderr(&bad)
+        );
+    }
+    let elsewhere = mmgen(&["train", "probe-video", "--tiny", "--out", o, "--spin-share", "0.5"]);
+    assert!(
+        !elsewhere.status.success() && stderr(&elsewhere).contains("--spin-share applies to `train probe-image`"),
+        "{}",
+        stderr(&elsewhere)
+    );
 
     let no_probes = mmgen(&[
         "eval",

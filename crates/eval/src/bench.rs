@@ -11,7 +11,7 @@ use crate::error::{EvalError, Result};
 use crate::probe::audio::{AudioProbe, AudioProbeConfig};
 use crate::probe::audio_data::audio_batch;
 use crate::probe::image::{ImageProbe, ImageProbeConfig};
-use crate::probe::image_data::{image_batch, shape_batch};
+use crate::probe::image_data::{image_batch, shape_batch, StreamFocus};
 use crate::probe::shape::{ShapeProbe, ShapeProbeConfig};
 use crate::probe::video::{VideoProbe, VideoProbeConfig};
 use crate::probe::video_data::video_batch;
@@ -152,7 +152,9 @@ pub fn bench_training(model: &str, batch: usize, iters: usize, device: &Device) 
                     model: "probe-image",
                     varmap: vars,
                     batch,
-                    make_batch: Box::new(|i| image_batch(config.image_size, batch, 0, i, None, device)),
+                    make_batch: Box::new(|i| {
+                        image_batch(config.image_size, batch, 0, i, StreamFocus::default(), device)
+                    }),
                     loss: Box::new(|b| Ok(probe.loss(&b.xs, &b.targets)?.0)),
                     forward: Box::new(|b, n| Ok(probe.forward(&b.xs.narrow(0, 0, n)?)?.0)),
                 },
@@ -169,7 +171,7 @@ pub fn bench_training(model: &str, batch: usize, iters: usize, device: &Device) 
                     model: "probe-shape",
                     varmap: vars,
                     batch,
-                    make_batch: Box::new(|i| shape_batch(&config, batch, 0, i, None, device)),
+                    make_batch: Box::new(|i| shape_batch(&config, batch, 0, i, StreamFocus::default(), device)),
                     loss: Box::new(|b| Ok(b.loss(&probe)?.0)),
                     forward: Box::new(|b, n| Ok(probe.forward(&b.crops.narrow(0, 0, n.min(b.crops.dim(0)?))?)?.0)),
                 },
@@ -224,7 +226,8 @@ pub fn bench_training(model: &str, batch: usize, iters: usize, device: &Device) 
                     varmap: vars,
                     batch,
                     make_batch: Box::new(|i| {
-                        let images = image_batch(vae_cfg.image_size, batch, 0, i, None, &Device::Cpu)?.xs;
+                        let images =
+                            image_batch(vae_cfg.image_size, batch, 0, i, StreamFocus::default(), &Device::Cpu)?.xs;
                         let latents = vae.encode(&images)?.mean.to_device(device)?;
                         let noise = Tensor::randn(0f32, 1.0, latents.shape(), device)?;
                         let ids = Tensor::zeros((batch, len), DType::U32, device)?;

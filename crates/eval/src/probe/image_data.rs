@@ -54,11 +54,31 @@ pub struct StyleShare {
     pub share: f64,
 }
 
+/// Where a probe's training stream dwells beyond the world's mix, to train a probe
+/// further where it reads worst. The default is the plain stream, the one every
+/// probe before these options saw (no extra random draws are made without them).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StreamFocus {
+    /// One style drawn more often.
+    pub style: Option<StyleShare>,
+    /// Share of augmented scenes, in [0, 1], shown turned: each of their objects
+    /// spins with probability one half, and the frame is drawn at a uniform clip time,
+    /// so that every shape is seen at every angle as the world draws it. Spinning
+    /// objects are otherwise rare at odd angles (a still sample is the clip's middle
+    /// half the time, where a spin has turned half-way round), and the shape probe's
+    /// turned crops turn the pixel grid with the shape, which a pixel-art sprite
+    /// spinning on its fixed grid never does. Objects keep their shape, colour and
+    /// size; a scene may change split (a spinning triangle is a held-out pair), which
+    /// a probe's stream, drawn from both splits, allows.
+    pub spin: f64,
+}
+
 /// Sample `seed`: a spec from either split (redrawn in `focus`'s style for its share
 /// of seeds), a frame of it, and its poses: the middle frame, or with `augment` half
 /// the time another one (a fifth of all samples from the clip's ends, [`CLIP_END`]),
-/// mirrored and blurred at random.
-pub fn image_sample(seed: u64, size: u32, augment: bool, focus: Option<StyleShare>) -> Result<ImageSample> {
+/// mirrored and blurred at random. With `augment`, `focus.spin` of the scenes are
+/// turned (see [`StreamFocus`]).
+pub fn image_sample(seed: u64, size: u32, augment: bool, focus: StreamFocus) -> Result<ImageSample> {
     let mut rng = rng_for(seed, Purpose::Augment);
     let split = if rng.random_bool(0.25) {
         Split::Heldout
@@ -67,11 +87,23 @@ pub fn image_sample(seed: u64, size: u32, augment: bool, focus: Option<StyleShar
     };
     let mut spec = SpecSampler::default().sample(split, seed);
     // Drawn only with a focus, so that the plain stream is the one earlier probes saw.
-    if let Some(focus) = focus.filter(|f| rng.random_bool(f.share.clamp(0.0, 1.0))) {
+    if let Some(focus) = focus.style.filter(|f| rng.random_bool(f.share.clamp(0.0, 1.0))) {
         spec.style = focus.style;
     }
+    let turned = augment && focus.spin > 0.0 && rng.random_bool(focus.spin.min(1.0));
+    if turned {
+        for object in &mut spec.objects {
+            if rng.random_bool(0.5) {
+                object.motion = Motion::Spin;
+            }
+        }
+    }
     let scene = Scene::new(&spec, seed);
-    let t = sample_time(&mut rng, augment);
+    let t = if turned {
+        rng.random_range(0.0..=1.0)
+    } else {
+        sample_time(&mut rng, augment)
+    };
     let mut image = scene.frame(size, size, t)?;
     let mut poses = scene.poses_at(t);
     let mut spec = spec.clone();
@@ -117,14 +149,14 @@ pub struct ImageBatch {
     pub targets: ImageTargets,
 }
 
-/// Batch `index` of the training stream under `seed` (with `focus`'s style drawn more
-/// often, if given).
+/// Batch `index` of the training stream under `seed`, with `focus` (see
+/// [`StreamFocus`]).
 pub fn image_batch(
     probe_size: usize,
     batch: usize,
     seed: u64,
     index: u64,
-    focus: Option<StyleShare>,
+    focus: StreamFocus,
     device: &Device,
 ) -> Result<ImageBatch> {
     let (samples, xs) = noised_samples(probe_size, batch, seed, index, focus, device)?;
@@ -141,7 +173,7 @@ fn noised_samples(
     batch: usize,
     seed: u64,
     index: u64,
-    focus: Option<StyleShare>,
+    focus: StreamFocus,
     device: &Device,
 ) -> Result<(Vec<ImageSample>, Tensor)> {
     let samples = (0..batch)
@@ -237,13 +269,13 @@ fn background_box(poses: &[Pose], rng: &mut impl Rng) -> Option<ObjectBox> {
 /// (a probe trained without turning misread a quarter of spinning objects' frames).
 /// With a box head, [`P_RESCALED`] of the object crops are scaled by a factor in
 /// [`SCALE_RANGE`], and each image adds [`BACKGROUND_CROPS`] crops of background.
-/// With `focus`, its style is drawn more often (see [`StyleShare`]).
+/// The scenes follow `focus` (see [`StreamFocus`]).
 pub fn shape_batch(
     config: &ShapeProbeConfig,
     images: usize,
     seed: u64,
     index: u64,
-    focus: Option<StyleShare>,
+    focus: StreamFocus,
     device: &Device,
 ) -> Result<ShapeBatch> {
     // The pixels are cropped on the CPU whatever the training device.
@@ -702,8 +734,17 @@ mod tests {
         let mut focused_pixel_art = 0;
         let mut plain_pixel_art = 0;
         for seed in 0..n {
-            let plain = image_sample(seed, 32, true, None).unwrap();
-            let focused = image_sample(seed, 32, true, Some(focus)).unwrap();
+            let plain = image_sample(seed, 32, true, StreamFocus::default()).unwrap();
+            let focused = image_sample(
+                seed,
+                32,
+                true,
+                StreamFocus {
+                    style: Some(focus),
+                    spin: 0.0,
+                },
+            )
+            .unwrap();
             // The same scene (objects, and so split), only its style redrawn.
             let kinds = |s: &ImageSample| -> Vec<_> { s.spec.objects.iter().map(|o| (o.shape, o.colour)).collect() };
             assert_eq!(kinds(&plain), kinds(&focused), "seed {seed}");
@@ -721,14 +762,78 @@ mod tests {
         );
         // All or nothing at the ends of the range.
         let all = StyleShare { share: 1.0, ..focus };
-        assert!((0..20).all(|seed| image_sample(seed, 32, false, Some(all)).unwrap().spec.style == Style::PixelArt));
+        assert!((0..20).all(|seed| image_sample(
+            seed,
+            32,
+            false,
+            StreamFocus {
+                style: Some(all),
+                spin: 0.0
+            }
+        )
+        .unwrap()
+        .spec
+        .style
+            == Style::PixelArt));
         let none = StyleShare { share: 0.0, ..focus };
         for seed in 0..20 {
             let (a, b) = (
-                image_sample(seed, 32, false, Some(none)).unwrap(),
-                image_sample(seed, 32, false, None).unwrap(),
+                image_sample(
+                    seed,
+                    32,
+                    false,
+                    StreamFocus {
+                        style: Some(none),
+                        spin: 0.0,
+                    },
+                )
+                .unwrap(),
+                image_sample(seed, 32, false, StreamFocus::default()).unwrap(),
             );
             assert_eq!(a.spec.style, b.spec.style);
+        }
+    }
+
+    #[test]
+    fn a_spin_share_turns_objects_of_augmented_scenes_to_odd_angles() {
+        let focus = StreamFocus { style: None, spin: 0.5 };
+        let (mut objects, mut turned, mut on_their_side) = (0, 0, 0);
+        for seed in 0..300 {
+            let plain = image_sample(seed, 32, true, StreamFocus::default()).unwrap();
+            let focused = image_sample(seed, 32, true, focus).unwrap();
+            // The same objects, only some of them set spinning.
+            let kinds =
+                |s: &ImageSample| -> Vec<_> { s.spec.objects.iter().map(|o| (o.shape, o.colour, o.size)).collect() };
+            assert_eq!(kinds(&plain), kinds(&focused), "seed {seed}");
+            assert_eq!(plain.spec.style, focused.spec.style, "seed {seed}");
+            for ((a, b), pose) in plain.spec.objects.iter().zip(&focused.spec.objects).zip(&focused.poses) {
+                objects += 1;
+                // (The streams may mirror a scene differently: left and right swap.)
+                let mirrored = matches!(
+                    (a.motion, b.motion),
+                    (Motion::MoveLeft, Motion::MoveRight) | (Motion::MoveRight, Motion::MoveLeft)
+                );
+                if a.motion != b.motion && !mirrored {
+                    assert_eq!(b.motion, Motion::Spin, "seed {seed}");
+                    turned += 1;
+                    // A cross or a square at about 45 degrees, a triangle on its side.
+                    on_their_side += usize::from((2.0 * pose.angle).sin().abs() > 0.5);
+                }
+            }
+        }
+        // Half the scenes turned, half their objects set spinning (an eighth spin anyway).
+        let share = turned as f64 / objects as f64;
+        assert!((share - 0.25 * 7.0 / 8.0).abs() < 0.06, "{turned} of {objects} turned");
+        // Uniform frame times show two thirds of them at an odd angle (a still sample
+        // is the clip's middle half the time, where a spin is upright or upside down).
+        assert!(on_their_side * 2 > turned, "{on_their_side} of {turned} on their side");
+        // Measurement samples (not augmented) are never turned.
+        for seed in 0..20 {
+            let (a, b) = (
+                image_sample(seed, 32, false, focus).unwrap(),
+                image_sample(seed, 32, false, StreamFocus::default()).unwrap(),
+            );
+            assert_eq!(a.spec, b.spec);
         }
     }
 
@@ -736,7 +841,7 @@ mod tests {
     fn shape_batches_put_objects_first_and_their_scales_undo_the_crop() {
         let config = ShapeProbeConfig::tiny();
         let dev = Device::Cpu;
-        let batch = shape_batch(&config, 6, 5, 0, None, &dev).unwrap();
+        let batch = shape_batch(&config, 6, 5, 0, StreamFocus::default(), &dev).unwrap();
         let crops = batch.crops.dim(0).unwrap();
         assert_eq!(batch.shapes.dim(0).unwrap(), batch.objects);
         assert!(
@@ -755,7 +860,7 @@ mod tests {
             box_head: false,
             ..config
         };
-        let batch = shape_batch(&plain, 6, 5, 0, None, &dev).unwrap();
+        let batch = shape_batch(&plain, 6, 5, 0, StreamFocus::default(), &dev).unwrap();
         assert_eq!(batch.crops.dim(0).unwrap(), batch.objects);
         let scales: Vec<f32> = batch.log_scales.to_vec1().unwrap();
         assert!(scales.iter().all(|s| s.abs() <= 1.1f32.ln() + 1e-5), "{scales:?}");

@@ -15,7 +15,7 @@ use super::audio_data::{audio_batch, audio_probe_accuracy};
 use super::image::{ImageProbe, ImageProbeConfig, CALIBRATED_KEYS};
 use super::image_data::{
     calibrate_detection_threshold, clip_frame_accuracy, image_batch, image_probe_accuracy, shape_batch,
-    shape_probe_accuracy, ShapeBatch, StyleShare, Tally, CLIP_FRAMES,
+    shape_probe_accuracy, ShapeBatch, StreamFocus, Tally, CLIP_FRAMES,
 };
 use super::shape::{ShapeProbe, ShapeProbeConfig};
 use super::video::{VideoProbe, VideoProbeConfig};
@@ -212,12 +212,12 @@ fn new_varmap(seed: u64, device: &Device) -> (VarMap, VarBuilder<'static>) {
     (varmap, vb)
 }
 
-/// Trains an image probe (on the world's mix of styles, or with `focus`'s style drawn
-/// more often), measures it and writes it to `run.out`; returns metrics.json.
+/// Trains an image probe (on the world's mix, or dwelling where `focus` says), measures
+/// it and writes it to `run.out`; returns metrics.json.
 pub fn train_image_probe(
     config: &ImageProbeConfig,
     options: &FitOptions,
-    focus: Option<StyleShare>,
+    focus: StreamFocus,
     run: &RunInfo,
     device: &Device,
     progress: impl FnMut(&StepReport),
@@ -306,12 +306,12 @@ pub fn recalibrate_image_probe(
 
 /// Trains a shape probe (the second stage of image reading) on crops of the objects
 /// of world renders, measures it on crops at true poses and writes it to `run.out`;
-/// returns metrics.json. `options.batch` counts images (each gives 1-4 crops); with
-/// `focus`, its style is drawn more often.
+/// returns metrics.json. `options.batch` counts images (each gives 1-4 crops); the
+/// scenes follow `focus` (see [`StreamFocus`]).
 pub fn train_shape_probe(
     config: &ShapeProbeConfig,
     options: &FitOptions,
-    focus: Option<StyleShare>,
+    focus: StreamFocus,
     run: &RunInfo,
     device: &Device,
     progress: impl FnMut(&StepReport),
