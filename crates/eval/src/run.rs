@@ -144,7 +144,8 @@ pub struct PromptResult {
     /// `style`. Video: per asked object, `frames` (one character per frame: `#` seen
     /// with its shape and colour, `.` not seen so, `-` not judged: too small or
     /// covered; null if it was never found) and its `motion` as read (null if not
-    /// asked), and the middle frame's `style`. Audio: `instrument`, `mood`,
+    /// asked, or if an asked object was never found: motions are read together), and
+    /// the middle frame's `style`. Audio: `instrument`, `mood`,
     /// `tempo_bpm`.
     pub reading: serde_json::Value,
 }
