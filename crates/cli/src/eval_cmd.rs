@@ -246,16 +246,16 @@ pub fn run(args: EvalArgs) -> Result<()> {
         frames: args.frames,
         seconds: args.seconds,
     };
-    // Opened before the evaluation, so that a bad path fails now, not after it.
+    // Opened before the evaluation, so that a bad path fails now, not after it; each
+    // prompt's line is written as it is scored, so an interrupted run keeps its lines.
     let mut per_prompt = args
         .per_prompt
         .as_ref()
         .map(|path| {
-            std::fs::File::create(path)
-                .map(std::io::BufWriter::new)
-                .with_context(|| format!("--per-prompt: cannot create {}", path.display()))
+            std::fs::File::create(path).with_context(|| format!("--per-prompt: cannot create {}", path.display()))
         })
         .transpose()?;
+    let mut write_error = None;
     let report = evaluate(
         generator.as_mut(),
         &probes,
@@ -263,19 +263,21 @@ pub fn run(args: EvalArgs) -> Result<()> {
         &prompts,
         args.seed,
         media,
-        |done, total| {
+        |done, total, result| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
+            if let (Some(file), None) = (per_prompt.as_mut(), &write_error) {
+                let line = serde_json::to_string(result).map(|json| json + "\n");
+                write_error = line
+                    .map_err(std::io::Error::from)
+                    .and_then(|l| file.write_all(l.as_bytes()))
+                    .err();
+            }
         },
     )?;
     bar.finish_and_clear();
-    if let (Some(file), Some(path)) = (per_prompt.as_mut(), &args.per_prompt) {
-        let written: std::io::Result<()> = report
-            .per_prompt
-            .iter()
-            .try_for_each(|result| writeln!(file, "{}", serde_json::to_string(result)?))
-            .and_then(|()| file.flush());
-        written.with_context(|| format!("--per-prompt: cannot write {}", path.display()))?;
+    if let (Some(error), Some(path)) = (write_error, &args.per_prompt) {
+        return Err(error).with_context(|| format!("--per-prompt: cannot write {}", path.display()));
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

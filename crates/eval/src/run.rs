@@ -123,15 +123,12 @@ pub struct EvalReport {
     pub world_fd: f64,
     /// The probes' own per-attribute accuracy on held-out renders (their metrics.json).
     pub probe_accuracy: serde_json::Value,
-    /// Each prompt's checks and what the probes read from its output, in prompt order
-    /// (not part of the report's JSON; `mmgen eval --per-prompt FILE` writes them).
-    #[serde(skip)]
-    pub per_prompt: Vec<PromptResult>,
 }
 
 /// One prompt's result: which categories it passed, and what the probes read, so that
-/// a failure can be looked into (which object, which frames). Its JSON form is
-/// documented in the README.
+/// a failure can be looked into (which object, which frames). [`evaluate`] hands each
+/// to its progress callback as it is scored (`mmgen eval --per-prompt FILE` writes
+/// them); its JSON form is documented in the README.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct PromptResult {
     /// The prompt.
@@ -506,7 +503,8 @@ fn score_prompt(
     }
 }
 
-/// Evaluates `generator` on `prompts`, calling `progress(done, total)` as it goes.
+/// Evaluates `generator` on `prompts`, calling `progress(done, total, result)` with each
+/// prompt's result as it goes.
 pub fn evaluate(
     generator: &mut dyn Generator,
     probes: &Probes,
@@ -514,7 +512,7 @@ pub fn evaluate(
     prompts: &Prompts,
     seed: u64,
     media: MediaOptions,
-    mut progress: impl FnMut(usize, usize),
+    mut progress: impl FnMut(usize, usize, &PromptResult),
 ) -> Result<EvalReport> {
     let texts = prompts.texts(task.medium(), seed);
     if texts.is_empty() {
@@ -528,7 +526,6 @@ pub fn evaluate(
     };
     let mut rows: BTreeMap<Category, (usize, usize)> = BTreeMap::new();
     let (mut generated_features, mut real_features) = (Vec::new(), Vec::new());
-    let mut per_prompt = Vec::with_capacity(texts.len());
     for (i, text) in texts.iter().enumerate() {
         let request = parse_prompt(text).map_err(|e| EvalError::Prompt {
             prompt: text.clone(),
@@ -544,15 +541,15 @@ pub fn evaluate(
             row.0 += ok as usize;
             row.1 += 1;
         }
-        per_prompt.push(PromptResult {
+        let result = PromptResult {
             prompt: text.clone(),
             seed: s,
             checks: scored.checks.iter().map(|&(c, ok)| (c.name(), ok)).collect(),
             reading: scored.reading,
-        });
+        };
         generated_features.push(scored.generated);
         real_features.push(scored.real);
-        progress(i + 1, texts.len());
+        progress(i + 1, texts.len(), &result);
     }
     let categories: BTreeMap<&'static str, CategoryScore> = task
         .categories()
@@ -598,7 +595,6 @@ pub fn evaluate(
         overall,
         world_fd,
         probe_accuracy: probe_accuracy.cloned().unwrap_or(serde_json::Value::Null),
-        per_prompt,
     })
 }
 
@@ -749,9 +745,13 @@ mod tests {
             seconds: 1.0,
         };
         for task in [Task::Image, Task::Video, Task::Audio] {
-            let mut calls = 0;
-            let report = evaluate(&mut Oracle, &probes, task, &prompts, 1, media, |_, _| calls += 1).unwrap();
-            assert_eq!((report.prompts, calls), (6, 6));
+            let mut per_prompt = Vec::new();
+            let report = evaluate(&mut Oracle, &probes, task, &prompts, 1, media, |done, _, result| {
+                per_prompt.push(result.clone());
+                assert_eq!(done, per_prompt.len());
+            })
+            .unwrap();
+            assert_eq!((report.prompts, per_prompt.len()), (6, 6));
             assert!(!report.categories.is_empty(), "{task:?}");
             for name in report.categories.keys() {
                 assert!(task.categories().iter().any(|c| c.name() == *name));
@@ -770,22 +770,16 @@ mod tests {
             ] {
                 assert!(json.get(key).is_some(), "{key}");
             }
-            // Each prompt's result adds up to the report, and is not in its JSON.
-            assert!(json.get("per_prompt").is_none());
-            assert_eq!(report.per_prompt.len(), 6);
+            // Each prompt's result adds up to the report.
             for (name, row) in &report.categories {
-                let results: Vec<bool> = report
-                    .per_prompt
-                    .iter()
-                    .filter_map(|r| r.checks.get(name).copied())
-                    .collect();
+                let results: Vec<bool> = per_prompt.iter().filter_map(|r| r.checks.get(name).copied()).collect();
                 assert_eq!(
                     (results.iter().filter(|&&ok| ok).count(), results.len()),
                     (row.passed, row.total),
                     "{name}"
                 );
             }
-            for result in &report.per_prompt {
+            for result in &per_prompt {
                 let keys: &[&str] = match task {
                     Task::Image => &["objects", "background", "style"],
                     Task::Video => &["objects", "style"],
@@ -810,8 +804,8 @@ mod tests {
             }
         }
         // The same run twice gives the same report.
-        let a = evaluate(&mut RandomScene, &probes, Task::Image, &prompts, 3, media, |_, _| ()).unwrap();
-        let b = evaluate(&mut RandomScene, &probes, Task::Image, &prompts, 3, media, |_, _| ()).unwrap();
+        let a = evaluate(&mut RandomScene, &probes, Task::Image, &prompts, 3, media, |_, _, _| ()).unwrap();
+        let b = evaluate(&mut RandomScene, &probes, Task::Image, &prompts, 3, media, |_, _, _| ()).unwrap();
         assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
     }
 
@@ -841,7 +835,7 @@ mod tests {
             &prompts,
             1,
             MediaOptions::default(),
-            |_, _| (),
+            |_, _, _| (),
         )
         .unwrap_err();
         assert!(err.to_string().contains("lorem ipsum"), "{err}");
