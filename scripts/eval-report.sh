@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs `mmgen eval` for every task, split and language with the oracle and the random
-# generator, and prints the README's tables (markdown). Needs python3 for formatting.
+# generator (and, for video, the morph control), and prints the README's tables (markdown). Needs python3 for formatting.
 #   scripts/eval-report.sh [MMGEN_BINARY] [N] [TASKS]     (TASKS default "image video audio")
 set -euo pipefail
 MMGEN=${1:-target/release/mmgen}
@@ -12,7 +12,8 @@ for task in $TASKS; do
   echo
   echo "| source | split | lang | overall | world-FD | categories |"
   echo "|---|---|---|---|---|---|"
-  for source in oracle random; do
+  sources="oracle random"; [ "$task" = video ] && sources="$sources morph"
+  for source in $sources; do
     for split in train heldout; do
       for lang in en zh; do
         "$MMGEN" eval --task "$task" --source "$source" --split "$split" --lang "$lang" --n "$n" --json 2>/dev/null |

@@ -10,7 +10,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mmgen_eval::fit::{load_config, load_weights};
 use mmgen_eval::generator::{
-    Generator, HybridAudioGenerator, HybridImageGenerator, HybridVideoGenerator, Oracle, RandomScene,
+    Generator, HybridAudioGenerator, HybridImageGenerator, HybridVideoGenerator, MorphingClip, Oracle, RandomScene,
 };
 use mmgen_eval::probe::image_data::{clip_frame_accuracy, image_probe_accuracy};
 use mmgen_eval::probe::train::{accuracy_by_split, recalibrate_image_probe};
@@ -31,8 +31,10 @@ pub struct EvalArgs {
     #[arg(long, default_value = "image", value_parser = ["image", "video", "audio"])]
     task: String,
     /// The generator: `oracle` (renders the parsed prompt: the upper bound),
-    /// `random` (ignores the prompt: chance) or `hybrid` (the hybrid family's model
-    /// of the task, from --model).
+    /// `random` (ignores the prompt: chance), `morph` (--task video: the oracle's clips
+    /// with one object changing identity halfway, a control that only temporal
+    /// consistency should fail) or `hybrid` (the hybrid family's model of the task,
+    /// from --model).
     #[arg(long, default_value = "oracle")]
     source: String,
     /// The model folder of --source hybrid [default: models/hybrid-image, -video or
@@ -165,6 +167,12 @@ fn generator(args: &EvalArgs, device: &Device) -> Result<Box<dyn Generator>> {
     match args.source.as_str() {
         "oracle" => Ok(Box::new(Oracle)),
         "random" => Ok(Box::new(RandomScene)),
+        // Its stills and audio are the oracle's: only a clip can show it.
+        "morph" if args.task != "video" => bail!(
+            "--source morph is a control for --task video (an object changes identity halfway through each clip; its stills and audio are the oracle's); --task is {}",
+            args.task
+        ),
+        "morph" => Ok(Box::new(MorphingClip)),
         "hybrid" => {
             let dir = args
                 .model
@@ -192,7 +200,7 @@ fn generator(args: &EvalArgs, device: &Device) -> Result<Box<dyn Generator>> {
                 }
             }
         }
-        other => bail!("unknown --source `{other}`; available: oracle, random, hybrid"),
+        other => bail!("unknown --source `{other}`; available: oracle, random, morph (--task video), hybrid"),
     }
 }
 

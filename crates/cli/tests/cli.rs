@@ -292,9 +292,16 @@ fn probes_train_resume_and_fail_clearly() {
     );
     let bad_source = mmgen(&["eval", "--source", "nope", "--n", "2"]);
     assert!(
-        stderr(&bad_source).contains("unknown --source `nope`; available: oracle, random, hybrid"),
+        stderr(&bad_source)
+            .contains("unknown --source `nope`; available: oracle, random, morph (--task video), hybrid"),
         "{}",
         stderr(&bad_source)
+    );
+    let still_morph = mmgen(&["eval", "--source", "morph", "--task", "image", "--n", "2"]);
+    assert!(
+        stderr(&still_morph).contains("--source morph is a control for --task video") && !still_morph.status.success(),
+        "{}",
+        stderr(&still_morph)
     );
 
     // Every prompt's result, one JSON object per line, adds up to the report (with the

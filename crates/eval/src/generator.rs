@@ -1,12 +1,16 @@
-//! The `Generator` trait every model family plugs into, and the two reference
-//! generators that prove the metric: the oracle (renders the parsed prompt, the upper
-//! bound) and a deliberately wrong one (renders a random spec, near chance).
+//! The `Generator` trait every model family plugs into, and the reference generators
+//! that prove the metric: the oracle (renders the parsed prompt, the upper bound), a
+//! deliberately wrong one (renders a random spec, near chance), and a control for
+//! temporal consistency (the oracle's clips with one object changing identity
+//! halfway: the category must fail them).
 
 use image::RgbImage;
 use mmgen_world::audio::render_audio;
 use mmgen_world::caption::parse::{parse_prompt, spec_from_request};
 use mmgen_world::render::Scene;
-use mmgen_world::{SpecSampler, Split};
+use mmgen_world::rng::{mix64, rng_for, Purpose};
+use mmgen_world::{Colour, Shape, SpecSampler, Split};
+use rand::Rng;
 use serde::Serialize;
 
 use crate::error::Result;
@@ -104,6 +108,57 @@ impl Generator for RandomScene {
         .sample(Split::Train, seed ^ 0x0BAD_5EED);
         render_spec(&spec, seed, settings)
     }
+}
+
+/// A control for temporal consistency: renders the parsed prompt as the oracle does,
+/// except that halfway through each clip one of its objects turns into another shape
+/// or takes another colour (which object, which of the two and what it becomes are
+/// drawn from the seed; it keeps its place, size and motion). Its stills, audio and
+/// object paths are the oracle's, so temporal consistency must fail it: the share of
+/// its clips that pass is how often the category misses an identity change, where
+/// the random generator only shows it failing a wrong scene. (Motion fails too when
+/// the changed object is one whose motion is asked: its track ends at the change.)
+pub struct MorphingClip;
+
+impl Generator for MorphingClip {
+    fn name(&self) -> String {
+        "morph".into()
+    }
+
+    fn generate(&mut self, prompt: &str, seed: u64, settings: &GenerationSettings) -> Result<Generated> {
+        let spec = spec_from_request(&parse_prompt(prompt)?, seed)?;
+        let mut generated = render_spec(&spec, seed, settings)?;
+        if let (Some(video), Some(changed)) = (generated.video.as_mut(), morphed(&spec, seed)) {
+            // The layout and the other objects' shades do not depend on what an object
+            // is, so the second half continues the first.
+            let after = Scene::new(&changed, seed).clip(settings.size, settings.size, settings.frames)?;
+            let half = video.len() / 2;
+            video.splice(half.., after.into_iter().skip(half));
+        }
+        Ok(generated)
+    }
+}
+
+/// `spec` with one object given another shape or colour (see [`MorphingClip`]); None
+/// without objects.
+fn morphed(spec: &mmgen_world::SceneSpec, seed: u64) -> Option<mmgen_world::SceneSpec> {
+    if spec.objects.is_empty() {
+        return None;
+    }
+    // Its own stream: the draws of the oracle's render are untouched.
+    let mut rng = rng_for(mix64(seed ^ 0x000D_0C70_0000_0000), Purpose::Augment);
+    fn other<T: Copy + PartialEq>(rng: &mut impl Rng, all: &[T], not: T) -> T {
+        let others: Vec<T> = all.iter().copied().filter(|&x| x != not).collect();
+        others[rng.random_range(0..others.len())]
+    }
+    let mut changed = spec.clone();
+    let object = &mut changed.objects[rng.random_range(0..spec.objects.len())];
+    if rng.random_bool(0.5) {
+        object.shape = other(&mut rng, Shape::ALL, object.shape);
+    } else {
+        object.colour = other(&mut rng, Colour::ALL, object.colour);
+    }
+    Some(changed)
 }
 
 /// The hybrid family's text-to-image model (`mmgen eval --source hybrid`): it draws
@@ -244,5 +299,48 @@ impl Generator for HybridAudioGenerator {
             video: None,
             audio: self.model.generate(&[request], &audio_settings, |_, _| {})?.pop(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_morphing_clip_changes_one_object_halfway_and_nothing_else() {
+        let settings = GenerationSettings {
+            size: 32,
+            frames: 8,
+            seconds: 0.5,
+            ..GenerationSettings::image()
+        };
+        let prompt = "a video of a small red circle moving right and a large blue square spinning on a snowy field";
+        for seed in 0..6 {
+            let oracle = Oracle.generate(prompt, seed, &settings).unwrap();
+            let morph = MorphingClip.generate(prompt, seed, &settings).unwrap();
+            assert_eq!(morph.image, oracle.image, "the still is the oracle's");
+            assert_eq!(morph.audio, oracle.audio, "the audio is the oracle's");
+            let (a, b) = (oracle.video.unwrap(), morph.video.unwrap());
+            assert_eq!(a.len(), b.len());
+            assert_eq!(a[..4], b[..4], "the first half is the oracle's");
+            assert!((4..8).all(|f| a[f] != b[f]), "every frame of the second half differs");
+            let spec = spec_from_request(&parse_prompt(prompt).unwrap(), seed).unwrap();
+            let changed = morphed(&spec, seed).unwrap();
+            let differences: Vec<(bool, bool)> = spec
+                .objects
+                .iter()
+                .zip(&changed.objects)
+                .map(|(a, b)| (a.shape != b.shape, a.colour != b.colour))
+                .filter(|&(shape, colour)| shape || colour)
+                .collect();
+            assert_eq!(differences.len(), 1, "one object changes");
+            assert!(
+                differences[0].0 != differences[0].1,
+                "its shape or its colour, not both"
+            );
+            let mut same = spec.clone();
+            same.objects = changed.objects.clone();
+            assert_eq!(same, changed, "only objects change");
+        }
     }
 }
