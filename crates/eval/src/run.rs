@@ -10,7 +10,7 @@ use mmgen_world::rng::mix64;
 use mmgen_world::{caption_for_seed, CaptionOptions, Lang, Medium, SpecSampler, Split};
 use serde::Serialize;
 
-use crate::align::{audio_checks, find, image_checks, Category, Track, TRACK_THRESHOLD};
+use crate::align::{audio_checks, find_copies, image_checks, Category, Track, TRACK_THRESHOLD};
 use crate::error::{EvalError, Result};
 use crate::fd::frechet_distance;
 use crate::fit::{load_config, load_weights};
@@ -392,34 +392,38 @@ fn score_prompt(
                         .collect()
                 })
                 .collect();
-            // Each asked object is followed (once, for both categories) from the frame
-            // where it is found most surely.
-            let mut tracks: Vec<Option<Track>> = request
+            // Each copy of each asked object is followed (once, for both categories)
+            // from the frame where its copies are found most surely; a copy found in
+            // no frame has no track.
+            let mut copies: Vec<Vec<Option<Track>>> = request
                 .objects
                 .iter()
                 .map(|o| {
-                    found
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, objects)| find(o, objects).map(|d| (i, d)))
-                        .max_by(|a, b| a.1.score.total_cmp(&b.1.score))
-                        .map(|(i, d)| Track::follow(d, &readings, i))
+                    let mut tracks: Vec<Option<Track>> = find_copies(o, &found)
+                        .map(|(i, starts)| {
+                            let starts: Vec<Detection> = starts.into_iter().cloned().collect();
+                            Track::follow_all(&starts, &readings, i).into_iter().map(Some).collect()
+                        })
+                        .unwrap_or_default();
+                    tracks.resize(o.count.max(1), None);
+                    tracks
                 })
                 .collect();
-            // Frames where an object is hidden behind another asked object, or too
-            // small to read, are not counted for its temporal consistency.
-            let followed = tracks.clone();
-            for (i, track) in tracks.iter_mut().enumerate() {
-                if let Some(track) = track {
-                    let others: Vec<&Track> = followed
-                        .iter()
-                        .enumerate()
-                        .filter(|&(j, _)| j != i)
-                        .filter_map(|(_, t)| t.as_ref())
-                        .collect();
-                    track.judge_visibility(&others);
-                }
+            // Frames where a copy is hidden behind another asked object (or another copy
+            // of its own), or too small to read, are not counted for its temporal
+            // consistency.
+            let followed: Vec<Track> = copies.iter().flatten().flatten().cloned().collect();
+            for (k, track) in copies.iter_mut().flatten().flatten().enumerate() {
+                let others: Vec<&Track> = followed
+                    .iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != k)
+                    .map(|(_, t)| t)
+                    .collect();
+                track.judge_visibility(&others);
             }
+            // Motion is read from the track of each object's surest copy.
+            let tracks: Vec<Option<Track>> = copies.iter().map(|c| c[0].clone()).collect();
             let mut checks = Vec::new();
             let mut motions_read = vec![None; request.objects.len()];
             let asked_motion: Vec<(usize, &AskedObject, &Option<Track>)> = request
@@ -457,20 +461,27 @@ fn score_prompt(
                 checks.push((Category::Motion, ok));
             }
             if !request.objects.is_empty() {
-                let ok = tracks.iter().all(|t| t.as_ref().is_some_and(Track::consistent));
+                let ok = copies
+                    .iter()
+                    .flatten()
+                    .all(|t| t.as_ref().is_some_and(Track::consistent));
                 checks.push((Category::TemporalConsistency, ok));
             }
             let objects: Vec<serde_json::Value> = request
                 .objects
                 .iter()
-                .zip(&tracks)
+                .zip(&copies)
                 .zip(&motions_read)
-                .map(|((o, t), m)| {
-                    serde_json::json!({
+                .map(|((o, c), m)| {
+                    let mut object = serde_json::json!({
                         "asked": o,
-                        "frames": t.as_ref().map(track_pattern),
+                        "frames": c[0].as_ref().map(track_pattern),
                         "motion": m,
-                    })
+                    });
+                    if c.len() > 1 {
+                        object["copies"] = c.iter().map(|t| t.as_ref().map(track_pattern)).collect();
+                    }
+                    object
                 })
                 .collect();
             let reading = serde_json::json!({ "objects": objects, "style": readings[mid].style });

@@ -12,7 +12,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{linear, Linear, VarBuilder};
 
 use super::shape::{ObjectBox, ShapeProbe, MIN_RADIUS};
-use super::{argmax, sigmoid};
+use super::{argmax, sigmoid, softmax};
 use image::RgbImage;
 use mmgen_nn::{per_cell, space_to_depth, CellGrid, Conv3x3};
 use mmgen_world::layout::{self, Pose};
@@ -146,6 +146,13 @@ pub struct Detection {
     pub size: Size,
     /// Centre heat, 0 to 1.
     pub score: f32,
+    /// Each shape's probability, in [`Shape::ALL`] order (from the shape probe when
+    /// one is attached, else from the dense head).
+    #[serde(skip)]
+    pub shape_probabilities: [f32; N_SHAPE],
+    /// Each colour's probability, in [`Colour::ALL`] order.
+    #[serde(skip)]
+    pub colour_probabilities: [f32; N_COLOUR],
 }
 
 impl Detection {
@@ -157,6 +164,13 @@ impl Detection {
             radius: self.radius,
             angle: 0.0,
         }
+    }
+
+    /// Whether the reading leaves `shape` and `colour` possible: each is the most
+    /// likely one or has at least `min_probability`.
+    pub fn may_be(&self, shape: Shape, colour: Colour, min_probability: f32) -> bool {
+        (self.shape == shape || self.shape_probabilities[shape.index()] >= min_probability)
+            && (self.colour == colour || self.colour_probabilities[colour.index()] >= min_probability)
     }
 }
 
@@ -312,6 +326,7 @@ impl ImageProbe {
                     .filter(|(_, crop)| crop.objectness >= 0.5)
                     .map(|(object, crop)| Detection {
                         shape: crop.shape,
+                        shape_probabilities: crop.shape_probabilities,
                         radius: object.radius.max(MIN_RADIUS) * crop.scale,
                         ..object
                     })
@@ -368,13 +383,15 @@ impl ImageProbe {
                     if !peak {
                         continue;
                     }
-                    let shape = argmax((0..N_SHAPE).map(|k| at(i, SHAPE + k, y, x)));
+                    let shape_logits = (0..N_SHAPE).map(|k| at(i, SHAPE + k, y, x));
                     let size = argmax((0..N_SIZE).map(|k| at(i, SIZE + k, y, x)));
                     objects.push(Detection {
                         cx: (x as f32 + sigmoid(at(i, OFFSET, y, x))) / g as f32,
                         cy: (y as f32 + sigmoid(at(i, OFFSET + 1, y, x))) / g as f32,
                         radius: at(i, RADIUS, y, x).max(0.0) / RADIUS_SCALE,
-                        shape: Shape::ALL[shape],
+                        shape: Shape::ALL[argmax(shape_logits.clone())],
+                        shape_probabilities: softmax(shape_logits),
+                        colour_probabilities: softmax((0..N_COLOUR).map(|k| at(i, COLOUR + k, y, x))),
                         colour: Colour::ALL[colour],
                         size: Size::ALL[size],
                         score: sigmoid(heat),

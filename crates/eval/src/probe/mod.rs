@@ -22,6 +22,21 @@ pub fn argmax(values: impl IntoIterator<Item = f32>) -> usize {
         .0
 }
 
+/// Probabilities of `N` classes from their logits (softmax).
+pub fn softmax<const N: usize>(logits: impl IntoIterator<Item = f32>) -> [f32; N] {
+    let mut p = [0.0f32; N];
+    for (slot, v) in p.iter_mut().zip(logits) {
+        *slot = v;
+    }
+    let max = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut total = 0.0;
+    for v in &mut p {
+        *v = (*v - max).exp();
+        total += *v;
+    }
+    p.map(|v| v / total)
+}
+
 /// The logistic function of one logit.
 pub fn sigmoid(logit: f32) -> f32 {
     1.0 / (1.0 + (-logit).exp())

@@ -18,13 +18,13 @@
 //! two sizes and misses a growing or shrinking object's scale, which the video probe
 //! needs).
 
-use candle_core::{Device, Module, Tensor, D};
+use candle_core::{Device, Module, Tensor};
 use candle_nn::{conv2d, linear, Conv2d, Conv2dConfig, Linear, VarBuilder};
 use mmgen_world::layout::Pose;
 use mmgen_world::Shape;
 use serde::{Deserialize, Serialize};
 
-use super::sigmoid;
+use super::{argmax, sigmoid, softmax};
 use crate::error::{EvalError, Result};
 
 const N_SHAPE: usize = 8;
@@ -112,6 +112,8 @@ pub const MAX_SCALE_CORRECTION: f32 = 2.0;
 pub struct CropReading {
     /// The most likely shape.
     pub shape: Shape,
+    /// Each shape's probability, in [`Shape::ALL`] order.
+    pub shape_probabilities: [f32; N_SHAPE],
     /// Probability that the crop is centred on an object (1 without a box head).
     pub objectness: f32,
     /// The object's radius over the crop's radius (1 without a box head), within
@@ -243,18 +245,19 @@ impl ShapeProbe {
         let mirrored = crops.index_select(&reversed, 3)?;
         let (shapes, box_out) = self.forward(&crops)?;
         let (mirrored_shapes, mirrored_box) = self.forward(&mirrored)?;
-        let best: Vec<u32> = ((shapes + mirrored_shapes)? * 0.5)?.argmax(D::Minus1)?.to_vec1()?;
+        let logits: Vec<Vec<f32>> = ((shapes + mirrored_shapes)? * 0.5)?.to_vec2()?;
         let box_out: Option<Vec<Vec<f32>>> = match (box_out, mirrored_box) {
             (Some(a), Some(m)) => Some(((a + m)? * 0.5)?.to_vec2()?),
             _ => None,
         };
         let limit = MAX_SCALE_CORRECTION.ln();
-        let mut readings = best.iter().enumerate().map(|(k, &shape)| {
+        let mut readings = logits.iter().enumerate().map(|(k, logits)| {
             let (objectness, scale) = box_out.as_ref().map_or((1.0, 1.0), |rows| {
                 (sigmoid(rows[k][0]), rows[k][1].clamp(-limit, limit).exp())
             });
             CropReading {
-                shape: Shape::ALL[shape as usize],
+                shape: Shape::ALL[argmax(logits.iter().copied())],
+                shape_probabilities: softmax(logits.iter().copied()),
                 objectness,
                 scale,
             }
