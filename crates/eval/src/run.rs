@@ -755,6 +755,7 @@ mod tests {
             frames: 8,
             seconds: 1.0,
         };
+        let mut counted_objects = 0;
         for task in [Task::Image, Task::Video, Task::Audio] {
             let mut per_prompt = Vec::new();
             let report = evaluate(&mut Oracle, &probes, task, &prompts, 1, media, |done, _, result| {
@@ -800,20 +801,28 @@ mod tests {
                     assert!(result.reading.get(key).is_some(), "{task:?} reading lacks {key}");
                 }
                 if task == Task::Video {
-                    // One entry per asked object; a found one has a character per frame.
+                    // One entry per asked object; a found one has a character per frame,
+                    // and a counted one lists every copy.
                     let objects = result.reading["objects"].as_array().unwrap();
-                    assert_eq!(objects.len(), parse_prompt(&result.prompt).unwrap().objects.len());
-                    for o in objects {
-                        if let Some(frames) = o["frames"].as_str() {
-                            assert!(
-                                frames.len() == 8 && frames.chars().all(|c| "#.-".contains(c)),
-                                "{frames}"
-                            );
+                    let asked = parse_prompt(&result.prompt).unwrap().objects;
+                    assert_eq!(objects.len(), asked.len());
+                    for (o, a) in objects.iter().zip(&asked) {
+                        let copies = o.get("copies").map(|c| c.as_array().unwrap().clone());
+                        assert_eq!(copies.as_ref().map(Vec::len), (a.count > 1).then_some(a.count));
+                        counted_objects += (a.count > 1) as usize;
+                        for frames in std::iter::once(&o["frames"]).chain(copies.iter().flatten()) {
+                            if let Some(frames) = frames.as_str() {
+                                assert!(
+                                    frames.len() == 8 && frames.chars().all(|c| "#.-".contains(c)),
+                                    "{frames}"
+                                );
+                            }
                         }
                     }
                 }
             }
         }
+        assert!(counted_objects > 0, "the prompts ask for a counted object in a clip");
         // The same run twice gives the same report.
         let a = evaluate(&mut RandomScene, &probes, Task::Image, &prompts, 3, media, |_, _, _| ()).unwrap();
         let b = evaluate(&mut RandomScene, &probes, Task::Image, &prompts, 3, media, |_, _, _| ()).unwrap();
