@@ -277,20 +277,13 @@ pub struct Track {
 }
 
 impl Track {
-    /// Follows the object detected as `start` in frame `from` of `frames`: in each
-    /// other frame, walking out from `from`, the nearest detection within
-    /// [`TRACK_GATE`] of where it was last seen that may be of its shape and colour
-    /// (read so, or with at least [`TRACK_IDENTITY_PROBABILITY`] for each).
-    pub fn follow(start: &Detection, frames: &[ImageReading], from: usize) -> Track {
-        Track::follow_all(std::slice::from_ref(start), frames, from)
-            .pop()
-            .expect("one track per start")
-    }
-
-    /// Follows several objects detected in frame `from` (the copies of a counted
-    /// object) at once, as [`Track::follow`] does one, except that in each frame a
-    /// detection continues one track only: detections go to tracks nearest first. A
-    /// copy that changes identity is not continued by its neighbour's detection.
+    /// Follows the objects detected as `starts` in frame `from` of `frames` (one, or
+    /// the copies of a counted object): in each other frame, walking out from `from`,
+    /// the nearest detection within [`TRACK_GATE`] of where it was last seen that may
+    /// be of its shape and colour (read so, or with at least
+    /// [`TRACK_IDENTITY_PROBABILITY`] for each). A detection continues one track only:
+    /// detections go to tracks nearest first, so a copy that changes identity is not
+    /// continued by its neighbour's detection.
     /// (With one copy followed, the `morph` control's change went unseen in 21 of 300
     /// held-out clips, all of counted objects; with every copy, in none.)
     pub fn follow_all(starts: &[Detection], frames: &[ImageReading], from: usize) -> Vec<Track> {
@@ -487,6 +480,11 @@ mod tests {
     use mmgen_world::layout::layout;
     use mmgen_world::{Background, Colour, Placement, Shape, Size, SpecSampler, Split, Style};
 
+    /// The one track of `start`.
+    fn follow_one(start: &Detection, frames: &[ImageReading], from: usize) -> Track {
+        Track::follow_all(std::slice::from_ref(start), frames, from).remove(0)
+    }
+
     /// A sure reading: all the probability on `shape` and on `colour`.
     fn det(shape: Shape, colour: Colour, cx: f32, cy: f32) -> Detection {
         Detection {
@@ -609,14 +607,14 @@ mod tests {
         let mid = 12;
         let whole = clip(n, |_, star| Some(star));
         let start = &whole[mid].objects[0];
-        let track = Track::follow(start, &whole, mid);
+        let track = follow_one(start, &whole, mid);
         assert!(track.seen.iter().all(|&s| s) && track.consistent());
         assert_eq!(track.points.len(), n);
         assert!((track.points[0].cx - 0.2).abs() < 1e-6 && (track.points[n - 1].cx - 0.66).abs() < 1e-6);
 
         // Missed in two frames: still consistent; the missed frames keep the last place.
         let two_missed = clip(n, |i, star| (i != 3 && i != 20).then_some(star));
-        let track = Track::follow(start, &two_missed, mid);
+        let track = follow_one(start, &two_missed, mid);
         assert_eq!(track.seen.iter().filter(|&&s| !s).count(), 2);
         assert!(track.consistent());
         assert_eq!(track.points[20], track.points[19]);
@@ -636,7 +634,7 @@ mod tests {
                     star
                 })
             });
-            let track = Track::follow(start, &frames, mid);
+            let track = follow_one(start, &frames, mid);
             assert_eq!(track.seen.iter().filter(|&&s| s).count(), 18);
             assert!(!track.consistent());
         }
@@ -652,7 +650,7 @@ mod tests {
                     star
                 })
             });
-            let track = Track::follow(start, &frames, mid);
+            let track = follow_one(start, &frames, mid);
             assert_eq!(track.consistent(), consistent, "star at {p} in every third frame");
         }
         // A detection may continue a track but not start one on a close second.
@@ -674,7 +672,7 @@ mod tests {
         let jumped = clip(n, |i, star| {
             Some(if i > mid { Detection { cy: 0.9, ..star } } else { star })
         });
-        assert!(!Track::follow(start, &jumped, mid).consistent());
+        assert!(!follow_one(start, &jumped, mid).consistent());
     }
 
     #[test]
@@ -699,7 +697,7 @@ mod tests {
         assert!(tracks[0].consistent(), "the right star stays a star");
         assert!(!tracks[1].consistent(), "the left one is not taken for its neighbour");
         // Followed alone, the left star's track would take its neighbour's detection.
-        assert!(Track::follow(&starts[1], &frames, from).consistent());
+        assert!(follow_one(&starts[1], &frames, from).consistent());
 
         // Three stars asked, two shown: the frame with the most copies, two starts.
         let three = AskedObject { count: 3, ..asked };
