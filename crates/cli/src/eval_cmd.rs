@@ -32,9 +32,8 @@ pub struct EvalArgs {
     task: String,
     /// The generator: `oracle` (renders the parsed prompt: the upper bound),
     /// `random` (ignores the prompt: chance), `morph` (--task video: the oracle's clips
-    /// with one object changing identity halfway, a control that only temporal
-    /// consistency should fail) or `hybrid` (the hybrid family's model of the task,
-    /// from --model).
+    /// with one object changing identity halfway, a control that temporal consistency
+    /// must fail) or `hybrid` (the hybrid family's model of the task, from --model).
     #[arg(long, default_value = "oracle")]
     source: String,
     /// The model folder of --source hybrid [default: models/hybrid-image, -video or
