@@ -242,7 +242,7 @@ pub const TRACK_THRESHOLD: f64 = 0.2;
 /// The same two thresholds as for detection scores, applied to what an object is: a
 /// track starts only where the object is read as asked, and continues through frames
 /// whose reading does not rule it out. Where the probes are unsure (a small pixel-art
-/// circle at some offsets on the block grid, a colour tinted by a setting sun), the
+/// hexagon as it moves across the block grid, a colour tinted by a setting sun), the
 /// most likely reading flips for a frame or two between near neighbours; an object
 /// that changes identity is read as the new one, not as a close second. Over 300
 /// oracle clips per split this lifted temporal consistency from 290 / 287 (train /
