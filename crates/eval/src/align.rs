@@ -286,7 +286,7 @@ impl Track {
     /// continued by its neighbour's detection.
     /// (With one copy followed, the `morph` control's change went unseen in 21 of 300
     /// held-out clips, all of counted objects; with every copy, in none.)
-    pub fn follow_all(starts: &[Detection], frames: &[ImageReading], from: usize) -> Vec<Track> {
+    pub fn follow_all(starts: &[&Detection], frames: &[ImageReading], from: usize) -> Vec<Track> {
         let point = |d: &Detection| TrackPoint {
             cx: d.cx,
             cy: d.cy,
@@ -310,7 +310,7 @@ impl Track {
             (from + 1..frames.len()).collect::<Vec<_>>(),
             (0..from.min(frames.len())).rev().collect(),
         ] {
-            let mut last: Vec<TrackPoint> = starts.iter().map(point).collect();
+            let mut last: Vec<TrackPoint> = starts.iter().map(|d| point(d)).collect();
             for i in order {
                 let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
                 for (t, start) in starts.iter().enumerate() {
@@ -482,7 +482,7 @@ mod tests {
 
     /// The one track of `start`.
     fn follow_one(start: &Detection, frames: &[ImageReading], from: usize) -> Track {
-        Track::follow_all(std::slice::from_ref(start), frames, from).remove(0)
+        Track::follow_all(&[start], frames, from).remove(0)
     }
 
     /// A sure reading: all the probability on `shape` and on `colour`.
@@ -692,12 +692,11 @@ mod tests {
         let asked = parse_prompt("two red stars").unwrap().objects[0];
         let (from, starts) = find_copies(&asked, &found).unwrap();
         assert!(from < 12 && starts.len() == 2, "started where both stars are seen");
-        let starts: Vec<Detection> = starts.into_iter().cloned().collect();
         let tracks = Track::follow_all(&starts, &frames, from);
         assert!(tracks[0].consistent(), "the right star stays a star");
         assert!(!tracks[1].consistent(), "the left one is not taken for its neighbour");
         // Followed alone, the left star's track would take its neighbour's detection.
-        assert!(follow_one(&starts[1], &frames, from).consistent());
+        assert!(follow_one(starts[1], &frames, from).consistent());
 
         // Three stars asked, two shown: the frame with the most copies, two starts.
         let three = AskedObject { count: 3, ..asked };

@@ -76,8 +76,14 @@ fn render_spec(spec: &mmgen_world::SceneSpec, seed: u64, settings: &GenerationSe
     Ok(Generated { image, video, audio })
 }
 
-/// The upper bound: parses the prompt and renders it with the world. The only place
-/// where a parsed prompt is rendered.
+/// The scene a prompt asks for, as the oracle and its morph control render it: the
+/// only place where a prompt is parsed into a spec for rendering (design.md's rule:
+/// this exists only inside evaluation).
+fn parsed_spec(prompt: &str, seed: u64) -> Result<mmgen_world::SceneSpec> {
+    Ok(spec_from_request(&parse_prompt(prompt)?, seed)?)
+}
+
+/// The upper bound: parses the prompt and renders it with the world.
 pub struct Oracle;
 
 impl Generator for Oracle {
@@ -86,8 +92,7 @@ impl Generator for Oracle {
     }
 
     fn generate(&mut self, prompt: &str, seed: u64, settings: &GenerationSettings) -> Result<Generated> {
-        let spec = spec_from_request(&parse_prompt(prompt)?, seed)?;
-        render_spec(&spec, seed, settings)
+        render_spec(&parsed_spec(prompt, seed)?, seed, settings)
     }
 }
 
@@ -126,7 +131,7 @@ impl Generator for MorphingClip {
     }
 
     fn generate(&mut self, prompt: &str, seed: u64, settings: &GenerationSettings) -> Result<Generated> {
-        let spec = spec_from_request(&parse_prompt(prompt)?, seed)?;
+        let spec = parsed_spec(prompt, seed)?;
         let mut generated = render_spec(&spec, seed, settings)?;
         if let (Some(video), Some(changed)) = (generated.video.as_mut(), morphed(&spec, seed)) {
             // The layout and the other objects' shades do not depend on what an object
@@ -324,7 +329,7 @@ mod tests {
             assert_eq!(a.len(), b.len());
             assert_eq!(a[..4], b[..4], "the first half is the oracle's");
             assert!((4..8).all(|f| a[f] != b[f]), "every frame of the second half differs");
-            let spec = spec_from_request(&parse_prompt(prompt).unwrap(), seed).unwrap();
+            let spec = parsed_spec(prompt, seed).unwrap();
             let changed = morphed(&spec, seed).unwrap();
             let differences: Vec<(bool, bool)> = spec
                 .objects

@@ -400,10 +400,7 @@ fn score_prompt(
                 .iter()
                 .map(|o| {
                     let mut tracks: Vec<Option<Track>> = find_copies(o, &found)
-                        .map(|(i, starts)| {
-                            let starts: Vec<Detection> = starts.into_iter().cloned().collect();
-                            Track::follow_all(&starts, &readings, i).into_iter().map(Some).collect()
-                        })
+                        .map(|(i, starts)| Track::follow_all(&starts, &readings, i).into_iter().map(Some).collect())
                         .unwrap_or_default();
                     tracks.resize(o.count.max(1), None);
                     tracks
@@ -423,19 +420,19 @@ fn score_prompt(
                 track.judge_visibility(&others);
             }
             // Motion is read from the track of each object's surest copy.
-            let tracks: Vec<Option<Track>> = copies.iter().map(|c| c[0].clone()).collect();
+            let tracks: Vec<Option<&Track>> = copies.iter().map(|c| c[0].as_ref()).collect();
             let mut checks = Vec::new();
             let mut motions_read = vec![None; request.objects.len()];
-            let asked_motion: Vec<(usize, &AskedObject, &Option<Track>)> = request
+            let asked_motion: Vec<(usize, &AskedObject, Option<&Track>)> = request
                 .objects
                 .iter()
                 .zip(&tracks)
                 .enumerate()
                 .filter(|(_, (o, _))| o.motion.is_some())
-                .map(|(i, (o, t))| (i, o, t))
+                .map(|(i, (o, &t))| (i, o, t))
                 .collect();
             if !asked_motion.is_empty() {
-                let motion_tracks: Option<Vec<&Track>> = asked_motion.iter().map(|(_, _, t)| t.as_ref()).collect();
+                let motion_tracks: Option<Vec<&Track>> = asked_motion.iter().map(|&(_, _, t)| t).collect();
                 let ok = match motion_tracks {
                     Some(motion_tracks) => {
                         let features = motion_tracks
