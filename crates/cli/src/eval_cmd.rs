@@ -8,13 +8,16 @@ use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use mmgen_eval::fit::{load_config, load_weights};
 use mmgen_eval::generator::{
     Generator, HybridAudioGenerator, HybridImageGenerator, HybridVideoGenerator, MorphingClip, Oracle, RandomScene,
 };
+use mmgen_eval::probe::audio_data::audio_probe_accuracy;
 use mmgen_eval::probe::image_data::{clip_frame_accuracy, image_probe_accuracy};
 use mmgen_eval::probe::train::{accuracy_by_split, recalibrate_image_probe};
-use mmgen_eval::run::{evaluate, load_image_probe, MediaOptions, Probes, Prompts, Task};
+use mmgen_eval::probe::video_data::video_probe_accuracy;
+use mmgen_eval::run::{
+    evaluate, load_audio_probe, load_image_probe, load_video_probe, MediaOptions, Probes, Prompts, Task,
+};
 use mmgen_models::hybrid_audio::HybridAudio;
 use mmgen_models::hybrid_image::{images_to_tensor, tensor_to_images, HybridImage};
 use mmgen_models::hybrid_video::HybridVideo;
@@ -117,27 +120,58 @@ impl ShapeProbeArgs {
 
 #[derive(Args)]
 pub struct EvalProbeArgs {
-    /// The image probe folder.
-    #[arg(long, default_value = "models/probe-image")]
-    probe: PathBuf,
+    /// Which probe: `image` (the whole image reading: detector and shape probe), `video`
+    /// (per-object motion, from true tracks) or `audio` (instrument, mood, tempo).
+    #[arg(long, default_value = "image", value_parser = ["image", "video", "audio"])]
+    task: String,
+    /// The probe folder [default: models/probe-image, -video or -audio by --task].
+    #[arg(long)]
+    probe: Option<PathBuf>,
     #[command(flatten)]
     shapes: ShapeProbeArgs,
-    /// Fresh renders per split.
+    /// Fresh renders (clips for --task video and audio) per split.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     n: u64,
     /// Seed of the renders.
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    /// Also read every frame of this many fresh clips per split (what the video task
-    /// reads: moving, spinning, growing objects, changing light); 0: still renders only.
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(0..=100_000))]
-    clips: u64,
-    /// Frames per clip of --clips.
-    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    frames: u32,
+    /// --task image: also read every frame of this many fresh clips per split (what the
+    /// video task reads: moving, spinning, growing objects, changing light); 0: still
+    /// renders only [default: 200].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    clips: Option<u64>,
+    /// --task image: frames per clip of --clips [default: 24].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    frames: Option<u32>,
     /// Where the probes (and generators) run: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: DeviceArg,
+}
+
+impl EvalProbeArgs {
+    /// The probe folder: --probe, or the shipped one of --task.
+    fn probe_dir(&self) -> PathBuf {
+        self.probe
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("models/probe-{}", self.task)))
+    }
+
+    /// Refuses the flags that only the image reading has, naming the first one given.
+    fn refuse_image_flags(&self) -> Result<()> {
+        let given = [
+            ("--shape-probe", self.shapes.shape_probe.is_some()),
+            ("--no-shape-probe", self.shapes.no_shape_probe),
+            ("--clips", self.clips.is_some()),
+            ("--frames", self.frames.is_some()),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+            bail!(
+                "{flag} is a setting of --task image (the image reading); --task is {}",
+                self.task
+            );
+        }
+        Ok(())
+    }
 }
 
 #[derive(Args)]
@@ -296,9 +330,43 @@ pub fn run(args: EvalArgs) -> Result<()> {
 
 pub fn run_probe(args: EvalProbeArgs) -> Result<()> {
     let device = args.device.open()?;
-    let shape_probe = args.shapes.resolve(&args.probe);
-    let probe = load_image_probe(&args.probe, shape_probe.as_deref(), &device)
-        .with_context(|| probe_flags(&args.probe, shape_probe.as_deref()))?;
+    let dir = args.probe_dir();
+    let (n, seed) = (args.n as usize, args.seed);
+    let mut out = serde_json::Map::new();
+    out.insert("task".into(), args.task.clone().into());
+    out.insert("probe".into(), dir.display().to_string().into());
+    if args.task != "image" {
+        args.refuse_image_flags()?;
+    }
+    let flag = || format!("--probe {}", dir.display());
+    let accuracy = match args.task.as_str() {
+        "image" => image_reading_accuracy(&args, &dir, &device)?,
+        "video" => {
+            let probe = load_video_probe(&dir, &device).with_context(flag)?;
+            eprintln!("reading the motion of every object of {n} fresh clips per split, from true tracks ...");
+            accuracy_by_split(|split| video_probe_accuracy(&probe, n, seed, split, &device))?
+        }
+        _ => {
+            let probe = load_audio_probe(&dir, &device).with_context(flag)?;
+            eprintln!("hearing {n} fresh clips per split ...");
+            accuracy_by_split(|split| audio_probe_accuracy(&probe, n, seed, split, &device))?
+        }
+    };
+    out.extend(accuracy);
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+/// The whole image reading (detector and shape probe) on still renders, and on every
+/// frame of `--clips` clips per split (`clip_frames`).
+fn image_reading_accuracy(
+    args: &EvalProbeArgs,
+    dir: &std::path::Path,
+    device: &Device,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let shape_probe = args.shapes.resolve(dir);
+    let probe = load_image_probe(dir, shape_probe.as_deref(), device)
+        .with_context(|| probe_flags(dir, shape_probe.as_deref()))?;
     let mut out = serde_json::Map::new();
     out.insert(
         "shape_probe".into(),
@@ -306,22 +374,20 @@ pub fn run_probe(args: EvalProbeArgs) -> Result<()> {
     );
     out.insert("detection_threshold".into(), probe.config().detection_threshold.into());
     out.extend(accuracy_by_split(|split| {
-        image_probe_accuracy(&probe, args.n as usize, args.seed, split, &device)
+        image_probe_accuracy(&probe, args.n as usize, args.seed, split, device)
     })?);
-    if args.clips > 0 {
+    let (clips, frames) = (args.clips.unwrap_or(200), args.frames.unwrap_or(24));
+    if clips > 0 {
         let clip_frames = accuracy_by_split(|split| {
             eprintln!(
-                "reading {} frames of each of {} {} clips ...",
-                args.frames,
-                args.clips,
+                "reading {frames} frames of each of {clips} {} clips ...",
                 format!("{split:?}").to_lowercase()
             );
-            clip_frame_accuracy(&probe, args.clips as usize, args.frames, args.seed, split, &device)
+            clip_frame_accuracy(&probe, clips as usize, frames, args.seed, split, device)
         })?;
         out.insert("clip_frames".into(), clip_frames.into());
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(())
+    Ok(out)
 }
 
 pub fn run_calibrate_probe(args: CalibrateProbeArgs) -> Result<()> {
@@ -444,9 +510,8 @@ pub struct EvalVocoderArgs {
 /// What the audio probe still hears after log-mel -> Griffin-Lim.
 pub fn run_vocoder(args: EvalVocoderArgs) -> Result<()> {
     let device = args.device.open()?;
-    let config: mmgen_eval::probe::audio::AudioProbeConfig =
-        load_config(&args.probe).with_context(|| format!("--probe {}", args.probe.display()))?;
-    let probe = mmgen_eval::probe::audio::AudioProbe::new(&config, load_weights(&args.probe, &device)?)?;
+    let probe = load_audio_probe(&args.probe, &device).with_context(|| format!("--probe {}", args.probe.display()))?;
+    let config = probe.config();
     let mel = mmgen_models::mel::MelConfig {
         sample_rate: config.sample_rate,
         n_mels: args.mels as usize,

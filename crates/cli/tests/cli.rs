@@ -211,6 +211,49 @@ fn probes_train_resume_and_fail_clearly() {
     ]);
     assert!(stderr(&mismatched).contains("cannot resume"), "{}", stderr(&mismatched));
 
+    // eval-probe measures the video and audio probes too, on fresh clips of both splits.
+    let measured = mmgen(&["eval-probe", "--task", "video", "--probe", o, "--n", "2"]);
+    assert!(measured.status.success(), "{}", stderr(&measured));
+    let measured: serde_json::Value = serde_json::from_slice(&measured.stdout).unwrap();
+    assert_eq!(measured["task"], "video");
+    for split in ["train", "heldout"] {
+        assert!(measured[split]["motion"]["total"].as_u64().unwrap() > 0, "{split}");
+    }
+    let image_only = mmgen(&["eval-probe", "--task", "video", "--probe", o, "--clips", "1"]);
+    assert!(
+        !image_only.status.success() && stderr(&image_only).contains("--clips is a setting of --task image"),
+        "{}",
+        stderr(&image_only)
+    );
+    let audio = dir.join("audio");
+    let a = audio.to_str().unwrap();
+    let trained = mmgen(&[
+        "train",
+        "probe-audio",
+        "--tiny",
+        "--steps",
+        "1",
+        "--batch",
+        "2",
+        "--eval-samples",
+        "1",
+        "--out",
+        a,
+    ]);
+    assert!(trained.status.success(), "{}", stderr(&trained));
+    let heard = mmgen(&["eval-probe", "--task", "audio", "--probe", a, "--n", "2"]);
+    assert!(heard.status.success(), "{}", stderr(&heard));
+    let heard: serde_json::Value = serde_json::from_slice(&heard.stdout).unwrap();
+    for attribute in ["instrument", "mood", "tempo_class", "tempo_within_10pct"] {
+        assert_eq!(heard["heldout"][attribute]["total"], 2, "{attribute}");
+    }
+    let wrong_kind = mmgen(&["eval-probe", "--task", "audio", "--probe", o]);
+    assert!(
+        !wrong_kind.status.success() && stderr(&wrong_kind).contains(&format!("--probe {o}")),
+        "{}",
+        stderr(&wrong_kind)
+    );
+
     let bad_lr = mmgen(&[
         "train",
         "probe-audio",

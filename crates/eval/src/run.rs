@@ -198,26 +198,50 @@ fn add_frame_reading(accuracy: &mut serde_json::Map<String, serde_json::Value>, 
 
 /// The probe in `dir/name` if its weights are there (recording its held-out accuracy
 /// under the name without its `probe-` prefix), else `None`.
-fn load_optional<C: serde::de::DeserializeOwned, M>(
+fn load_optional<M>(
     dir: &Path,
     name: &str,
     device: &Device,
     accuracy: &mut serde_json::Map<String, serde_json::Value>,
-    build: impl FnOnce(&C, candle_nn::VarBuilder<'static>) -> Result<M>,
+    load: impl FnOnce(&Path, &Device) -> Result<M>,
 ) -> Result<Option<M>> {
     let probe_dir = dir.join(name);
     if !probe_dir.join("model.safetensors").exists() {
         return Ok(None);
     }
-    let config: C = load_config(&probe_dir)?;
     accuracy.insert(name.trim_start_matches("probe-").into(), heldout_accuracy(&probe_dir));
-    let probe = build(&config, load_weights(&probe_dir, device)?).map_err(|e| {
+    load(&probe_dir, device).map(Some)
+}
+
+/// The probe in `probe_dir`, trained by `mmgen train {job}`: its config, then its
+/// weights, built by `build` (an error names the job to retrain when they do not fit).
+fn load_probe<C: serde::de::DeserializeOwned, M>(
+    probe_dir: &Path,
+    job: &str,
+    device: &Device,
+    build: impl FnOnce(&C, candle_nn::VarBuilder<'static>) -> Result<M>,
+) -> Result<M> {
+    let config: C = load_config(probe_dir)?;
+    build(&config, load_weights(probe_dir, device)?).map_err(|e| {
         EvalError::file(
-            &probe_dir,
-            format!("its weights do not fit this version's {name} ({e}); retrain it with `mmgen train {name}`"),
+            probe_dir,
+            format!("its weights do not fit this version's {job} ({e}); retrain it with `mmgen train {job}`"),
         )
-    })?;
-    Ok(Some(probe))
+    })
+}
+
+/// The video probe (per-object motion) in `dir`.
+pub fn load_video_probe(dir: &Path, device: &Device) -> Result<VideoProbe> {
+    load_probe(dir, "probe-video", device, |c: &VideoProbeConfig, vb| {
+        VideoProbe::new(c, vb)
+    })
+}
+
+/// The audio probe (instrument, mood, tempo) in `dir`.
+pub fn load_audio_probe(dir: &Path, device: &Device) -> Result<AudioProbe> {
+    load_probe(dir, "probe-audio", device, |c: &AudioProbeConfig, vb| {
+        AudioProbe::new(c, vb)
+    })
 }
 
 impl Probes {
@@ -233,13 +257,9 @@ impl Probes {
         if with_shapes {
             accuracy.insert("shape".into(), heldout_accuracy(&shape_dir));
         }
-        let video = load_optional(dir, "probe-video", device, &mut accuracy, |c: &VideoProbeConfig, vb| {
-            VideoProbe::new(c, vb)
-        })?;
+        let video = load_optional(dir, "probe-video", device, &mut accuracy, load_video_probe)?;
         add_frame_reading(&mut accuracy, &image_dir);
-        let audio = load_optional(dir, "probe-audio", device, &mut accuracy, |c: &AudioProbeConfig, vb| {
-            AudioProbe::new(c, vb)
-        })?;
+        let audio = load_optional(dir, "probe-audio", device, &mut accuracy, load_audio_probe)?;
         Ok(Probes {
             image,
             video,
