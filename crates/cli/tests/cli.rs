@@ -380,6 +380,51 @@ fn probes_train_resume_and_fail_clearly() {
     assert!(results
         .iter()
         .all(|r| r["reading"]["instrument"].is_string() && r["prompt"].is_string()));
+    // A video's per-prompt result says what was read where an object was not seen:
+    // here the pink cross bounces over the lower half of the shrinking diamond, whose
+    // visible part the shipped probes read as another shape in some frames.
+    let prompts = dir.join("occluded.txt");
+    std::fs::write(
+        &prompts,
+        "Generate a short video of a big bright red rhombus at the top getting smaller and a big pink cross in the middle bouncing up and down set against desert dunes in a flat style\n",
+    )
+    .unwrap();
+    let run = mmgen(&[
+        "eval",
+        "--task",
+        "video",
+        "--prompts",
+        prompts.to_str().unwrap(),
+        "--seed",
+        "3",
+        "--probes",
+        models,
+        "--per-prompt",
+        lines.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let result: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&lines).unwrap().trim()).unwrap();
+    let diamond = &result["reading"]["objects"][0];
+    let dots: Vec<u64> = diamond["frames"]
+        .as_str()
+        .unwrap()
+        .char_indices()
+        .filter(|&(_, c)| c == '.')
+        .map(|(f, _)| f as u64)
+        .collect();
+    let misread = diamond["misread"].as_array().unwrap();
+    assert!(!dots.is_empty(), "{diamond}");
+    assert_eq!(
+        misread.iter().map(|m| m["frame"].as_u64().unwrap()).collect::<Vec<_>>(),
+        dots
+    );
+    assert!(
+        misread
+            .iter()
+            .any(|m| m["shape"].is_string() && m["shape"] != "diamond" && m["p_shape"].as_f64().unwrap() < 0.25),
+        "{diamond}"
+    );
+
     // A file that cannot be written fails before the evaluation, naming the flag.
     let nowhere = dir.join("no").join("such").join("file.jsonl");
     let bad = mmgen(&[

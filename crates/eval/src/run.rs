@@ -368,6 +368,46 @@ fn track_pattern(track: &Track) -> String {
         .collect()
 }
 
+/// What was read where a followed object was judged but not seen (the `.` frames of
+/// its [`track_pattern`]): per such frame, the detection nearest its estimated centre
+/// within its estimated radius, with its reading and the probabilities it gave the
+/// asked shape and colour, or only the frame where nothing was detected there.
+/// `copy` is the copy's index for a counted object.
+fn misreads(
+    track: &Track,
+    readings: &[ImageReading],
+    asked: &AskedObject,
+    copy: Option<usize>,
+) -> Vec<serde_json::Value> {
+    let round = |p: f32| (f64::from(p) * 100.0).round() / 100.0;
+    let estimated = track.estimated();
+    (0..track.seen.len())
+        .filter(|&f| track.judged[f] && !track.seen[f])
+        .map(|f| {
+            let at = estimated[f];
+            let mut entry = serde_json::json!({ "frame": f });
+            if let Some(k) = copy {
+                entry["copy"] = k.into();
+            }
+            let nearest = readings[f]
+                .objects
+                .iter()
+                .map(|d| (d, (d.cx - at.cx).hypot(d.cy - at.cy)))
+                .filter(|&(_, distance)| distance <= at.radius)
+                .min_by(|a, b| a.1.total_cmp(&b.1));
+            if let Some((d, _)) = nearest {
+                entry["shape"] = serde_json::json!(d.shape);
+                entry["colour"] = serde_json::json!(d.colour);
+                entry["p_shape"] = round(d.shape_probabilities[asked.shape.index()]).into();
+                if let Some(colour) = asked.colour {
+                    entry["p_colour"] = round(d.colour_probabilities[colour.index()]).into();
+                }
+            }
+            entry
+        })
+        .collect()
+}
+
 fn score_prompt(
     probes: &Probes,
     task: Task,
@@ -497,6 +537,15 @@ fn score_prompt(
                     });
                     if c.len() > 1 {
                         object["copies"] = c.iter().map(|t| t.as_ref().map(track_pattern)).collect();
+                    }
+                    let misread: Vec<serde_json::Value> = c
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(k, t)| t.as_ref().map(|t| (k, t)))
+                        .flat_map(|(k, t)| misreads(t, &readings, o, (c.len() > 1).then_some(k)))
+                        .collect();
+                    if !misread.is_empty() {
+                        object["misread"] = misread.into();
                     }
                     object
                 })
@@ -699,6 +748,7 @@ mod tests {
     use crate::probe::video::{VideoProbe, VideoProbeConfig};
     use candle_core::DType;
     use candle_nn::VarBuilder;
+    use mmgen_world::{Background, Colour, Shape, Size, Style};
 
     fn tiny_probes() -> Probes {
         let dev = Device::Cpu;
@@ -835,6 +885,27 @@ mod tests {
                                 );
                             }
                         }
+                        // `misread` lists exactly the `.` frames of every copy.
+                        let patterns: Vec<&serde_json::Value> = match &copies {
+                            Some(c) => c.iter().collect(),
+                            None => vec![&o["frames"]],
+                        };
+                        let mut dots: Vec<(u64, u64)> = Vec::new();
+                        for (k, pattern) in patterns.iter().enumerate() {
+                            for (f, c) in pattern.as_str().unwrap_or("").chars().enumerate() {
+                                if c == '.' {
+                                    dots.push((k as u64, f as u64));
+                                }
+                            }
+                        }
+                        let listed: Vec<(u64, u64)> = o
+                            .get("misread")
+                            .map(|m| m.as_array().unwrap().clone())
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|m| (m["copy"].as_u64().unwrap_or(0), m["frame"].as_u64().unwrap()))
+                            .collect();
+                        assert_eq!(listed, dots, "{o}");
                     }
                 }
             }
@@ -859,6 +930,72 @@ mod tests {
             judged: vec![true, true, false, false],
         };
         assert_eq!(track_pattern(&track), "#.--");
+    }
+
+    #[test]
+    fn misread_frames_say_what_was_read_at_the_object() {
+        let detection = |shape: Shape, cx: f32, p_star: f32| {
+            let shape_probabilities = std::array::from_fn(|k| match k {
+                k if k == shape.index() => 1.0 - p_star,
+                k if k == Shape::Star.index() => p_star,
+                _ => 0.0,
+            });
+            Detection {
+                cx,
+                cy: 0.5,
+                radius: 0.1,
+                shape,
+                colour: Colour::Red,
+                size: Size::Small,
+                score: 0.9,
+                shape_probabilities,
+                colour_probabilities: std::array::from_fn(|k| (k == Colour::Red.index()) as u8 as f32),
+            }
+        };
+        let reading = |objects: Vec<Detection>| ImageReading {
+            objects,
+            background: Background::Desert,
+            style: Style::Flat,
+            features: vec![],
+        };
+        // Seen in frame 0; read as a hexagon at its place in frame 1; nothing within its
+        // radius in frame 2 (a star further off); frame 3 not judged.
+        let readings = vec![
+            reading(vec![detection(Shape::Star, 0.5, 0.0)]),
+            reading(vec![
+                detection(Shape::Star, 0.9, 0.0),
+                detection(Shape::Hexagon, 0.53, 0.1),
+            ]),
+            reading(vec![detection(Shape::Star, 0.8, 0.0)]),
+            reading(vec![]),
+        ];
+        let track = Track {
+            points: vec![
+                TrackPoint {
+                    cx: 0.5,
+                    cy: 0.5,
+                    radius: 0.1,
+                };
+                4
+            ],
+            seen: vec![true, false, false, false],
+            judged: vec![true, true, true, false],
+        };
+        let asked = parse_prompt("a red star").unwrap().objects.remove(0);
+        assert_eq!(
+            misreads(&track, &readings, &asked, None),
+            vec![
+                serde_json::json!({"frame": 1, "shape": "hexagon", "colour": "red", "p_shape": 0.1, "p_colour": 1.0}),
+                serde_json::json!({"frame": 2}),
+            ]
+        );
+        let of_copy = misreads(&track, &readings, &asked, Some(2));
+        assert!(of_copy.iter().all(|m| m["copy"] == 2), "{of_copy:?}");
+        // Without an asked colour there is no colour probability to give.
+        let any_colour = parse_prompt("a star").unwrap().objects.remove(0);
+        assert!(misreads(&track, &readings, &any_colour, None)[0]
+            .get("p_colour")
+            .is_none());
     }
 
     #[test]
