@@ -12,7 +12,7 @@ use mmgen_eval::generator::{
     Generator, HybridAudioGenerator, HybridImageGenerator, HybridVideoGenerator, MorphingClip, Oracle, RandomScene,
 };
 use mmgen_eval::probe::audio_data::audio_probe_accuracy;
-use mmgen_eval::probe::image_data::{clip_frame_accuracy, image_probe_accuracy};
+use mmgen_eval::probe::image_data::{clip_frame_accuracy, image_probe_accuracy, CLIP_FRAMES};
 use mmgen_eval::probe::train::{accuracy_by_split, recalibrate_image_probe};
 use mmgen_eval::probe::video_data::video_probe_accuracy;
 use mmgen_eval::run::{
@@ -117,6 +117,10 @@ impl ShapeProbeArgs {
         })
     }
 }
+
+/// Clips per split whose every frame `eval-probe --task image` reads by default: about
+/// two minutes on two cores.
+const DEFAULT_CLIPS: u64 = 200;
 
 #[derive(Args)]
 pub struct EvalProbeArgs {
@@ -376,7 +380,7 @@ fn image_reading_accuracy(
     out.extend(accuracy_by_split(|split| {
         image_probe_accuracy(&probe, args.n as usize, args.seed, split, device)
     })?);
-    let (clips, frames) = (args.clips.unwrap_or(200), args.frames.unwrap_or(24));
+    let (clips, frames) = (args.clips.unwrap_or(DEFAULT_CLIPS), args.frames.unwrap_or(CLIP_FRAMES));
     if clips > 0 {
         let clip_frames = accuracy_by_split(|split| {
             eprintln!(

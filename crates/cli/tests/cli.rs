@@ -249,7 +249,9 @@ fn probes_train_resume_and_fail_clearly() {
     }
     let wrong_kind = mmgen(&["eval-probe", "--task", "audio", "--probe", o]);
     assert!(
-        !wrong_kind.status.success() && stderr(&wrong_kind).contains(&format!("--probe {o}")),
+        !wrong_kind.status.success()
+            && stderr(&wrong_kind).contains(&format!("--probe {o}"))
+            && stderr(&wrong_kind).contains("holds the video probe"),
         "{}",
         stderr(&wrong_kind)
     );

@@ -221,6 +221,15 @@ fn load_probe<C: serde::de::DeserializeOwned, M>(
     device: &Device,
     build: impl FnOnce(&C, candle_nn::VarBuilder<'static>) -> Result<M>,
 ) -> Result<M> {
+    // A folder of another probe (its metrics.json says which) is named as such rather
+    // than failing on its config or weights.
+    let kind = job.trim_start_matches("probe-");
+    if let Some(other) = recorded_kind(probe_dir).filter(|other| other != kind) {
+        return Err(EvalError::file(
+            probe_dir,
+            format!("holds the {other} probe (its metrics.json), not the {kind} probe"),
+        ));
+    }
     let config: C = load_config(probe_dir)?;
     build(&config, load_weights(probe_dir, device)?).map_err(|e| {
         EvalError::file(
@@ -228,6 +237,14 @@ fn load_probe<C: serde::de::DeserializeOwned, M>(
             format!("its weights do not fit this version's {job} ({e}); retrain it with `mmgen train {job}`"),
         )
     })
+}
+
+/// Which probe the training run that wrote `dir` trained (`probe` in its metrics.json),
+/// if it says.
+fn recorded_kind(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("metrics.json")).ok()?;
+    let metrics: serde_json::Value = serde_json::from_str(&text).ok()?;
+    metrics["probe"].as_str().map(str::to_owned)
 }
 
 /// The video probe (per-object motion) in `dir`.
