@@ -473,20 +473,15 @@ fn covers(a: TrackPoint, b: TrackPoint) -> bool {
     (a.cx - b.cx).hypot(a.cy - b.cy) < a.radius.max(b.radius)
 }
 
+/// Hand-made readings for the tests of this crate's evaluation (tracks, categories,
+/// per-prompt results).
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
     use super::*;
-    use mmgen_world::caption::parse::parse_prompt;
-    use mmgen_world::layout::layout;
-    use mmgen_world::{Background, Colour, Placement, Shape, Size, SpecSampler, Split, Style};
-
-    /// The one track of `start`.
-    fn follow_one(start: &Detection, frames: &[ImageReading], from: usize) -> Track {
-        Track::follow_all(&[start], frames, from).remove(0)
-    }
+    use mmgen_world::{Background, Colour, Shape, Size, Style};
 
     /// A sure reading: all the probability on `shape` and on `colour`.
-    fn det(shape: Shape, colour: Colour, cx: f32, cy: f32) -> Detection {
+    pub(crate) fn det(shape: Shape, colour: Colour, cx: f32, cy: f32) -> Detection {
         Detection {
             cx,
             cy,
@@ -501,20 +496,34 @@ mod tests {
     }
 
     /// A reading of `shape` (probability 1 - `p`) that gives `second` probability `p`.
-    fn unsure(shape: Shape, second: Shape, p: f32, cx: f32, cy: f32, colour: Colour) -> Detection {
+    pub(crate) fn unsure(shape: Shape, second: Shape, p: f32, cx: f32, cy: f32, colour: Colour) -> Detection {
         let mut d = det(shape, colour, cx, cy);
         d.shape_probabilities[shape.index()] = 1.0 - p;
         d.shape_probabilities[second.index()] = p;
         d
     }
 
-    fn reading(objects: Vec<Detection>) -> ImageReading {
+    pub(crate) fn reading(objects: Vec<Detection>) -> ImageReading {
         ImageReading {
             objects,
             background: Background::Desert,
             style: Style::Flat,
             features: vec![],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{det, reading, unsure};
+    use super::*;
+    use mmgen_world::caption::parse::parse_prompt;
+    use mmgen_world::layout::layout;
+    use mmgen_world::{Colour, Placement, Shape, SpecSampler, Split};
+
+    /// The one track of `start`.
+    fn follow_one(start: &Detection, frames: &[ImageReading], from: usize) -> Track {
+        Track::follow_all(&[start], frames, from).remove(0)
     }
 
     fn result(checks: &[(Category, bool)], c: Category) -> Option<bool> {

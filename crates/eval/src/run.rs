@@ -760,12 +760,13 @@ fn attribute_entries(value: &serde_json::Value) -> impl Iterator<Item = (&String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::align::fixtures::{det, reading, unsure};
     use crate::generator::RandomScene;
     use crate::probe::audio::{AudioProbe, AudioProbeConfig};
     use crate::probe::video::{VideoProbe, VideoProbeConfig};
     use candle_core::DType;
     use candle_nn::VarBuilder;
-    use mmgen_world::{Background, Colour, Shape, Size, Style};
+    use mmgen_world::{Colour, Shape};
 
     fn tiny_probes() -> Probes {
         let dev = Device::Cpu;
@@ -951,39 +952,15 @@ mod tests {
 
     #[test]
     fn misread_frames_say_what_was_read_at_the_object() {
-        let detection = |shape: Shape, cx: f32, p_star: f32| {
-            let shape_probabilities = std::array::from_fn(|k| match k {
-                k if k == shape.index() => 1.0 - p_star,
-                k if k == Shape::Star.index() => p_star,
-                _ => 0.0,
-            });
-            Detection {
-                cx,
-                cy: 0.5,
-                radius: 0.1,
-                shape,
-                colour: Colour::Red,
-                size: Size::Small,
-                score: 0.9,
-                shape_probabilities,
-                colour_probabilities: std::array::from_fn(|k| (k == Colour::Red.index()) as u8 as f32),
-            }
-        };
-        let reading = |objects: Vec<Detection>| ImageReading {
-            objects,
-            background: Background::Desert,
-            style: Style::Flat,
-            features: vec![],
-        };
         // Seen in frame 0; read as a hexagon at its place in frame 1; nothing within its
         // radius in frame 2 (a star further off); frame 3 not judged.
         let readings = vec![
-            reading(vec![detection(Shape::Star, 0.5, 0.0)]),
+            reading(vec![det(Shape::Star, Colour::Red, 0.5, 0.5)]),
             reading(vec![
-                detection(Shape::Star, 0.9, 0.0),
-                detection(Shape::Hexagon, 0.53, 0.1),
+                det(Shape::Star, Colour::Red, 0.9, 0.5),
+                unsure(Shape::Hexagon, Shape::Star, 0.1, 0.53, 0.5, Colour::Red),
             ]),
-            reading(vec![detection(Shape::Star, 0.8, 0.0)]),
+            reading(vec![det(Shape::Star, Colour::Red, 0.8, 0.5)]),
             reading(vec![]),
         ];
         let track = Track {
