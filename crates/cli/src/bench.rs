@@ -10,6 +10,8 @@ use crate::device::DeviceArg;
 use crate::sampling::SamplingArgs;
 use anyhow::Context;
 use mmgen_eval::bench::{bench_training, BENCH_MODELS};
+use mmgen_models::grounded::planner::Planner;
+use mmgen_models::grounded::{GroundedRenderer, PlanBatch};
 use mmgen_models::hybrid_image::{HybridImage, ImageRequest};
 use mmgen_pipeline::{Modality, Pipeline, Request};
 use mmgen_world::rng::mix64;
@@ -24,6 +26,9 @@ pub enum BenchCommand {
     /// Seconds per generated image (text encoding, all sampler steps with guidance,
     /// VAE decode) of a text-to-image model folder.
     Generate(GenerateBenchArgs),
+    /// Seconds per image of the grounded model (plan, then every renderer step), and
+    /// of one renderer step.
+    Grounded(GroundedBenchArgs),
     /// Seconds per package (`mmgen generate` without the cache): each stage (video,
     /// audio, image) and the whole, on the shipped models.
     Package(PackageBenchArgs),
@@ -83,6 +88,27 @@ pub struct GenerateBenchArgs {
 }
 
 #[derive(Args)]
+pub struct GroundedBenchArgs {
+    /// The planner folder.
+    #[arg(long, default_value = "models/grounded-planner")]
+    planner: PathBuf,
+    /// The renderer folder.
+    #[arg(long, default_value = "models/grounded-renderer")]
+    renderer: PathBuf,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// Timed images (the median is reported) after one warm-up.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    iters: u32,
+    /// Where to run: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceArg,
+    /// Print JSON instead of lines.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
 pub struct TrainBenchArgs {
     /// Where to run: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
@@ -116,6 +142,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::World(args) => world(args),
         BenchCommand::Train(args) => train(args),
         BenchCommand::Generate(args) => generate(args),
+        BenchCommand::Grounded(args) => grounded(args),
         BenchCommand::Package(args) => package(args),
     }
 }
@@ -246,6 +273,71 @@ fn train(args: TrainBenchArgs) -> Result<()> {
     Ok(())
 }
 
+fn grounded(args: GroundedBenchArgs) -> Result<()> {
+    let settings = args.sampling.grounded_settings();
+    settings.check()?;
+    let device = args.device.open()?;
+    let planner = Planner::load(&args.planner, &device)
+        .with_context(|| format!("--planner {}: cannot load", args.planner.display()))?;
+    let renderer = GroundedRenderer::load(&args.renderer, &device)
+        .with_context(|| format!("--renderer {}: cannot load", args.renderer.display()))?;
+    let prompt = "a red star above a blue circle, sunset over the sea";
+    let plan_seconds = median_seconds(args.iters, |i| {
+        planner.plan(&[(prompt, i)])?;
+        Ok(())
+    })?;
+    let plan = planner.plan(&[(prompt, 0)])?.remove(0);
+    let ids = renderer.plan_ids(&plan)?;
+    let image_seconds = median_seconds(args.iters, |i| {
+        let plan = planner.plan(&[(prompt, i)])?.remove(0);
+        renderer.render(&[(renderer.plan_ids(&plan)?, i)], &settings, |_, _| {})?;
+        device.synchronize()?;
+        Ok(())
+    })?;
+    let size = renderer.config().image_size;
+    let grounding = renderer.ground(&PlanBatch::new(
+        &[Some(&ids)],
+        renderer.config().null_globals(),
+        &device,
+    )?)?;
+    let noise = candle_core::Tensor::randn(0f32, 1.0, (1, 3, size, size), &device)?;
+    let t = candle_core::Tensor::new(&[500f32], &device)?;
+    let step_seconds = median_seconds(args.iters.max(5), |_| {
+        renderer.predict(&noise, &t, &grounding)?;
+        device.synchronize()?;
+        Ok(())
+    })?;
+    let threads = candle_core::utils::barrier_pool().n_workers() + 1;
+    if args.json {
+        let report = serde_json::json!({
+            "planner": args.planner.display().to_string(),
+            "renderer": args.renderer.display().to_string(),
+            "device": args.device.to_string(),
+            "threads": threads,
+            "image_size": size,
+            "steps": settings.steps,
+            "guidance": settings.guidance,
+            "sampler": settings.sampler,
+            "seconds_per_image": image_seconds,
+            "seconds_per_plan": plan_seconds,
+            "seconds_per_renderer_step": step_seconds,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{size}x{size} image, plan + {} {} steps, guidance {}: {image_seconds:.3} s per image (plan {:.1} ms, renderer step {:.1} ms; median of {} on {}, {threads} threads)",
+            settings.steps,
+            settings.sampler,
+            settings.guidance,
+            plan_seconds * 1e3,
+            step_seconds * 1e3,
+            args.iters,
+            args.device
+        );
+    }
+    Ok(())
+}
+
 fn generate(args: GenerateBenchArgs) -> Result<()> {
     let settings = args.sampling.image_settings();
     settings.check()?;
@@ -273,19 +365,19 @@ fn generate(args: GenerateBenchArgs) -> Result<()> {
             "device": args.device.to_string(),
             "threads": threads,
             "image_size": size,
-            "steps": args.sampling.steps,
-            "guidance": args.sampling.guidance,
-            "sampler": args.sampling.sampler,
+            "steps": settings.steps,
+            "guidance": settings.guidance,
+            "sampler": settings.sampler,
             "seconds_per_image": seconds,
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
             "{size}x{size} image, {} {} steps, guidance {} ({}): {seconds:.3} s per image (median of {} on {}, {threads} threads)",
-            args.sampling.steps,
-            args.sampling.sampler,
-            args.sampling.guidance,
-            if args.sampling.guidance != 1.0 { "2 network passes per step" } else { "1 pass per step" },
+            settings.steps,
+            settings.sampler,
+            settings.guidance,
+            if settings.guidance != 1.0 { "2 network passes per step" } else { "1 pass per step" },
             args.iters,
             args.device
         );
@@ -350,8 +442,8 @@ fn package(args: PackageBenchArgs) -> Result<()> {
             "files": files,
             "frames": args.frames,
             "seconds": args.seconds,
-            "steps": args.sampling.steps,
-            "guidance": args.sampling.guidance,
+            "steps": args.sampling.image_settings().steps,
+            "guidance": args.sampling.image_settings().guidance,
             "sampler": args.sampling.sampler,
             "device": args.device.to_string(),
             "threads": threads,
@@ -362,9 +454,9 @@ fn package(args: PackageBenchArgs) -> Result<()> {
         println!(
             "package of {} ({} {} steps, guidance {}; median of {} on {}, {threads} threads):",
             files.join(", "),
-            args.sampling.steps,
+            args.sampling.image_settings().steps,
             args.sampling.sampler,
-            args.sampling.guidance,
+            args.sampling.image_settings().guidance,
             args.iters,
             args.device
         );

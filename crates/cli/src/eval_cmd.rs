@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mmgen_eval::generator::{
     Generator, HybridAudioGenerator, HybridImageGenerator, HybridVideoGenerator, MorphingClip, Oracle, RandomScene,
 };
+use mmgen_eval::grounded::{GroundedGenerator, PlanSource};
 use mmgen_eval::probe::audio_data::audio_probe_accuracy;
 use mmgen_eval::probe::image_data::{clip_frame_accuracy, image_probe_accuracy, CLIP_FRAMES};
 use mmgen_eval::probe::train::{accuracy_by_split, recalibrate_image_probe};
@@ -18,6 +19,8 @@ use mmgen_eval::probe::video_data::video_probe_accuracy;
 use mmgen_eval::run::{
     evaluate, load_audio_probe, load_image_probe, load_video_probe, MediaOptions, Probes, Prompts, Task,
 };
+use mmgen_models::grounded::planner::Planner;
+use mmgen_models::grounded::GroundedRenderer;
 use mmgen_models::hybrid_audio::HybridAudio;
 use mmgen_models::hybrid_image::{images_to_tensor, tensor_to_images, HybridImage};
 use mmgen_models::hybrid_video::HybridVideo;
@@ -36,9 +39,18 @@ pub struct EvalArgs {
     /// The generator: `oracle` (renders the parsed prompt: the upper bound),
     /// `random` (ignores the prompt: chance), `morph` (--task video: the oracle's clips
     /// with one object changing identity halfway, a control that temporal consistency
-    /// must fail) or `hybrid` (the hybrid family's model of the task, from --model).
+    /// must fail), `hybrid` (the end-to-end model of the task, from --model),
+    /// `grounded` (--task image: the planner's plan drawn by the grounded renderer) or
+    /// `grounded-layout` (--task image: the renderer alone, drawing the parsed
+    /// prompt's true layout).
     #[arg(long, default_value = "oracle")]
     source: String,
+    /// The planner folder of --source grounded.
+    #[arg(long, default_value = "models/grounded-planner")]
+    planner: PathBuf,
+    /// The renderer folder of --source grounded and grounded-layout.
+    #[arg(long, default_value = "models/grounded-renderer")]
+    renderer: PathBuf,
     /// The model folder of --source hybrid [default: models/hybrid-image, -video or
     /// -audio by --task].
     #[arg(long)]
@@ -237,7 +249,28 @@ fn generator(args: &EvalArgs, device: &Device) -> Result<Box<dyn Generator>> {
                 }
             }
         }
-        other => bail!("unknown --source `{other}`; available: oracle, random, morph (--task video), hybrid"),
+        "grounded" | "grounded-layout" if args.task != "image" => bail!(
+            "--source {} draws stills: use --task image (--task is {})",
+            args.source,
+            args.task
+        ),
+        "grounded" | "grounded-layout" => {
+            let settings = args.sampling.grounded_settings();
+            settings.check()?;
+            let renderer = GroundedRenderer::load(&args.renderer, device)
+                .with_context(|| format!("--renderer {}: cannot load the grounded renderer", args.renderer.display()))?;
+            let source = if args.source == "grounded" {
+                let planner = Planner::load(&args.planner, device)
+                    .with_context(|| format!("--planner {}: cannot load the planner", args.planner.display()))?;
+                PlanSource::Planner(Box::new(planner))
+            } else {
+                PlanSource::TrueLayout
+            };
+            Ok(Box::new(GroundedGenerator::new(source, renderer, settings)))
+        }
+        other => bail!(
+            "unknown --source `{other}`; available: oracle, random, morph (--task video), hybrid, grounded, grounded-layout (--task image)"
+        ),
     }
 }
 

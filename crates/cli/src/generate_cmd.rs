@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use mmgen_models::grounded::ScenePlan;
 use mmgen_models::hybrid_image::ImageSettings;
 use mmgen_pipeline::{Cache, CacheOutcome, Modality, Pipeline, Request};
 
@@ -24,9 +25,20 @@ pub struct GenerateArgs {
     /// prompt ("video", "视频" add video; "music", "配乐" add audio; else an image).
     #[arg(long)]
     modalities: Option<String>,
-    /// The text-to-image model folder.
-    #[arg(long, default_value = "models/hybrid-image")]
-    model: PathBuf,
+    /// The end-to-end text-to-image model folder. Stills are drawn by the grounded
+    /// model (--planner, --renderer) unless this is given.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// The grounded model's planner folder (prompt -> scene plan).
+    #[arg(long, default_value = "models/grounded-planner")]
+    planner: PathBuf,
+    /// The grounded model's renderer folder (scene plan -> image).
+    #[arg(long, default_value = "models/grounded-renderer")]
+    renderer: PathBuf,
+    /// Draw this scene plan (JSON, as `mmgen plan` prints it) instead of the planner's:
+    /// objects, poses, background and style under your control.
+    #[arg(long, conflicts_with = "model")]
+    plan: Option<PathBuf>,
     /// The text-to-video model folder [default: models/hybrid-video, when it exists].
     #[arg(long)]
     video_model: Option<PathBuf>,
@@ -90,14 +102,29 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         Some(path) => Some(open(path, "mask")?.to_luma8()),
         None => None,
     };
+    let scene_plan = match &args.plan {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("--plan {}: cannot read", path.display()))?;
+            Some(ScenePlan::from_json(&text).with_context(|| format!("--plan {}", path.display()))?)
+        }
+        None => None,
+    };
     let request = Request {
         modalities,
         image: ImageSettings {
             negative: args.negative.clone(),
-            init,
-            mask,
+            init: init.clone(),
+            mask: mask.clone(),
             ..args.sampling.image_settings()
         },
+        grounded: ImageSettings {
+            negative: args.negative.clone(),
+            init,
+            mask,
+            ..args.sampling.grounded_settings()
+        },
+        scene_plan,
         frames: args.frames as usize,
         seconds: args.seconds,
         first_frame: match &args.first_frame {
@@ -107,18 +134,28 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         ..Request::new(&args.prompt, args.seed)
     };
     request.image.check()?;
+    request.grounded.check()?;
     let cache = match (args.no_cache, &args.cache) {
         (true, _) => None,
         (false, Some(dir)) => Some(Cache::new(dir)),
         (false, None) => Cache::default_dir().map(Cache::new),
     };
     let device = args.device.open()?;
-    let mut pipeline = Pipeline::load(&args.model, &device).with_context(|| {
-        format!(
-            "cannot load the text-to-image model from {} (models/README.md says how it is trained)",
-            args.model.display()
-        )
-    })?;
+    let mut pipeline = match &args.model {
+        Some(model) => Pipeline::load(model, &device).with_context(|| {
+            format!(
+                "cannot load the text-to-image model from {} (models/README.md says how it is trained)",
+                model.display()
+            )
+        })?,
+        None => Pipeline::grounded(&args.planner, &args.renderer, &device).with_context(|| {
+            format!(
+                "--planner {} --renderer {}: cannot load the grounded text-to-image model (models/README.md says how it is trained)",
+                args.planner.display(),
+                args.renderer.display()
+            )
+        })?,
+    };
     // A default video or audio folder that is absent is no error (a request that needs
     // it says so); a folder given by name must load.
     let (video, audio) = (
@@ -136,7 +173,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             .with_context(|| format!("--audio-model {}: cannot load the text-to-audio model", dir.display()))?;
     }
     let pipeline = pipeline.with_cache(cache);
-    let bar = ProgressBar::new(args.sampling.steps).with_style(
+    let bar = ProgressBar::new(request.image.steps as u64).with_style(
         ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} steps ({eta} left)")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
@@ -146,12 +183,16 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         bar.set_position(done as u64);
     })?;
     bar.finish_and_clear();
+    let used = if package.meta.get("scene_plan").is_some() {
+        &request.grounded
+    } else {
+        &request.image
+    };
     let how = match package.cache {
         CacheOutcome::Hit => "from the cache".to_string(),
-        CacheOutcome::Miss | CacheOutcome::Off => format!(
-            "{} {} steps, guidance {}",
-            args.sampling.steps, args.sampling.sampler, args.sampling.guidance
-        ),
+        CacheOutcome::Miss | CacheOutcome::Off => {
+            format!("{} {} steps, guidance {}", used.steps, used.sampler, used.guidance)
+        }
     };
     eprintln!(
         "wrote {} in {} ({how}, {:.2} s)",

@@ -4,6 +4,7 @@ mod bench;
 mod device;
 mod eval_cmd;
 mod generate_cmd;
+mod plan_cmd;
 mod sampling;
 mod train_cmd;
 mod world_cmd;
@@ -35,8 +36,14 @@ enum Command {
     /// Train models and probes.
     #[command(subcommand)]
     Train(train_cmd::TrainCommand),
-    /// Generate media from a prompt (text -> image on the hybrid model).
+    /// Generate a package from a prompt: a still by the grounded model (planner +
+    /// renderer), video and music by the hybrid models, caption and meta.json.
     Generate(generate_cmd::GenerateArgs),
+    /// Print the scene plan the grounded planner makes of a prompt (JSON).
+    Plan(plan_cmd::PlanArgs),
+    /// The grounded planner alone: its plans of world prompts against what each asks
+    /// for (globals, count, objects, positions and relations on the sampled poses).
+    EvalPlanner(plan_cmd::EvalPlannerArgs),
     /// GenEval-style alignment and world-FD of a generator on world prompts.
     Eval(eval_cmd::EvalArgs),
     /// A probe's own accuracy on fresh renders of both splits.
@@ -55,12 +62,22 @@ enum Command {
     Bench(bench::BenchCommand),
 }
 
+/// mimalloc's `mi_option_purge_delay` (mimalloc.h, v2), which the -sys crate does not name.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 fn main() {
+    // By default mimalloc returns freed memory to the OS after 10 ms, and candle frees
+    // and reallocates buffers of tens of MB every op: the pages then fault in and are
+    // zeroed again, a third of the renderer's training time. -1: never purge.
+    // SAFETY: sets a plain option before any thread is started.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     let cli = Cli::parse();
     let result = match cli.command {
         Command::World(cmd) => world_cmd::run(cmd),
         Command::Train(cmd) => train_cmd::run(cmd),
         Command::Generate(args) => generate_cmd::run(args),
+        Command::Plan(args) => plan_cmd::run(args),
+        Command::EvalPlanner(args) => plan_cmd::run_eval(args),
         Command::Eval(args) => eval_cmd::run(args),
         Command::EvalProbe(args) => eval_cmd::run_probe(args),
         Command::CalibrateProbe(args) => eval_cmd::run_calibrate_probe(args),

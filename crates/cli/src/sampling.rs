@@ -9,33 +9,49 @@ use mmgen_models::hybrid_video::VideoSettings;
 
 #[derive(Args, Clone, Debug)]
 pub struct SamplingArgs {
-    /// Sampler steps.
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1000))]
-    pub steps: u64,
-    /// Classifier-free guidance scale (1: no guidance, and half the work).
-    #[arg(long, default_value_t = 4.0)]
-    pub guidance: f64,
+    /// Sampler steps [default: 50; 20 for the grounded renderer].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub steps: Option<u64>,
+    /// Classifier-free guidance scale (1: no guidance, and half the work) [default: 4;
+    /// 1 for the grounded renderer].
+    #[arg(long)]
+    pub guidance: Option<f64>,
     /// Sampler: ddim, ddpm, euler, euler-a or dpmpp-2m.
     #[arg(long, default_value = "ddim")]
     pub sampler: String,
 }
 
+/// Steps and guidance of the end-to-end models when not given.
+const HYBRID_STEPS: u64 = 50;
+const HYBRID_GUIDANCE: f64 = 4.0;
+
 impl SamplingArgs {
     /// Text-to-image settings with these options and no negative prompt, init or mask.
     pub fn image_settings(&self) -> ImageSettings {
         ImageSettings {
-            steps: self.steps as usize,
-            guidance: self.guidance,
+            steps: self.steps.unwrap_or(HYBRID_STEPS) as usize,
+            guidance: self.guidance.unwrap_or(HYBRID_GUIDANCE),
             sampler: self.sampler.clone(),
             ..ImageSettings::default()
+        }
+    }
+
+    /// The grounded renderer's settings: these options over its defaults.
+    pub fn grounded_settings(&self) -> ImageSettings {
+        let defaults = mmgen_models::grounded::image::default_settings();
+        ImageSettings {
+            steps: self.steps.map_or(defaults.steps, |s| s as usize),
+            guidance: self.guidance.unwrap_or(defaults.guidance),
+            sampler: self.sampler.clone(),
+            ..defaults
         }
     }
 
     /// Text-to-video settings with these options (default frame count, no first frame).
     pub fn video_settings(&self) -> VideoSettings {
         VideoSettings {
-            steps: self.steps as usize,
-            guidance: self.guidance,
+            steps: self.steps.unwrap_or(HYBRID_STEPS) as usize,
+            guidance: self.guidance.unwrap_or(HYBRID_GUIDANCE),
             sampler: self.sampler.clone(),
             ..VideoSettings::default()
         }
@@ -44,8 +60,8 @@ impl SamplingArgs {
     /// Text-to-audio settings with these options (default length).
     pub fn audio_settings(&self) -> AudioSettings {
         AudioSettings {
-            steps: self.steps as usize,
-            guidance: self.guidance,
+            steps: self.steps.unwrap_or(HYBRID_STEPS) as usize,
+            guidance: self.guidance.unwrap_or(HYBRID_GUIDANCE),
             sampler: self.sampler.clone(),
             ..AudioSettings::default()
         }

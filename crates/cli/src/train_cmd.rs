@@ -4,12 +4,16 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use mmgen_models::grounded::planner::PlannerConfig;
+use mmgen_models::grounded::GroundedRendererConfig;
 use mmgen_models::hybrid_audio::HybridAudioConfig;
 use mmgen_models::hybrid_image::HybridImageConfig;
 use mmgen_models::tokenizer::TextTokenizer;
 use mmgen_models::vae::VaeConfig;
 use mmgen_train::corpus::train_tokenizer;
 use mmgen_train::denoiser::DenoiserOptions;
+use mmgen_train::planner::train_planner;
+use mmgen_train::renderer::{train_renderer, world_vocab, RendererOptions};
 use mmgen_train::text_audio::train_text_audio;
 use mmgen_train::text_image::{train_text_image, TrainedVae};
 use mmgen_train::text_video::{train_text_video, TextVideoOptions};
@@ -48,6 +52,36 @@ pub enum TrainCommand {
     TextVideo(TextVideoArgs),
     /// Train the hybrid text-to-audio model (text encoder + mel DiT; Griffin-Lim vocoder).
     TextAudio(TextAudioArgs),
+    /// Train the grounded renderer (plan -> image diffusion) on world renders and their true layouts.
+    Renderer(RendererArgs),
+    /// Train the scene planner (prompt -> plan) on world captions, specs and layouts.
+    Planner(PlannerArgs),
+}
+
+#[derive(Args)]
+pub struct PlannerArgs {
+    #[command(flatten)]
+    train: TrainArgs,
+    /// The trained tokenizer (`mmgen train tokenizer`), copied into the planner folder.
+    #[arg(long, default_value = "models/hybrid-image/tokenizer.json")]
+    tokenizer: PathBuf,
+    /// A hybrid model folder with the same tokenizer whose trained text encoder starts the run.
+    #[arg(long)]
+    text_from: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct RendererArgs {
+    #[command(flatten)]
+    train: TrainArgs,
+    #[command(flatten)]
+    denoiser: DenoiserArgs,
+    /// Extra loss weight of the pixels near objects (they cover a tenth of the canvas).
+    #[arg(long, default_value_t = 3.0)]
+    object_weight: f64,
+    /// Weight of the object fields' occupancy cross-entropy.
+    #[arg(long, default_value_t = 0.1)]
+    occupancy_weight: f64,
 }
 
 #[derive(Args)]
@@ -236,6 +270,8 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
         TrainCommand::TextImage(a) => Some(&a.train),
         TrainCommand::TextVideo(a) => Some(&a.train),
         TrainCommand::TextAudio(a) => Some(&a.train),
+        TrainCommand::Renderer(a) => Some(&a.train),
+        TrainCommand::Planner(a) => Some(&a.train),
         TrainCommand::ProbeImage(_) | TrainCommand::ProbeShape(_) | TrainCommand::Tokenizer(_) => None,
     };
     if let Some(args) = without_focus {
@@ -258,6 +294,8 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
         TrainCommand::TextImage(args) => text_image(args),
         TrainCommand::TextVideo(args) => text_video(args),
         TrainCommand::TextAudio(args) => text_audio(args),
+        TrainCommand::Renderer(args) => renderer(args),
+        TrainCommand::Planner(args) => planner(args),
     }
 }
 
@@ -385,6 +423,76 @@ fn text_audio(args: TextAudioArgs) -> Result<()> {
         |r| report(&bar, r, args.train.max_minutes.is_some()),
     )?;
     finish_denoiser(bar, &metrics, &args.train.out, "audio")
+}
+
+fn planner(args: PlannerArgs) -> Result<()> {
+    let tokenizer = TextTokenizer::load(&args.tokenizer)
+        .with_context(|| "--tokenizer: train one with `mmgen train tokenizer --out FILE`")?;
+    let config = if args.train.tiny {
+        PlannerConfig::tiny(world_vocab(), tokenizer.vocab_size())
+    } else {
+        PlannerConfig::base(world_vocab(), tokenizer.vocab_size())
+    };
+    let fit = fit_options(&args.train)?;
+    let bar = bar(&args.train);
+    let record = train_planner(
+        &config,
+        &tokenizer,
+        args.text_from.as_deref(),
+        &fit,
+        &run_info(&args.train),
+        &args.train.device.open()?,
+        |r| report(&bar, r, args.train.max_minutes.is_some()),
+    )?;
+    bar.finish();
+    println!("{}", serde_json::to_string_pretty(&record["accuracy"]["by_split"])?);
+    eprintln!("wrote {}", args.train.out.display());
+    Ok(())
+}
+
+fn renderer(args: RendererArgs) -> Result<()> {
+    let vocab = world_vocab();
+    let config = if args.train.tiny {
+        GroundedRendererConfig::tiny(vocab)
+    } else {
+        GroundedRendererConfig::base(vocab)
+    };
+    for (flag, value) in [
+        ("--object-weight", args.object_weight),
+        ("--occupancy-weight", args.occupancy_weight),
+    ] {
+        if !(value.is_finite() && (0.0..=100.0).contains(&value)) {
+            anyhow::bail!("{flag} {value} is out of range; allowed 0 to 100");
+        }
+    }
+    let options = RendererOptions {
+        p_uncond: args.denoiser.p_uncond,
+        ema_decay: args.denoiser.ema_decay,
+        object_weight: args.object_weight,
+        occupancy_weight: args.occupancy_weight,
+        ..RendererOptions::default()
+    };
+    let fit = fit_options(&args.train)?;
+    let bar = bar(&args.train);
+    let record = train_renderer(
+        &config,
+        &options,
+        &fit,
+        &run_info(&args.train),
+        &args.train.device.open()?,
+        |r| report(&bar, r, args.train.max_minutes.is_some()),
+    )?;
+    bar.finish();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "validation": record["validation"],
+            "samples_per_s": record["samples_per_s"],
+            "steps_done": record["steps_done"],
+        }))?
+    );
+    eprintln!("wrote {}", args.train.out.display());
+    Ok(())
 }
 
 /// Prints a diffusion run's summary and how to evaluate what it wrote.

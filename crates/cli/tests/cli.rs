@@ -779,3 +779,137 @@ fn hybrid_train_generate_and_fail_clearly() {
     let corrupt = mmgen(&["generate", "x", "--model", &model]);
     assert!(stderr(&corrupt).contains("unreadable weights"), "{}", stderr(&corrupt));
 }
+
+/// The grounded family end to end on tiny models: renderer and planner training,
+/// `mmgen plan`, generation from the planner and from a plan file, and bad plans
+/// refused with one line naming the field, before anything is written.
+#[test]
+fn grounded_train_plan_generate_and_fail_clearly() {
+    let dir = temp_dir("grounded");
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let ok = |args: &[&str]| {
+        let out = mmgen(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        out
+    };
+    ok(&[
+        "train",
+        "tokenizer",
+        "--out",
+        &path("tokenizer.json"),
+        "--vocab",
+        "400",
+        "--scenes",
+        "100",
+    ]);
+    ok(&[
+        "train",
+        "renderer",
+        "--tiny",
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--out",
+        &path("renderer"),
+    ]);
+    ok(&[
+        "train",
+        "planner",
+        "--tiny",
+        "--steps",
+        "2",
+        "--batch",
+        "4",
+        "--eval-samples",
+        "4",
+        "--tokenizer",
+        &path("tokenizer.json"),
+        "--out",
+        &path("planner"),
+    ]);
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("renderer/metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["runs"].as_array().unwrap().len(), 1);
+    assert!(metrics["runs"][0]["command"]
+        .as_str()
+        .unwrap()
+        .contains("train renderer"));
+    let printed = ok(&[
+        "plan",
+        "a red star above a blue circle",
+        "--planner",
+        &path("planner"),
+        "--seed",
+        "3",
+    ]);
+    let plan: serde_json::Value = serde_json::from_slice(&printed.stdout).unwrap();
+    assert!(plan["background"].is_string() && plan["objects"].is_array(), "{plan}");
+    let (planner, renderer) = (path("planner"), path("renderer"));
+    let grounded = ["--planner", planner.as_str(), "--renderer", renderer.as_str()];
+    let (gen, plan_file, from_plan) = (path("gen"), path("plan.json"), path("from-plan"));
+    let mut args = vec!["generate", "a red star", "--steps", "2", "--no-cache", "--out", &gen];
+    args.extend(grounded);
+    ok(&args);
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("gen/meta.json")).unwrap()).unwrap();
+    assert!(meta["scene_plan"]["objects"].is_array(), "{meta}");
+    assert!(meta["models"]["renderer"]["weights_sha256"].is_string(), "{meta}");
+    assert_eq!(image::open(dir.join("gen/image.png")).unwrap().width(), 16);
+
+    let good = r#"{"background": "snow", "style": "flat", "lighting": "steady", "objects": [
+        {"shape": "star", "colour": "red", "size": "large", "pose": {"cx": 0.3, "cy": 0.4, "radius": 0.15}}]}"#;
+    std::fs::write(dir.join("plan.json"), good).unwrap();
+    let mut args = vec![
+        "generate",
+        "x",
+        "--plan",
+        &plan_file,
+        "--steps",
+        "2",
+        "--no-cache",
+        "--out",
+        &from_plan,
+    ];
+    args.extend(grounded);
+    ok(&args);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("from-plan/meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["scene_plan"]["objects"][0]["shape"], "star");
+
+    let nine = format!(
+        r#"{{"background": "snow", "style": "flat", "lighting": "steady", "objects": [{}]}}"#,
+        [r#"{"shape": "star", "colour": "red", "size": "large", "pose": {"cx": 0.3, "cy": 0.4, "radius": 0.15}}"#; 9]
+            .join(",")
+    );
+    let bad_plans: [(&str, String, &str); 5] = [
+        (
+            "shape",
+            good.replace("\"star\"", "\"blob\""),
+            "objects[0].shape: unknown value \"blob\"",
+        ),
+        ("nine", nine, "9 objects"),
+        ("nan", good.replace("0.15", "NaN"), "not a scene plan"),
+        (
+            "radius",
+            good.replace("0.15", "7"),
+            "objects[0].pose.radius: 7 is out of range",
+        ),
+        ("malformed", "{\"background\": ".into(), "not a scene plan"),
+    ];
+    for (name, text, expected) in &bad_plans {
+        let file = path(&format!("{name}.json"));
+        std::fs::write(&file, text).unwrap();
+        let out_dir = path(&format!("out-{name}"));
+        let mut args = vec!["generate", "x", "--plan", &file, "--no-cache", "--out", &out_dir];
+        args.extend(grounded);
+        let out = mmgen(&args);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{name} succeeded");
+        assert!(err.contains(expected), "{name}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{name}: one line: {err}");
+        assert!(!Path::new(&out_dir).exists(), "{name}: nothing written");
+    }
+    let out = mmgen(&["plan", "x", "--planner", &path("nothing")]);
+    assert!(stderr(&out).contains("--planner"), "{}", stderr(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}

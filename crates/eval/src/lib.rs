@@ -12,6 +12,8 @@ mod error;
 pub mod fd;
 pub mod fit;
 pub mod generator;
+pub mod grounded;
+pub mod plan_eval;
 pub mod probe;
 pub mod run;
 pub mod vocoder;

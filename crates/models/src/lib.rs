@@ -5,6 +5,7 @@
 
 pub mod dit;
 pub mod error;
+pub mod grounded;
 pub mod hybrid_audio;
 pub mod hybrid_image;
 pub mod hybrid_video;

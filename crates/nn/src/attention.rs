@@ -87,11 +87,27 @@ pub struct AttentionContext {
     keys_t: Tensor,
     /// (b, heads, m, head_dim).
     values: Tensor,
-    /// (b, 1, 1, m), or None without a mask.
+    /// (b, 1, 1, m) or, causal, (b or 1, 1, n, m); None without a mask.
     bias: Option<Tensor>,
 }
 
 impl AttentionContext {
+    /// The same context seen causally by `n` queries (self-attention over `n` tokens):
+    /// query `i` sees keys `0..=i` only.
+    pub fn causal(self, n: usize) -> Result<AttentionContext> {
+        let device = self.values.device().clone();
+        let bias: Vec<f32> = (0..n * n).map(|i| if i % n > i / n { -1e4 } else { 0.0 }).collect();
+        let causal = Tensor::from_vec(bias, (1, 1, n, n), &device)?;
+        let bias = match self.bias {
+            Some(keys) => keys.broadcast_add(&causal)?,
+            None => causal,
+        };
+        Ok(AttentionContext {
+            bias: Some(bias),
+            ..self
+        })
+    }
+
     /// The context of a batch repeated `k` times along the batch, copy after copy.
     pub fn repeat_batch(&self, k: usize) -> Result<AttentionContext> {
         let repeat = |t: &Tensor| {
@@ -168,5 +184,45 @@ mod tests {
         let diff: f32 = (a - c).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
         assert!(diff > 1e-4);
         assert!(Attention::new(8, 8, 3, VarBuilder::zeros(DType::F32, &dev)).is_err());
+    }
+
+    /// Under a causal mask, changing a later token leaves earlier outputs unchanged.
+    #[test]
+    fn causal_queries_do_not_see_later_tokens() {
+        let dev = Device::Cpu;
+        let varmap = VarMap::new();
+        let attn = Attention::new(8, 8, 2, VarBuilder::from_varmap(&varmap, DType::F32, &dev)).unwrap();
+        let xs = Tensor::randn(0f32, 1.0, (1, 3, 8), &dev).unwrap();
+        let changed = Tensor::cat(
+            &[
+                xs.narrow(1, 0, 2).unwrap(),
+                Tensor::ones((1, 1, 8), DType::F32, &dev).unwrap(),
+            ],
+            1,
+        )
+        .unwrap();
+        let run = |x: &Tensor| {
+            let ctx = attn.context(x, None).unwrap().causal(3).unwrap();
+            attn.forward_context(x, &ctx).unwrap()
+        };
+        let (a, b) = (run(&xs), run(&changed));
+        let early: f32 = (a.narrow(1, 0, 2).unwrap() - b.narrow(1, 0, 2).unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(early < 1e-6, "{early}");
+        let last: f32 = (a.narrow(1, 2, 1).unwrap() - b.narrow(1, 2, 1).unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(last > 1e-4);
     }
 }

@@ -108,7 +108,7 @@ impl Conv3x3 {
             }
         }
         let out = match sum {
-            Some(s) => s.broadcast_add(&self.bias)?,
+            Some(s) => crate::dense::add_bias(&s, &self.bias)?,
             None => candle_core::bail!("no taps"),
         };
         let c_out = self.bias.dim(0)?;

@@ -11,6 +11,7 @@
 pub mod activation;
 pub mod attention;
 pub mod conv;
+pub mod dense;
 pub mod embed;
 pub mod init;
 pub mod norm;
@@ -18,6 +19,7 @@ pub mod norm;
 pub use activation::gelu;
 pub use attention::{Attention, AttentionContext, FeedForward};
 pub use conv::{depth_to_space, per_cell, space_to_depth, CellGrid, Conv3x3};
+pub use dense::{add_bias, expand_rows, Dense};
 pub use embed::timestep_embedding;
 pub use init::seeded_var_builder;
 pub use norm::{softmax_last_dim, LayerNorm};

@@ -8,7 +8,9 @@
 //! 4. **compose**: write the media files, `caption.txt` (what was made, in the
 //!    prompt's language) and `meta.json` (prompt, seed, models, settings, timings).
 //!
-//! Each modality has its model: the hybrid text-to-image model for a still image, the
+//! Each modality has its model: the grounded model (a planner's scene plan drawn by
+//! the layout-grounded renderer, `meta.json` keeps the plan) or the end-to-end hybrid
+//! text-to-image model for a still image, the
 //! text-to-video model for a clip (whose middle frame is then the key image), the
 //! text-to-audio model for music (as long as the clip when there is one, and muxed
 //! into the MP4). A plan that needs a model that is not loaded fails with a sentence
@@ -25,6 +27,8 @@ use std::time::Instant;
 
 use candle_core::{DType, Device};
 use image::RgbImage;
+use mmgen_models::grounded::planner::Planner;
+use mmgen_models::grounded::{GroundedRenderer, ScenePlan};
 use mmgen_models::hybrid_audio::{AudioRequest, AudioSettings, HybridAudio};
 use mmgen_models::hybrid_image::{HybridImage, ImageRequest, ImageSettings};
 use mmgen_models::hybrid_video::{HybridVideo, VideoRequest, VideoSettings};
@@ -57,6 +61,10 @@ pub struct Request {
     pub seconds: f64,
     /// Text + image -> video: the clip's first frame.
     pub first_frame: Option<RgbImage>,
+    /// How the grounded renderer draws a still (when the pipeline has it).
+    pub grounded: ImageSettings,
+    /// A scene plan to draw instead of the planner's (layout control; grounded only).
+    pub scene_plan: Option<ScenePlan>,
 }
 
 impl Request {
@@ -70,6 +78,8 @@ impl Request {
             frames: VideoSettings::default().frames,
             seconds: AudioSettings::default().seconds,
             first_frame: None,
+            grounded: mmgen_models::grounded::image::default_settings(),
+            scene_plan: None,
         }
     }
 
@@ -151,9 +161,23 @@ impl<M> Loaded<M> {
     }
 }
 
+/// The grounded text-to-image model: planner and renderer.
+struct Grounded {
+    planner: Loaded<Planner>,
+    renderer: Loaded<GroundedRenderer>,
+}
+
+/// The model that draws stills.
+enum ImageModel {
+    /// The end-to-end model (text encoder, DiT, VAE).
+    Hybrid(Box<Loaded<HybridImage>>),
+    /// The grounded model (planner, renderer).
+    Grounded(Box<Grounded>),
+}
+
 /// The loaded models and the cache.
 pub struct Pipeline {
-    image: Loaded<HybridImage>,
+    image: ImageModel,
     video: Option<Loaded<HybridVideo>>,
     audio: Option<Loaded<HybridAudio>>,
     cache: Option<Cache>,
@@ -165,7 +189,21 @@ impl Pipeline {
     /// [`Self::with_audio`]).
     pub fn load(image_dir: &Path, device: &Device) -> Result<Pipeline> {
         Ok(Pipeline {
-            image: Loaded::load(image_dir, |d| HybridImage::load(d, device))?,
+            image: ImageModel::Hybrid(Box::new(Loaded::load(image_dir, |d| HybridImage::load(d, device))?)),
+            video: None,
+            audio: None,
+            cache: None,
+        })
+    }
+
+    /// A pipeline whose stills are drawn by the grounded model: the planner and
+    /// renderer folders (add video and audio as with [`Self::load`]).
+    pub fn grounded(planner: &Path, renderer: &Path, device: &Device) -> Result<Pipeline> {
+        Ok(Pipeline {
+            image: ImageModel::Grounded(Box::new(Grounded {
+                planner: Loaded::load(planner, |d| Planner::load(d, device))?,
+                renderer: Loaded::load(renderer, |d| GroundedRenderer::load(d, device))?,
+            })),
             video: None,
             audio: None,
             cache: None,
@@ -190,9 +228,20 @@ impl Pipeline {
         self
     }
 
-    /// The text-to-image model.
-    pub fn image_model(&self) -> &HybridImage {
-        &self.image.model
+    /// The end-to-end text-to-image model, when it draws the stills.
+    pub fn image_model(&self) -> Option<&HybridImage> {
+        match &self.image {
+            ImageModel::Hybrid(m) => Some(&m.model),
+            ImageModel::Grounded(_) => None,
+        }
+    }
+
+    /// The grounded model, when it draws the stills.
+    fn grounded_model(&self) -> Option<&Grounded> {
+        match &self.image {
+            ImageModel::Grounded(g) => Some(g),
+            ImageModel::Hybrid(_) => None,
+        }
     }
 
     /// Makes the package of `request` in `out` (created if needed).
@@ -216,16 +265,17 @@ impl Pipeline {
         if plan.modalities.contains(&Modality::Audio) {
             request.audio_settings(self.audio_seconds(request, &plan)).check()?;
         }
-        std::fs::create_dir_all(out).map_err(|e| PipelineError::file(out, e))?;
         // Whitespace is not content: "a red star" and " a  red star " are one request
         // (the tokenizer keeps spaces, so they would otherwise encode differently).
         let request = &Request {
             prompt: request.prompt.split_whitespace().collect::<Vec<_>>().join(" "),
             ..request.clone()
         };
+        let scene = self.scene_plan(request, &plan)?;
+        std::fs::create_dir_all(out).map_err(|e| PipelineError::file(out, e))?;
 
         // 2. The cache.
-        let key = self.cache_key(request, &plan)?;
+        let key = self.cache_key(request, &plan, scene.as_ref())?;
         let mut media = match &self.cache {
             Some(cache) => cache.get(&key)?,
             None => None,
@@ -239,7 +289,7 @@ impl Pipeline {
         // 3. Generate what the cache did not have.
         let mut timings = serde_json::Map::new();
         if media.is_none() {
-            let files = self.make_media(request, &plan, out, progress, &mut timings)?;
+            let files = self.make_media(request, &plan, scene.as_ref(), out, progress, &mut timings)?;
             if let Some(cache) = &self.cache {
                 cache.put(&key, &files)?;
             }
@@ -261,7 +311,7 @@ impl Pipeline {
         files.push("meta.json".into());
         let seconds = start.elapsed().as_secs_f64();
         timings.insert("total_seconds".into(), json!(seconds));
-        let meta = json!({
+        let mut meta = json!({
             "prompt": request.prompt,
             "lang": plan.lang,
             "seed": request.seed,
@@ -274,6 +324,9 @@ impl Pipeline {
             "timings": timings,
             "mmgen_version": env!("CARGO_PKG_VERSION"),
         });
+        if let (Some(scene), Some(map)) = (&scene, meta.as_object_mut()) {
+            map.insert("scene_plan".into(), json!(scene));
+        }
         let meta_path = out.join("meta.json");
         let text = serde_json::to_string_pretty(&meta).map_err(|e| PipelineError::Invalid(e.to_string()))?;
         std::fs::write(&meta_path, text + "\n").map_err(|e| PipelineError::file(&meta_path, e))?;
@@ -284,6 +337,27 @@ impl Pipeline {
             seconds,
             meta,
         })
+    }
+
+    /// The scene plan of a still drawn by the grounded model: the request's own
+    /// (checked against the renderer's vocabulary) or the planner's. None when the
+    /// end-to-end model or a video draws the image.
+    fn scene_plan(&self, request: &Request, plan: &Plan) -> Result<Option<ScenePlan>> {
+        let still = plan.modalities.contains(&Modality::Image) && !plan.modalities.contains(&Modality::Video);
+        match (self.grounded_model(), &request.scene_plan) {
+            (None, Some(_)) => Err(PipelineError::Invalid(
+                "a scene plan is drawn by the grounded model, which is not loaded".into(),
+            )),
+            (Some(_), Some(_)) if !still => Err(PipelineError::Invalid(
+                "a scene plan draws a still image; this request also asks for a video".into(),
+            )),
+            (Some(g), Some(given)) => {
+                given.check(&g.renderer.model.config().vocab)?;
+                Ok(Some(given.clone()))
+            }
+            (Some(g), None) if still => Ok(g.planner.model.plan(&[(request.prompt.as_str(), request.seed)])?.pop()),
+            _ => Ok(None),
+        }
     }
 
     /// How long the audio is: the clip's length when there is a video, else the
@@ -297,7 +371,10 @@ impl Pipeline {
 
     /// What the package holds, for its caption.
     fn made(&self, request: &Request, plan: &Plan) -> Made {
-        let size = self.image.model.config().vae.image_size;
+        let size = match &self.image {
+            ImageModel::Hybrid(m) => m.model.config().vae.image_size,
+            ImageModel::Grounded(g) => g.renderer.model.config().image_size,
+        };
         Made {
             size,
             video: plan
@@ -319,6 +396,7 @@ impl Pipeline {
         &self,
         request: &Request,
         plan: &Plan,
+        scene: Option<&ScenePlan>,
         out: &Path,
         progress: &mut Progress,
         timings: &mut serde_json::Map<String, serde_json::Value>,
@@ -383,14 +461,24 @@ impl Pipeline {
             Some(frame) => Some(frame),
             None if wants(Modality::Image) => {
                 let t = Instant::now();
-                let images = self.image.model.generate(
-                    &[ImageRequest {
-                        prompt: request.prompt.clone(),
-                        seed: request.seed,
-                    }],
-                    &request.image,
-                    |done, total| progress("image", done, total),
-                )?;
+                let images = match (&self.image, scene) {
+                    (ImageModel::Grounded(g), Some(scene)) => g.renderer.model.render(
+                        &[(g.renderer.model.plan_ids(scene)?, request.seed)],
+                        &request.grounded,
+                        |done, total| progress("image", done, total),
+                    )?,
+                    (ImageModel::Grounded(_), None) => {
+                        return Err(PipelineError::Invalid("the grounded model drew no plan".into()))
+                    }
+                    (ImageModel::Hybrid(m), _) => m.model.generate(
+                        &[ImageRequest {
+                            prompt: request.prompt.clone(),
+                            seed: request.seed,
+                        }],
+                        &request.image,
+                        |done, total| progress("image", done, total),
+                    )?,
+                };
                 timings.insert("image_seconds".into(), json!(t.elapsed().as_secs_f64()));
                 images.into_iter().next()
             }
@@ -423,7 +511,15 @@ impl Pipeline {
         let mut models = serde_json::Map::new();
         let wants = |m: Modality| plan.modalities.contains(&m);
         if wants(Modality::Image) && !wants(Modality::Video) {
-            models.insert("image".into(), self.image.json());
+            match &self.image {
+                ImageModel::Hybrid(m) => {
+                    models.insert("image".into(), m.json());
+                }
+                ImageModel::Grounded(g) => {
+                    models.insert("planner".into(), g.planner.json());
+                    models.insert("renderer".into(), g.renderer.json());
+                }
+            }
         }
         if let (Some(video), true) = (&self.video, wants(Modality::Video)) {
             models.insert("video".into(), video.json());
@@ -438,7 +534,11 @@ impl Pipeline {
         let mut settings = serde_json::Map::new();
         let wants = |m: Modality| plan.modalities.contains(&m);
         if wants(Modality::Image) && !wants(Modality::Video) {
-            settings.insert("image".into(), image_settings_json(&request.image, &self.image.dir));
+            let (image, dir) = match &self.image {
+                ImageModel::Hybrid(m) => (&request.image, &m.dir),
+                ImageModel::Grounded(g) => (&request.grounded, &g.renderer.dir),
+            };
+            settings.insert("image".into(), image_settings_json(image, dir));
         }
         if let (Some(video), true) = (&self.video, wants(Modality::Video)) {
             let v = request.video_settings();
@@ -464,18 +564,40 @@ impl Pipeline {
     }
 
     /// SHA-256 over what decides the media (see [`cache`]).
-    fn cache_key(&self, request: &Request, plan: &Plan) -> Result<String> {
+    fn cache_key(&self, request: &Request, plan: &Plan, scene: Option<&ScenePlan>) -> Result<String> {
+        // What the prompt becomes inside the model: the end-to-end model's text states;
+        // for the grounded model, the prompt itself (its plan is a part of its own).
         let embedding = |text: &str| -> Result<Vec<u8>> {
-            let states = self.image.model.encode_text(&[text])?;
+            let ImageModel::Hybrid(m) = &self.image else {
+                return Ok(text.as_bytes().to_vec());
+            };
+            let states = m.model.encode_text(&[text])?;
             let values: Vec<f32> = states.states.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
             let mask: Vec<f32> = states.mask.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
             Ok(values.iter().chain(&mask).flat_map(|v| v.to_le_bytes()).collect())
         };
-        let settings = &request.image;
+        let settings = if scene.is_some() {
+            &request.grounded
+        } else {
+            &request.image
+        };
         let pixels = |image: Option<&[u8]>| image.map(<[u8]>::to_vec).unwrap_or_default();
         let weights = |m: Option<&String>| m.map(|s| s.as_bytes().to_vec()).unwrap_or_default();
-        Ok(cache::KeyBuilder::new(PACKAGE_FORMAT)
-            .part("image_weights", self.image.weights_sha256.as_bytes())
+        let mut key = cache::KeyBuilder::new(PACKAGE_FORMAT);
+        // Only a still drawn by the grounded model adds a part: an end-to-end key is as
+        // before.
+        let image_weights = match &self.image {
+            ImageModel::Hybrid(m) => m.weights_sha256.clone(),
+            ImageModel::Grounded(g) => {
+                if let Some(scene) = scene {
+                    let scene = serde_json::to_string(scene).map_err(|e| PipelineError::Invalid(e.to_string()))?;
+                    key = key.part("scene_plan", scene.as_bytes());
+                }
+                format!("{}+{}", g.planner.weights_sha256, g.renderer.weights_sha256)
+            }
+        };
+        Ok(key
+            .part("image_weights", image_weights.as_bytes())
             .part(
                 "video_weights",
                 &weights(self.video.as_ref().map(|v| &v.weights_sha256)),

@@ -8,6 +8,8 @@ pub mod corpus;
 pub mod denoiser;
 pub mod ema;
 pub mod error;
+pub mod planner;
+pub mod renderer;
 pub mod text_audio;
 pub mod text_image;
 pub mod text_video;

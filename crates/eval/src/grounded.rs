@@ -1,0 +1,99 @@
+//! The grounded family under evaluation (`mmgen eval --source grounded` and
+//! `--source grounded-layout`): the planner's plan drawn by the renderer, or, to
+//! judge the renderer alone, the true layout of the parsed prompt drawn by it.
+
+use mmgen_models::grounded::planner::Planner;
+use mmgen_models::grounded::{GroundedRenderer, PlanPose, PlannedObject, ScenePlan};
+use mmgen_models::hybrid_image::ImageSettings;
+use mmgen_world::render::Scene;
+use mmgen_world::SceneSpec;
+
+use crate::error::{EvalError, Result};
+use crate::generator::{parsed_spec, Generated, GenerationSettings, Generator};
+
+/// Where the plan comes from.
+pub enum PlanSource {
+    /// The learned planner (the whole model).
+    Planner(Box<Planner>),
+    /// The parsed prompt's spec and its true layout (the renderer alone; an
+    /// evaluation-only path, like the oracle).
+    TrueLayout,
+}
+
+/// The plan of a world spec with its still's poses: what the renderer was trained on.
+pub fn spec_plan(spec: &SceneSpec, seed: u64) -> ScenePlan {
+    let poses = Scene::new(spec, seed).poses_at(0.5);
+    ScenePlan {
+        background: spec.background.name().into(),
+        style: spec.style.name().into(),
+        lighting: spec.lighting.name().into(),
+        objects: spec
+            .objects
+            .iter()
+            .zip(poses)
+            .map(|(o, p)| PlannedObject {
+                shape: o.shape.name().into(),
+                colour: o.colour.name().into(),
+                size: o.size.name().into(),
+                motion: None,
+                pose: PlanPose {
+                    cx: p.cx,
+                    cy: p.cy,
+                    radius: p.radius,
+                    angle: p.angle,
+                },
+            })
+            .collect(),
+    }
+}
+
+/// The grounded text-to-image model: a plan, drawn.
+pub struct GroundedGenerator {
+    source: PlanSource,
+    renderer: GroundedRenderer,
+    settings: ImageSettings,
+}
+
+impl GroundedGenerator {
+    /// Draws plans from `source` with `renderer` under `settings`.
+    pub fn new(source: PlanSource, renderer: GroundedRenderer, settings: ImageSettings) -> GroundedGenerator {
+        GroundedGenerator {
+            source,
+            renderer,
+            settings,
+        }
+    }
+}
+
+impl Generator for GroundedGenerator {
+    fn name(&self) -> String {
+        match self.source {
+            PlanSource::Planner(_) => "grounded".into(),
+            PlanSource::TrueLayout => "grounded-layout".into(),
+        }
+    }
+
+    fn generate(&mut self, prompt: &str, seed: u64, settings: &GenerationSettings) -> Result<Generated> {
+        let size = self.renderer.config().image_size as u32;
+        if settings.size != size || settings.frames > 0 || settings.seconds > 0.0 {
+            return Err(EvalError::Invalid(format!(
+                "the grounded renderer draws {size}x{size} stills only; {0}x{0} with {1} frames and {2} s were asked",
+                settings.size, settings.frames, settings.seconds
+            )));
+        }
+        let plan = match &self.source {
+            PlanSource::Planner(planner) => planner
+                .plan(&[(prompt, seed)])?
+                .pop()
+                .ok_or_else(|| EvalError::Invalid("the planner returned no plan".into()))?,
+            PlanSource::TrueLayout => spec_plan(&parsed_spec(prompt, seed)?, seed),
+        };
+        let ids = self.renderer.plan_ids(&plan)?;
+        let mut images = self.renderer.render(&[(ids, seed)], &self.settings, |_, _| {})?;
+        Ok(Generated {
+            image: images.pop(),
+            video: None,
+            audio: None,
+        })
+    }
+}

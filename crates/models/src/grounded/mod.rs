@@ -1,0 +1,12 @@
+//! The grounded hybrid family: a learned planner reads the prompt into a scene plan,
+//! and a layout-grounded diffusion renderer draws it (LMD, Lian et al. 2023; GLIGEN,
+//! Li et al. 2023; LayoutDiffusion, Zheng et al. 2023).
+
+pub mod field;
+pub mod image;
+pub mod plan;
+pub mod planner;
+pub mod renderer;
+
+pub use plan::{ObjectIds, PlanBatch, PlanIds, PlanPose, PlanVocab, PlannedObject, ScenePlan, MAX_OBJECTS};
+pub use renderer::{GroundedRenderer, GroundedRendererConfig, Grounding};

@@ -1,0 +1,378 @@
+//! The scene planner: the Transformer stage of the grounded family. A text encoder
+//! reads the prompt; a small decoder of slot queries (DETR, Carion et al. 2020)
+//! cross-attends to it and reads out the globals and up to [`MAX_OBJECTS`] objects.
+//!
+//! Why slots decoded in order, not all at once: placements are sampled, and a
+//! relation ("below the star") must hold between *sampled* poses. Slot `k`'s query
+//! carries the pose and the classes decoded for slot `k - 1`, and causal
+//! self-attention lets it see every earlier slot's (the autoregressive layouts of
+//! LayoutGPT, Feng et al. 2023, over a handful of slot tokens instead of coordinate
+//! text). Knowing what came before is also what makes it learn fast: slot `k` looks
+//! for the object named after "a red star", where plain DETR queries must each find
+//! their object unaided (DETR's slow convergence, Carion et al. 2020). A centre is a
+//! categorical over a grid of bins (sampled with the seed, then jittered within its
+//! bin), so a free placement spreads over the canvas and a named one stays put.
+//!
+//! A planner folder holds `config.json` ([`PlannerConfig`]), `tokenizer.json` and
+//! `model.safetensors`; the class names it emits come from its config's vocabulary.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Module, Tensor, D};
+use candle_nn::{linear, Init, Linear, VarBuilder};
+use mmgen_nn::{Attention, FeedForward, LayerNorm};
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result};
+use crate::grounded::field::fourier;
+use crate::grounded::plan::{PlanPose, PlanVocab, PlannedObject, ScenePlan, MAX_OBJECTS};
+use crate::text_encoder::{TextEncoder, TextEncoderConfig};
+use crate::tokenizer::TextTokenizer;
+use crate::weights::load_folder;
+
+/// Shape of a planner.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PlannerConfig {
+    /// Class names it emits.
+    pub vocab: PlanVocab,
+    /// Its text encoder.
+    pub text: TextEncoderConfig,
+    /// Decoder layers.
+    pub depth: usize,
+    /// Centre bins per side (a centre is one of `bins x bins`).
+    pub bins: usize,
+}
+
+impl PlannerConfig {
+    /// The shipped shape for a `vocab_size` tokenizer.
+    pub fn base(vocab: PlanVocab, vocab_size: usize) -> PlannerConfig {
+        PlannerConfig {
+            vocab,
+            // The end-to-end model's encoder shape, so that its trained weights can start
+            // a planner (`mmgen train planner --text-from`).
+            text: TextEncoderConfig::base(vocab_size),
+            depth: 2,
+            bins: 16,
+        }
+    }
+
+    /// A tiny planner for tests.
+    pub fn tiny(vocab: PlanVocab, vocab_size: usize) -> PlannerConfig {
+        PlannerConfig {
+            vocab,
+            text: TextEncoderConfig::tiny(vocab_size),
+            depth: 1,
+            bins: 4,
+        }
+    }
+}
+
+/// Fourier octaves of the previous slot's pose.
+const POSE_OCTAVES: usize = 3;
+
+struct DecoderLayer {
+    norm1: LayerNorm,
+    slots: Attention,
+    norm2: LayerNorm,
+    text: Attention,
+    norm3: LayerNorm,
+    mlp: FeedForward,
+}
+
+impl DecoderLayer {
+    fn new(dim: usize, heads: usize, vb: VarBuilder) -> Result<DecoderLayer> {
+        Ok(DecoderLayer {
+            norm1: LayerNorm::new(dim, true, vb.pp("norm1"))?,
+            slots: Attention::new(dim, dim, heads, vb.pp("slots"))?,
+            norm2: LayerNorm::new(dim, true, vb.pp("norm2"))?,
+            text: Attention::new(dim, dim, heads, vb.pp("text"))?,
+            norm3: LayerNorm::new(dim, true, vb.pp("norm3"))?,
+            mlp: FeedForward::new(dim, 4 * dim, vb.pp("mlp"))?,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor, text: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let n = xs.dim(1)?;
+        let h = self.norm1.forward(xs)?;
+        let ctx = self.slots.context(&h, None)?.causal(n)?;
+        let xs = (xs + self.slots.forward_context(&h, &ctx)?)?;
+        let xs = (&xs + self.text.forward(&self.norm2.forward(&xs)?, Some(text), Some(mask))?)?;
+        Ok((&xs + self.mlp.forward(&self.norm3.forward(&xs)?)?)?)
+    }
+}
+
+/// The planner's raw outputs for a batch (logits, and the radius in canvas units).
+pub struct PlannerOutput {
+    /// (b, backgrounds).
+    pub background: Tensor,
+    /// (b, styles).
+    pub style: Tensor,
+    /// (b, lightings).
+    pub lighting: Tensor,
+    /// (b, K, 2): empty / present.
+    pub present: Tensor,
+    /// (b, K, shapes).
+    pub shape: Tensor,
+    /// (b, K, colours).
+    pub colour: Tensor,
+    /// (b, K, sizes).
+    pub size: Tensor,
+    /// (b, K, motions).
+    pub motion: Tensor,
+    /// (b, K, bins^2): the centre's bin, row-major (y, then x).
+    pub centre: Tensor,
+    /// (b, K): the radius.
+    pub radius: Tensor,
+}
+
+/// The planner. Parameters `text.*`, `queries`, `pose`, `layers.{i}`, `norm`, and one
+/// linear head per output.
+pub struct Planner {
+    tokenizer: TextTokenizer,
+    text: TextEncoder,
+    queries: Tensor,
+    pose: Linear,
+    previous_classes: [candle_nn::Embedding; 3],
+    layers: Vec<DecoderLayer>,
+    norm: LayerNorm,
+    heads: Vec<Linear>,
+    config: PlannerConfig,
+    device: Device,
+}
+
+/// Order of the heads in [`Planner::heads`].
+const HEADS: [&str; 10] = [
+    "background",
+    "style",
+    "lighting",
+    "present",
+    "shape",
+    "colour",
+    "size",
+    "motion",
+    "centre",
+    "radius",
+];
+
+impl Planner {
+    /// Builds the planner on `vb`.
+    pub fn new(config: &PlannerConfig, tokenizer: TextTokenizer, vb: VarBuilder, device: &Device) -> Result<Planner> {
+        config.text.check_tokenizer(&tokenizer)?;
+        if config.bins == 0 || config.depth == 0 {
+            return Err(ModelError::Invalid(format!(
+                "planner bins {} and depth {} must be at least 1",
+                config.bins, config.depth
+            )));
+        }
+        let d = config.text.dim;
+        let v = &config.vocab;
+        let sizes = [
+            v.backgrounds.len(),
+            v.styles.len(),
+            v.lightings.len(),
+            2,
+            v.shapes.len(),
+            v.colours.len(),
+            v.sizes.len(),
+            v.motions.len(),
+            config.bins * config.bins,
+            1,
+        ];
+        let heads = HEADS
+            .iter()
+            .zip(sizes)
+            .map(|(name, n)| linear(d, n, vb.pp(format!("head.{name}"))))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Planner {
+            text: TextEncoder::new(&config.text, vb.pp("text"))?,
+            tokenizer,
+            queries: vb.get_with_hints((1 + MAX_OBJECTS, d), "queries", Init::Randn { mean: 0.0, stdev: 0.02 })?,
+            pose: linear(2 + 4 * POSE_OCTAVES + 1, d, vb.pp("pose"))?,
+            // One extra id each: no previous object (slot 0).
+            previous_classes: [
+                candle_nn::embedding(v.shapes.len() + 1, d, vb.pp("previous.shape"))?,
+                candle_nn::embedding(v.colours.len() + 1, d, vb.pp("previous.colour"))?,
+                candle_nn::embedding(v.sizes.len() + 1, d, vb.pp("previous.size"))?,
+            ],
+            layers: (0..config.depth)
+                .map(|i| DecoderLayer::new(d, config.text.heads, vb.pp(format!("layers.{i}"))))
+                .collect::<Result<Vec<_>>>()?,
+            norm: LayerNorm::new(d, true, vb.pp("norm"))?,
+            heads,
+            config: config.clone(),
+            device: device.clone(),
+        })
+    }
+
+    /// Reads a planner folder.
+    pub fn load(dir: &Path, device: &Device) -> Result<Planner> {
+        load_folder(dir, device, "planner", |c: &PlannerConfig, tok, vb| {
+            Planner::new(c, tok, vb, device)
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PlannerConfig {
+        &self.config
+    }
+
+    /// Its tokenizer.
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+
+    /// Encoded prompts: token states (b, L, d) and mask (b, L).
+    pub fn encode(&self, ids: &Tensor, mask: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok((self.text.forward(ids, mask)?.0, mask.clone()))
+    }
+
+    /// The "no previous object" ids of [`Self::forward`]'s `previous_ids`.
+    pub fn no_previous(&self) -> [u32; 3] {
+        let v = &self.config.vocab;
+        [v.shapes.len() as u32, v.colours.len() as u32, v.sizes.len() as u32]
+    }
+
+    /// The outputs for text states under `previous` (b, K, 3) and `previous_ids`
+    /// (b, K, 3) u32: slot k's input is the (cx, cy, radius) and the (shape, colour,
+    /// size) of slot k - 1; for slot 0, zeros and [`Self::no_previous`].
+    pub fn forward(
+        &self,
+        text: &Tensor,
+        mask: &Tensor,
+        previous: &Tensor,
+        previous_ids: &Tensor,
+    ) -> Result<PlannerOutput> {
+        let b = text.dim(0)?;
+        let d = self.config.text.dim;
+        let centre = previous.narrow(2, 0, 2)?;
+        let radius = previous.narrow(2, 2, 1)?;
+        let given = previous.abs()?.sum_keepdim(2)?.gt(0.0)?.to_dtype(DType::F32)?;
+        let pose = Tensor::cat(&[fourier(&centre, POSE_OCTAVES)?, radius.affine(10.0, 0.0)?], 2)?;
+        let mut slot_inputs = self.pose.forward(&pose)?.broadcast_mul(&given)?;
+        for (i, table) in self.previous_classes.iter().enumerate() {
+            let ids = previous_ids.narrow(2, i, 1)?.squeeze(2)?;
+            slot_inputs = (slot_inputs + table.forward(&ids)?)?;
+        }
+        let zero = Tensor::zeros((b, 1, d), DType::F32, text.device())?;
+        let inputs = Tensor::cat(&[zero, slot_inputs], 1)?;
+        let mut xs = inputs.broadcast_add(&self.queries.unsqueeze(0)?)?;
+        for layer in &self.layers {
+            xs = layer.forward(&xs, text, mask)?;
+        }
+        let xs = self.norm.forward(&xs)?;
+        let global = xs.narrow(1, 0, 1)?.squeeze(1)?;
+        let slots = xs.narrow(1, 1, MAX_OBJECTS)?;
+        let head = |i: usize, on: &Tensor| -> Result<Tensor> { Ok(self.heads[i].forward(on)?) };
+        Ok(PlannerOutput {
+            background: head(0, &global)?,
+            style: head(1, &global)?,
+            lighting: head(2, &global)?,
+            present: head(3, &slots)?,
+            shape: head(4, &slots)?,
+            colour: head(5, &slots)?,
+            size: head(6, &slots)?,
+            motion: head(7, &slots)?,
+            centre: head(8, &slots)?,
+            radius: head(9, &slots)?.squeeze(2)?.affine(0.1, 0.0)?,
+        })
+    }
+
+    /// Plans for `(prompt, seed)` requests: globals and objects by their most likely
+    /// class, centres sampled from the seed, slot after slot.
+    pub fn plan(&self, requests: &[(&str, u64)]) -> Result<Vec<ScenePlan>> {
+        crate::sampling::check_prompts(requests.iter().map(|r| r.0), "to plan")?;
+        let prompts: Vec<&str> = requests.iter().map(|r| r.0).collect();
+        let (ids, mask) = self
+            .tokenizer
+            .encode_batch(&prompts, self.config.text.max_len, &self.device)?;
+        let (text, mask) = self.encode(&ids, &mask)?;
+        let b = requests.len();
+        let mut rngs: Vec<_> = requests
+            .iter()
+            .map(|r| rand_chacha::ChaCha8Rng::seed_from_u64(r.1 ^ 0x504C_414E))
+            .collect();
+        let mut previous = vec![0f32; b * MAX_OBJECTS * 3];
+        let mut previous_ids: Vec<u32> = self.no_previous().repeat(b * MAX_OBJECTS);
+        let mut poses = vec![[0f32; 3]; b * MAX_OBJECTS];
+        let mut out = None;
+        let bins = self.config.bins;
+        for k in 0..MAX_OBJECTS {
+            let prev = Tensor::from_vec(previous.clone(), (b, MAX_OBJECTS, 3), &self.device)?;
+            let prev_ids = Tensor::from_vec(previous_ids.clone(), (b, MAX_OBJECTS, 3), &self.device)?;
+            let o = self.forward(&text, &mask, &prev, &prev_ids)?;
+            let classes = |t: &Tensor| -> Result<Vec<u32>> {
+                Ok(t.narrow(1, k, 1)?.argmax(D::Minus1)?.flatten_all()?.to_vec1()?)
+            };
+            let (shape, colour, size) = (classes(&o.shape)?, classes(&o.colour)?, classes(&o.size)?);
+            let probs: Vec<Vec<f32>> =
+                candle_nn::ops::softmax_last_dim(&o.centre.narrow(1, k, 1)?.squeeze(1)?.contiguous()?)?.to_vec2()?;
+            let radius: Vec<f32> = o.radius.narrow(1, k, 1)?.squeeze(1)?.to_vec1()?;
+            for (i, rng) in rngs.iter_mut().enumerate() {
+                let bin = sample_index(&probs[i], rng.random::<f32>());
+                let (bx, by) = (bin % bins, bin / bins);
+                let cx = (bx as f32 + rng.random::<f32>()) / bins as f32;
+                let cy = (by as f32 + rng.random::<f32>()) / bins as f32;
+                let r = radius[i].clamp(0.02, 0.5);
+                poses[i * MAX_OBJECTS + k] = [cx, cy, r];
+                if k + 1 < MAX_OBJECTS {
+                    let next = (i * MAX_OBJECTS + k + 1) * 3;
+                    previous[next..next + 3].copy_from_slice(&[cx, cy, r]);
+                    previous_ids[next..next + 3].copy_from_slice(&[shape[i], colour[i], size[i]]);
+                }
+            }
+            out = Some(o);
+        }
+        let o = out.ok_or_else(|| ModelError::Invalid("no slots".into()))?;
+        let argmax = |t: &Tensor| -> Result<Vec<u32>> { Ok(t.argmax(D::Minus1)?.flatten_all()?.to_vec1()?) };
+        let (bg, style, light) = (argmax(&o.background)?, argmax(&o.style)?, argmax(&o.lighting)?);
+        let (present, shape, colour, size, motion) = (
+            argmax(&o.present)?,
+            argmax(&o.shape)?,
+            argmax(&o.colour)?,
+            argmax(&o.size)?,
+            argmax(&o.motion)?,
+        );
+        let v = &self.config.vocab;
+        let name = |names: &[String], i: u32| names.get(i as usize).cloned().unwrap_or_default();
+        Ok((0..b)
+            .map(|i| {
+                let objects = (0..MAX_OBJECTS)
+                    .map(|k| i * MAX_OBJECTS + k)
+                    .take_while(|&s| present[s] == 1)
+                    .map(|s| PlannedObject {
+                        shape: name(&v.shapes, shape[s]),
+                        colour: name(&v.colours, colour[s]),
+                        size: name(&v.sizes, size[s]),
+                        motion: Some(name(&v.motions, motion[s])),
+                        pose: PlanPose {
+                            cx: poses[s][0],
+                            cy: poses[s][1],
+                            radius: poses[s][2],
+                            angle: 0.0,
+                        },
+                    })
+                    .collect();
+                ScenePlan {
+                    background: name(&v.backgrounds, bg[i]),
+                    style: name(&v.styles, style[i]),
+                    lighting: name(&v.lightings, light[i]),
+                    objects,
+                }
+            })
+            .collect())
+    }
+}
+
+/// The index whose cumulative probability first passes `u` in [0, 1).
+fn sample_index(probs: &[f32], u: f32) -> usize {
+    let mut acc = 0.0;
+    for (i, p) in probs.iter().enumerate() {
+        acc += p;
+        if u < acc {
+            return i;
+        }
+    }
+    probs.len().saturating_sub(1)
+}
