@@ -15,18 +15,17 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use mmgen_diffusion::{gaussian, NoiseSchedule, Prediction};
 use mmgen_eval::fit::{fit_vars, write_json, CheckpointClock, FitOptions, StepReport};
+use mmgen_eval::grounded::spec_plan;
 use mmgen_eval::probe::train::RunInfo;
 use mmgen_eval::EvalError;
 use mmgen_models::grounded::field::{canvas_coords, object_coords};
-use mmgen_models::grounded::{GroundedRenderer, GroundedRendererConfig, ObjectIds, PlanBatch, PlanIds, PlanVocab};
+use mmgen_models::grounded::{GroundedRenderer, GroundedRendererConfig, PlanBatch, PlanIds, PlanVocab};
 use mmgen_models::weights::{load_f32, save_f16, set_inflated};
 use mmgen_nn::seeded_var_builder;
 use mmgen_world::render::shape::signed_distance;
 use mmgen_world::render::Scene;
 use mmgen_world::rng::{mix64, rng_for, Purpose};
-use mmgen_world::{
-    Background, Colour, Lighting, Motion, OrderedWorkers, SceneSpec, Shape, Size, SpecSampler, Split, Style,
-};
+use mmgen_world::{Background, Colour, Lighting, Motion, OrderedWorkers, Shape, Size, SpecSampler, Split, Style};
 use rand::Rng;
 use serde_json::json;
 
@@ -47,28 +46,6 @@ pub fn world_vocab() -> PlanVocab {
         colours: names(Colour::ALL, Colour::name),
         sizes: names(Size::ALL, Size::name),
         motions: names(Motion::ALL, Motion::name),
-    }
-}
-
-/// The plan of a world scene as class ids, objects in spec order (the drawing order)
-/// with their poses at clip time `t`.
-pub fn spec_plan_ids(spec: &SceneSpec, seed: u64, t: f32) -> PlanIds {
-    let poses = Scene::new(spec, seed).poses_at(t);
-    PlanIds {
-        background: spec.background.index() as u32,
-        style: spec.style.index() as u32,
-        lighting: spec.lighting.index() as u32,
-        objects: spec
-            .objects
-            .iter()
-            .zip(poses)
-            .map(|(o, p)| ObjectIds {
-                shape: o.shape.index() as u32,
-                colour: o.colour.index() as u32,
-                size: o.size.index() as u32,
-                pose: [p.cx, p.cy, p.radius, p.angle],
-            })
-            .collect(),
     }
 }
 
@@ -146,7 +123,8 @@ fn renderer_batch(
         let spec = sampler.sample(Split::Train, sample_seed);
         let image = Scene::new(&spec, sample_seed).frame(size as u32, size as u32, 0.5)?;
         pixels.extend(mmgen_world::stream::pixels(&[image]));
-        let plan = spec_plan_ids(&spec, sample_seed, 0.5);
+        // The plan the evaluation's renderer-alone row draws, as class ids.
+        let plan = PlanIds::of(&spec_plan(&spec, sample_seed), &config.vocab)?;
         // Occupancy from the world's signed distances, in the field's own coordinates.
         let one = PlanBatch::new(&[Some(&plan)], config.null_globals(), &Device::Cpu)?;
         let coords: Vec<f32> = object_coords(&one.poses, &uv)?.flatten_all()?.to_vec1()?;
