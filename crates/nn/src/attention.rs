@@ -2,17 +2,18 @@
 //! Transformer feed-forward block (Vaswani et al. 2017).
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
+use crate::dense::Dense;
 use crate::norm::softmax_last_dim;
 
 /// Multi-head scaled dot-product attention. Parameters `q`, `k`, `v`, `out`.
 #[derive(Clone, Debug)]
 pub struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    out: Linear,
+    q: Dense,
+    k: Dense,
+    v: Dense,
+    out: Dense,
     heads: usize,
     head_dim: usize,
 }
@@ -25,10 +26,10 @@ impl Attention {
             candle_core::bail!("attention: {dim} channels do not split into {heads} heads");
         }
         Ok(Attention {
-            q: linear(dim, dim, vb.pp("q"))?,
-            k: linear(context_dim, dim, vb.pp("k"))?,
-            v: linear(context_dim, dim, vb.pp("v"))?,
-            out: linear(dim, dim, vb.pp("out"))?,
+            q: Dense::new(dim, dim, vb.pp("q"))?,
+            k: Dense::new(context_dim, dim, vb.pp("k"))?,
+            v: Dense::new(context_dim, dim, vb.pp("v"))?,
+            out: Dense::new(dim, dim, vb.pp("out"))?,
             heads,
             head_dim: dim / heads,
         })
@@ -126,16 +127,16 @@ impl AttentionContext {
 /// Position-wise feed-forward: linear, GELU, linear. Parameters `up`, `down`.
 #[derive(Clone, Debug)]
 pub struct FeedForward {
-    up: Linear,
-    down: Linear,
+    up: Dense,
+    down: Dense,
 }
 
 impl FeedForward {
     /// `dim` -> `hidden` -> `dim`.
     pub fn new(dim: usize, hidden: usize, vb: VarBuilder) -> Result<FeedForward> {
         Ok(FeedForward {
-            up: linear(dim, hidden, vb.pp("up"))?,
-            down: linear(hidden, dim, vb.pp("down"))?,
+            up: Dense::new(dim, hidden, vb.pp("up"))?,
+            down: Dense::new(hidden, dim, vb.pp("down"))?,
         })
     }
 }

@@ -4,6 +4,8 @@
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
+use crate::dense::expand_rows;
+
 /// Layer norm over the last dimension (Ba et al. 2016), with or without a learnt
 /// scale and shift (adaLN blocks modulate an affine-free norm).
 #[derive(Clone, Debug)]
@@ -56,7 +58,14 @@ impl Module for LayerNorm {
         let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
         let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
         match (&self.weight, &self.bias) {
-            (Some(w), Some(b)) => normed.broadcast_mul(w)?.broadcast_add(b),
+            // The affine as rows of a GEMM broadcast: its gradient is then a GEMM too.
+            (Some(w), Some(b)) => {
+                let rows = normed.elem_count() / self.dim.max(1);
+                let flat = normed.reshape((rows, self.dim))?;
+                let scale = expand_rows(&w.reshape((1, self.dim))?, rows)?;
+                let shift = expand_rows(&b.reshape((1, self.dim))?, rows)?;
+                ((flat * scale)? + shift)?.reshape(normed.shape())
+            }
             _ => Ok(normed),
         }
     }
