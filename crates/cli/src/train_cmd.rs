@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use mmgen_models::grounded::planner::PlannerConfig;
-use mmgen_models::grounded::GroundedRendererConfig;
+use mmgen_models::grounded::{GroundedRendererConfig, Preconditioning};
 use mmgen_models::hybrid_audio::HybridAudioConfig;
 use mmgen_models::hybrid_image::HybridImageConfig;
 use mmgen_models::tokenizer::TextTokenizer;
@@ -82,6 +82,45 @@ pub struct RendererArgs {
     /// Weight of the object fields' occupancy cross-entropy.
     #[arg(long, default_value_t = 0.1)]
     occupancy_weight: f64,
+    /// What the network predicts [default: the config's, or the resumed folder's].
+    /// Resuming with another target restarts the output layers at zero.
+    #[arg(long, value_enum)]
+    prediction: Option<PredictionArg>,
+    /// How the network's output becomes the prediction (edm: Karras et al.'s skip and
+    /// scalings, for --prediction sample) [default: the config's, or the resumed
+    /// folder's]. Changing it on resume also restarts the output layers.
+    #[arg(long, value_enum)]
+    preconditioning: Option<PreconditioningArg>,
+}
+
+/// `--preconditioning`'s values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum PreconditioningArg {
+    /// The output is the prediction.
+    Plain,
+    /// EDM's skip and scalings.
+    Edm,
+}
+
+/// `--prediction`'s values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum PredictionArg {
+    /// The clean image (x0).
+    Sample,
+    /// v = sqrt(abar) eps - sqrt(1 - abar) x0.
+    V,
+    /// The added noise.
+    Epsilon,
+}
+
+impl From<PredictionArg> for mmgen_diffusion::Prediction {
+    fn from(p: PredictionArg) -> mmgen_diffusion::Prediction {
+        match p {
+            PredictionArg::Sample => mmgen_diffusion::Prediction::Sample,
+            PredictionArg::V => mmgen_diffusion::Prediction::V,
+            PredictionArg::Epsilon => mmgen_diffusion::Prediction::Epsilon,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -470,6 +509,11 @@ fn renderer(args: RendererArgs) -> Result<()> {
         ema_decay: args.denoiser.ema_decay,
         object_weight: args.object_weight,
         occupancy_weight: args.occupancy_weight,
+        prediction: args.prediction.map(Into::into),
+        preconditioning: args.preconditioning.map(|p| match p {
+            PreconditioningArg::Plain => Preconditioning::Plain,
+            PreconditioningArg::Edm => Preconditioning::Edm,
+        }),
         ..RendererOptions::default()
     };
     let fit = fit_options(&args.train)?;

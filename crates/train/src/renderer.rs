@@ -2,7 +2,8 @@
 //! scene spec gives the plan's labels, the layout its poses (a still is the middle
 //! of its clip), so the renderer learns to draw any plan the planner may give.
 //!
-//! The loss is the v-prediction MSE with min-SNR-5 weighting (Hang et al. 2023),
+//! The loss is the MSE of the configured prediction target with min-SNR-5 weighting
+//! (Hang et al. 2023),
 //! weighted up on the pixels near objects (a tenth of the canvas), plus a binary
 //! cross-entropy that teaches each object field its occupancy from the world's
 //! geometry. The geometry is a training signal only: at inference the field draws
@@ -19,7 +20,9 @@ use mmgen_eval::grounded::spec_plan;
 use mmgen_eval::probe::train::RunInfo;
 use mmgen_eval::EvalError;
 use mmgen_models::grounded::field::{canvas_coords, object_coords};
-use mmgen_models::grounded::{GroundedRenderer, GroundedRendererConfig, PlanBatch, PlanIds, PlanVocab};
+use mmgen_models::grounded::{
+    GroundedRenderer, GroundedRendererConfig, PlanBatch, PlanIds, PlanVocab, Preconditioning,
+};
 use mmgen_models::weights::{load_f32, save_f16, set_inflated};
 use mmgen_nn::seeded_var_builder;
 use mmgen_world::render::shape::signed_distance;
@@ -52,6 +55,9 @@ pub fn world_vocab() -> PlanVocab {
 /// Zero-initialised layers that a folder trained before they existed may lack.
 const ADDED_LAYERS: [&str; 2] = ["out_film.", "input_skip."];
 
+/// The layers that map the trunk (and the noisy input) to the prediction.
+const OUTPUT_LAYERS: [&str; 3] = ["out.", "out_film.", "input_skip."];
+
 /// Choices of a renderer run beyond the loop's.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct RendererOptions {
@@ -65,6 +71,12 @@ pub struct RendererOptions {
     pub object_weight: f64,
     /// Weight of the occupancy cross-entropy.
     pub occupancy_weight: f64,
+    /// What the network predicts, when not the config's (or, resuming, the folder's):
+    /// a resumed folder then restarts its output layers at zero, as their meaning
+    /// changes.
+    pub prediction: Option<Prediction>,
+    /// How the output becomes the prediction, when not the config's (as `prediction`).
+    pub preconditioning: Option<Preconditioning>,
 }
 
 impl Default for RendererOptions {
@@ -75,6 +87,8 @@ impl Default for RendererOptions {
             min_snr_gamma: 5.0,
             object_weight: 3.0,
             occupancy_weight: 0.1,
+            prediction: None,
+            preconditioning: None,
         }
     }
 }
@@ -207,11 +221,14 @@ fn renderer_loss(
         .mean_keepdim(3)?
         .mean_keepdim(2)?
         .mean_keepdim(1)?;
-    // min-SNR-gamma for v-prediction: min(snr, gamma) / (snr + 1).
+    // min-SNR-gamma (Hang et al. 2023): min(snr, gamma) on the x0 error, which is the
+    // v error over (snr + 1) and the noise error times snr.
     let snr = (&b.abar / b.abar.affine(-1.0, 1.0)?.clamp(1e-6, 1.0)?)?;
+    let clipped = snr.clamp(0.0, options.min_snr_gamma)?;
     let snr_weight = match prediction {
-        Prediction::V => (snr.clamp(0.0, options.min_snr_gamma)? / snr.affine(1.0, 1.0)?)?,
-        _ => (snr.clamp(0.0, options.min_snr_gamma)? / snr.clamp(1e-6, f64::MAX)?)?,
+        Prediction::V => (clipped / snr.affine(1.0, 1.0)?)?,
+        Prediction::Sample => clipped,
+        Prediction::Epsilon => (clipped / snr.clamp(1e-6, f64::MAX)?)?,
     };
     let denoising = (per_sample * snr_weight)?.mean_all()?;
     // BCE with logits, on present slots' supports only.
@@ -245,7 +262,7 @@ pub fn train_renderer(
         )));
     }
     let mut history = Vec::new();
-    let config = match run.resume {
+    let mut config = match run.resume {
         Some(dir) => {
             let resumed: GroundedRendererConfig = mmgen_models::weights::read_folder_config(dir, "grounded renderer")?;
             history = previous_runs(dir);
@@ -253,6 +270,11 @@ pub fn train_renderer(
         }
         None => config.clone(),
     };
+    let changed = options.prediction.is_some_and(|p| p != config.prediction)
+        || options.preconditioning.is_some_and(|p| p != config.preconditioning);
+    let restart_output = changed && run.resume.is_some();
+    config.prediction = options.prediction.unwrap_or(config.prediction);
+    config.preconditioning = options.preconditioning.unwrap_or(config.preconditioning);
     let varmap = VarMap::new();
     let model = GroundedRenderer::new(
         &config,
@@ -260,9 +282,16 @@ pub fn train_renderer(
         device,
     )?;
     if let Some(dir) = run.resume {
-        // Layers added since that folder was trained start at zero (see the renderer).
-        let added = |name: &str| ADDED_LAYERS.iter().any(|layer| name.starts_with(layer));
-        set_inflated(&varmap, &load_f32(&dir.join("model.safetensors"), device)?, added)?;
+        // Layers added since that folder was trained start at zero (see the renderer),
+        // and so do the output layers under a new prediction target.
+        let output = |name: &str| OUTPUT_LAYERS.iter().any(|layer| name.starts_with(layer));
+        let mut weights = load_f32(&dir.join("model.safetensors"), device)?;
+        if restart_output {
+            weights.retain(|name, _| !output(name));
+        }
+        let added =
+            |name: &str| ADDED_LAYERS.iter().any(|layer| name.starts_with(layer)) || (restart_output && output(name));
+        set_inflated(&varmap, &weights, added)?;
     }
     let mut named: Vec<_> = varmap
         .data()

@@ -9,4 +9,4 @@ pub mod planner;
 pub mod renderer;
 
 pub use plan::{ObjectIds, PlanBatch, PlanIds, PlanPose, PlanVocab, PlannedObject, ScenePlan, MAX_OBJECTS};
-pub use renderer::{GroundedRenderer, GroundedRendererConfig, Grounding};
+pub use renderer::{GroundedRenderer, GroundedRendererConfig, Grounding, Preconditioning};

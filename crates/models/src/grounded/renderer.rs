@@ -5,14 +5,17 @@
 //! and background fields ([`crate::grounded::field`]) are concatenated with the noisy
 //! image before the first layer; the globals (background, style, lighting) and the
 //! timestep modulate every block by FiLM (Perez et al. 2018; adaGN in Dhariwal &
-//! Nichol 2021). v-prediction (Salimans & Ho 2022), trained with min-SNR weighting
-//! (Hang et al. 2023). The trunk works on pixel blocks (space-to-depth, 4x4 in the shipped shape), so that
+//! Nichol 2021). The shipped renderer predicts the clean image through EDM's
+//! preconditioning (Karras et al. 2022): the noisy input, shrunk by its noise level,
+//! reaches the output directly, and the trunk adds a correction scaled by that level,
+//! so that no pixel's noise has to pass through the trunk; trained with min-SNR
+//! weighting (Hang et al. 2023). The trunk works on pixel blocks (space-to-depth, 4x4 in the shipped shape), so that
 //! its first level costs a sixteenth of a full-resolution one; convolutions are the
 //! GEMM-based [`mmgen_nn::Conv3x3`].
 
 use candle_core::{Device, Module, Tensor};
 use candle_nn::{embedding, linear, Embedding, Init, Linear, VarBuilder};
-use mmgen_diffusion::{BetaSchedule, Prediction};
+use mmgen_diffusion::{BetaSchedule, NoiseSchedule, Prediction};
 
 use mmgen_nn::{
     depth_to_space, expand_rows, per_cell, space_to_depth, timestep_embedding, CellGrid, Conv3x3, Dense, LayerNorm,
@@ -53,7 +56,27 @@ pub struct GroundedRendererConfig {
     pub train_steps: usize,
     /// What the network predicts.
     pub prediction: Prediction,
+    /// How the network's output becomes that prediction.
+    #[serde(default)]
+    pub preconditioning: Preconditioning,
 }
+
+/// How the trunk's output becomes the renderer's prediction.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Preconditioning {
+    /// The output is the prediction (with a learned, time-dependent path from the
+    /// noisy pixels).
+    #[default]
+    Plain,
+    /// EDM (Karras et al. 2022): `x0 = c_skip(sigma) y + c_out(sigma) F`, for the
+    /// `sample` prediction. The noisy input reaches the output analytically, so the
+    /// trunk learns only a unit-scale correction at every noise level.
+    Edm,
+}
+
+/// EDM's data standard deviation (images in [-1, 1]).
+const SIGMA_DATA: f64 = 0.5;
 
 impl GroundedRendererConfig {
     /// The shipped shape (64x64 images).
@@ -71,7 +94,8 @@ impl GroundedRendererConfig {
             embed_dim: 128,
             schedule: BetaSchedule::Cosine,
             train_steps: 1000,
-            prediction: Prediction::V,
+            prediction: Prediction::Sample,
+            preconditioning: Preconditioning::Edm,
         }
     }
 
@@ -104,6 +128,12 @@ impl GroundedRendererConfig {
             return Err(ModelError::Invalid(format!(
                 "renderer image_size {} must be a multiple of {reduction} (patch x 2^(levels-1))",
                 self.image_size
+            )));
+        }
+        if self.preconditioning == Preconditioning::Edm && self.prediction != Prediction::Sample {
+            return Err(ModelError::Invalid(format!(
+                "renderer preconditioning edm needs prediction sample, not {:?}",
+                self.prediction
             )));
         }
         let v = &self.vocab;
@@ -228,6 +258,7 @@ pub struct GroundedRenderer {
     out: Dense,
     input_skip: Dense,
     uv: Tensor,
+    schedule: NoiseSchedule,
     config: GroundedRendererConfig,
     device: Device,
 }
@@ -296,6 +327,7 @@ impl GroundedRenderer {
             out,
             input_skip,
             uv: canvas_coords(c.image_size, c.image_size, device)?,
+            schedule: NoiseSchedule::new(c.schedule, c.train_steps)?,
             config: config.clone(),
             device: device.clone(),
         })
@@ -328,9 +360,10 @@ impl GroundedRenderer {
         })
     }
 
-    /// The prediction (v, as configured) for noisy images `xs` (b, 3, h, w) at
+    /// The prediction (as configured) for noisy images `xs` (b, 3, h, w) at
     /// `timesteps` (b,) under `grounding` (of the same batch).
     pub fn predict(&self, xs: &Tensor, timesteps: &Tensor, grounding: &Grounding) -> Result<Tensor> {
+        let noisy_input = xs;
         let (b, c, h, w) = xs.dims4()?;
         let s = self.config.image_size;
         if c != 3 || h != s || w != s || grounding.pixels.dim(0)? != b {
@@ -383,6 +416,26 @@ impl GroundedRenderer {
         let noisy = space_to_depth(&pixels, p)?;
         let gain = expand_rows(&self.input_skip.forward(&cond)?.unsqueeze(1)?, cells)?.reshape(noisy.shape())?;
         let xs = (xs + (noisy * gain)?)?;
-        Ok(depth_to_space(&xs, p)?.permute((0, 3, 1, 2))?.contiguous()?)
+        let output = depth_to_space(&xs, p)?.permute((0, 3, 1, 2))?.contiguous()?;
+        match self.config.preconditioning {
+            Preconditioning::Plain => Ok(output),
+            Preconditioning::Edm => self.edm(&output, noisy_input, timesteps),
+        }
+    }
+
+    /// `c_skip y + c_out F` with `y = x_t sqrt(1 + sigma^2)` (sigma coordinates).
+    fn edm(&self, output: &Tensor, noisy: &Tensor, timesteps: &Tensor) -> Result<Tensor> {
+        let b = output.dim(0)?;
+        let sd2 = SIGMA_DATA * SIGMA_DATA;
+        let (mut skip, mut scale) = (Vec::with_capacity(b), Vec::with_capacity(b));
+        for t in timesteps.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()? {
+            let sigma = self.schedule.sigma_at(t);
+            let s2 = sigma * sigma;
+            // c_skip, applied to y = x_t sqrt(1 + sigma^2).
+            skip.push((sd2 / (s2 + sd2) * (1.0 + s2).sqrt()) as f32);
+            scale.push((sigma * SIGMA_DATA / (s2 + sd2).sqrt()) as f32);
+        }
+        let column = |v: Vec<f32>| Tensor::from_vec(v, (b, 1, 1, 1), output.device());
+        Ok((noisy.broadcast_mul(&column(skip)?)? + output.broadcast_mul(&column(scale)?)?)?)
     }
 }
