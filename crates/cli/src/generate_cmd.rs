@@ -8,7 +8,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mmgen_models::grounded::ScenePlan;
 use mmgen_models::hybrid_image::ImageSettings;
-use mmgen_pipeline::{Cache, CacheOutcome, Modality, Pipeline, Request};
+use mmgen_pipeline::output::check_out;
+use mmgen_pipeline::{Cache, CacheOutcome, Modality, OutputPolicy, Pipeline, Request};
 
 use crate::device::DeviceArg;
 use crate::sampling::SamplingArgs;
@@ -21,6 +22,10 @@ pub struct GenerateArgs {
     /// what the plan asks for).
     #[arg(long, default_value = "out/generate")]
     out: PathBuf,
+    /// Write the package into an --out folder that holds other files (kept; files of
+    /// an earlier package there are replaced). Without it such a folder is refused.
+    #[arg(long)]
+    overwrite: bool,
     /// What to make, comma-separated (image, video, audio); by default read from the
     /// prompt ("video", "视频" add video; "music", "配乐" add audio; else an image).
     #[arg(long)]
@@ -83,13 +88,37 @@ pub struct GenerateArgs {
     device: DeviceArg,
 }
 
+/// The largest side of an --init, --mask or --first-frame image.
+const MAX_INPUT_SIDE: u32 = 4096;
+
 pub fn run(args: GenerateArgs) -> Result<()> {
     if args.prompt.trim().is_empty() {
         bail!("the prompt is empty; say what to make, e.g. mmgen generate \"a red star over the sea at sunset\"");
     }
     let modalities = args.modalities.as_deref().map(Modality::parse_list).transpose()?;
-    let open = |path: &PathBuf, what: &str| {
-        image::open(path).with_context(|| format!("--{what} {}: cannot read the image", path.display()))
+    let policy = if args.overwrite {
+        OutputPolicy::Overwrite
+    } else {
+        OutputPolicy::Refuse
+    };
+    // Before anything is loaded or made: an --out that cannot take the package fails now.
+    check_out(&args.out, policy).with_context(|| format!("--out {}", args.out.display()))?;
+    let open = |path: &PathBuf, what: &str| -> Result<image::DynamicImage> {
+        let unreadable = || format!("--{what} {}: cannot read the image", path.display());
+        // The size from the header, before decoding: a small file can hold a huge image.
+        let (w, h) = image::ImageReader::open(path)
+            .with_context(unreadable)?
+            .with_guessed_format()
+            .with_context(unreadable)?
+            .into_dimensions()
+            .with_context(unreadable)?;
+        if w > MAX_INPUT_SIDE || h > MAX_INPUT_SIDE {
+            bail!(
+                "--{what} {}: the image is {w}x{h}; at most {MAX_INPUT_SIDE}x{MAX_INPUT_SIDE} is allowed (it is resized to the model's size anyway)",
+                path.display()
+            );
+        }
+        image::open(path).with_context(unreadable)
     };
     let init = match &args.init {
         Some(path) => Some((open(path, "init")?.to_rgb8(), args.strength)),
@@ -102,6 +131,18 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         Some(path) => Some(open(path, "mask")?.to_luma8()),
         None => None,
     };
+    if let (Some(mask), Some((init, _)), Some(path)) = (&mask, &init, &args.mask) {
+        if mask.dimensions() != init.dimensions() {
+            bail!(
+                "--mask {}: the mask is {}x{} but --init is {}x{}; give a mask of the init image's size",
+                path.display(),
+                mask.width(),
+                mask.height(),
+                init.width(),
+                init.height()
+            );
+        }
+    }
     let scene_plan = match &args.plan {
         Some(path) => {
             let text =
@@ -177,12 +218,15 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} steps ({eta} left)")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let package = pipeline.generate(&request, &args.out, &mut |stage, done, total| {
+    let package = pipeline.generate_into(&request, &args.out, policy, &mut |stage, done, total| {
         bar.set_message(stage.to_string());
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     })?;
     bar.finish_and_clear();
+    for warning in &package.warnings {
+        eprintln!("warning: {warning}");
+    }
     let used = if package.meta.get("scene_plan").is_some() {
         &request.grounded
     } else {

@@ -1,12 +1,13 @@
 //! A content-addressed cache of finished packages: a repeated request returns the
 //! same bytes at once instead of running the models again.
 //!
-//! The key is a SHA-256 over everything that decides the output: the model weights'
-//! digest, the prompt's *text embedding* (so prompts the encoder cannot tell apart,
-//! such as the same words with other spacing, share an entry), the negative prompt's,
-//! every setting, init and mask pixels, the seed and the modalities. An entry is a
-//! folder named by the key holding the media files; it is written to a temporary
-//! folder and renamed, so a crash never leaves a half entry that later reads as a hit.
+//! The key is a SHA-256 over everything that decides the output: every file of each
+//! model folder that is read (config, tokenizer, weights), the prompt's text and its
+//! embedding, the negative prompt's, every setting, init and mask pixels, the seed and
+//! the modalities. An entry is a folder named by the key holding the media files and
+//! a manifest of their digests; it is written to a temporary folder and renamed, so a
+//! crash never leaves a half entry, and it is verified on every read: an entry whose
+//! files were changed or lost is dropped and made again.
 
 use std::path::{Path, PathBuf};
 
@@ -53,6 +54,20 @@ fn hex(bytes: &[u8]) -> String {
 /// The files of an entry: (name, bytes), sorted by name.
 pub type EntryFiles = Vec<(String, Vec<u8>)>;
 
+/// The manifest in every entry: each file's SHA-256.
+const MANIFEST: &str = "entry.json";
+
+/// What a lookup found.
+#[derive(Debug)]
+pub enum Lookup {
+    /// A verified entry.
+    Hit(EntryFiles),
+    /// No entry.
+    Miss,
+    /// An entry that failed verification (why), now removed.
+    Broken(String),
+}
+
 /// A cache folder.
 #[derive(Clone, Debug)]
 pub struct Cache {
@@ -78,38 +93,52 @@ impl Cache {
         &self.dir
     }
 
-    /// The files of entry `key` (name, bytes), or None on a miss.
-    pub fn get(&self, key: &str) -> Result<Option<EntryFiles>> {
+    /// Entry `key`, verified against its manifest. A broken entry is removed (a
+    /// failed removal only means it is checked again next time).
+    pub fn get(&self, key: &str) -> Lookup {
         let entry = self.dir.join(key);
-        let listing = match std::fs::read_dir(&entry) {
-            Ok(listing) => listing,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(PipelineError::file(&entry, e)),
-        };
-        let mut files = Vec::new();
-        for item in listing {
-            let path = item.map_err(|e| PipelineError::file(&entry, e))?.path();
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default()
-                .to_string();
-            let bytes = std::fs::read(&path).map_err(|e| PipelineError::file(&path, e))?;
-            files.push((name, bytes));
+        if !entry.exists() {
+            return Lookup::Miss;
         }
-        files.sort();
-        Ok(Some(files))
+        match read_verified(&entry) {
+            Ok(files) => Lookup::Hit(files),
+            Err(why) => {
+                let _ = std::fs::remove_dir_all(&entry);
+                Lookup::Broken(format!(
+                    "cache entry {}: {why}; dropped, and made again",
+                    entry.display()
+                ))
+            }
+        }
     }
 
-    /// Stores `files` as entry `key` (atomically: a temporary folder, then a rename).
+    /// Whether the cache folder can be written: checked before any work, so that a
+    /// cache that cannot store the result is known (and only warned about) up front.
+    pub fn check_writable(&self) -> Result<()> {
+        let fail =
+            |e: std::io::Error| PipelineError::file(&self.dir, format!("the cache folder cannot be written ({e})"));
+        std::fs::create_dir_all(&self.dir).map_err(fail)?;
+        let probe = self.dir.join(format!(".probe.{}", std::process::id()));
+        std::fs::write(&probe, b"").map_err(fail)?;
+        let _ = std::fs::remove_file(&probe);
+        Ok(())
+    }
+
+    /// Stores `files` as entry `key` (atomically: a temporary folder, then a rename),
+    /// with their digests.
     pub fn put(&self, key: &str, files: &[(String, Vec<u8>)]) -> Result<()> {
         let entry = self.dir.join(key);
         let staging = self.dir.join(format!(".{key}.{}.tmp", std::process::id()));
         std::fs::create_dir_all(&staging).map_err(|e| PipelineError::file(&staging, e))?;
+        let mut digests = serde_json::Map::new();
         for (name, bytes) in files {
             let path = staging.join(name);
             std::fs::write(&path, bytes).map_err(|e| PipelineError::file(&path, e))?;
+            digests.insert(name.clone(), sha256_hex(bytes).into());
         }
+        let manifest = staging.join(MANIFEST);
+        let text = serde_json::json!({ "sha256": digests }).to_string();
+        std::fs::write(&manifest, text).map_err(|e| PipelineError::file(&manifest, e))?;
         match std::fs::rename(&staging, &entry) {
             Ok(()) => Ok(()),
             // Another process stored the same entry first: the same bytes, keep theirs.
@@ -120,6 +149,43 @@ impl Cache {
             Err(e) => Err(PipelineError::file(&entry, e)),
         }
     }
+}
+
+/// The files of an entry folder, each checked against the manifest; why not, else.
+fn read_verified(entry: &Path) -> std::result::Result<EntryFiles, String> {
+    let manifest = std::fs::read(entry.join(MANIFEST)).map_err(|e| format!("no readable {MANIFEST} ({e})"))?;
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&manifest).map_err(|e| format!("{MANIFEST} is not JSON ({e})"))?;
+    let digests = manifest
+        .get("sha256")
+        .and_then(|d| d.as_object())
+        .ok_or_else(|| format!("{MANIFEST} lists no digests"))?;
+    let listing = std::fs::read_dir(entry).map_err(|e| e.to_string())?;
+    let mut present = Vec::new();
+    for item in listing {
+        let name = item
+            .map_err(|e| e.to_string())?
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if name != MANIFEST {
+            present.push(name);
+        }
+    }
+    if let Some(extra) = present.iter().find(|n| !digests.contains_key(*n)) {
+        return Err(format!("{extra} is not in its manifest"));
+    }
+    let mut files = Vec::new();
+    for (name, digest) in digests {
+        let path = entry.join(name);
+        let bytes = std::fs::read(&path).map_err(|e| format!("{name} cannot be read ({e})"))?;
+        if Some(sha256_hex(&bytes).as_str()) != digest.as_str() {
+            return Err(format!("{name} does not match its digest"));
+        }
+        files.push((name.clone(), bytes));
+    }
+    files.sort();
+    Ok(files)
 }
 
 #[cfg(test)]
@@ -142,14 +208,30 @@ mod tests {
     fn stores_and_returns_entries() {
         let dir = std::env::temp_dir().join(format!("mmgen-cache-{}", std::process::id()));
         let cache = Cache::new(&dir);
-        assert!(cache.get("k").unwrap().is_none());
+        assert!(matches!(cache.get("k"), Lookup::Miss));
         let files = vec![
             ("a.png".to_string(), vec![1, 2, 3]),
             ("b.txt".to_string(), b"hi".to_vec()),
         ];
+        cache.check_writable().unwrap();
         cache.put("k", &files).unwrap();
-        assert_eq!(cache.get("k").unwrap().unwrap(), files);
+        assert!(matches!(cache.get("k"), Lookup::Hit(f) if f == files));
         cache.put("k", &files).unwrap();
+        // A changed, a lost and an added file each break the entry, which then goes.
+        let breakages: [&dyn Fn(&Path); 3] = [
+            &|e| std::fs::write(e.join("a.png"), [1, 2]).unwrap(),
+            &|e| std::fs::remove_file(e.join("b.txt")).unwrap(),
+            &|e| std::fs::write(e.join("c.gif"), [0]).unwrap(),
+        ];
+        for (i, breakage) in breakages.iter().enumerate() {
+            cache.put("k", &files).unwrap();
+            breakage(&dir.join("k"));
+            match cache.get("k") {
+                Lookup::Broken(why) => assert!(why.contains("dropped"), "{why}"),
+                other => panic!("breakage {i}: {other:?}"),
+            }
+            assert!(matches!(cache.get("k"), Lookup::Miss), "breakage {i}: removed");
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -20,6 +20,7 @@
 
 pub mod cache;
 pub mod error;
+pub mod output;
 pub mod plan;
 
 use std::path::{Path, PathBuf};
@@ -36,11 +37,12 @@ use serde_json::json;
 
 pub use cache::Cache;
 pub use error::{PipelineError, Result};
+pub use output::OutputPolicy;
 pub use plan::{Lang, Modality, Plan, MODALITY_NAMES};
 
 /// Version of the package format and of what generation makes; part of every cache
 /// key, so bump it when the same request would now make other bytes.
-const PACKAGE_FORMAT: &str = "mmgen-package-3";
+const PACKAGE_FORMAT: &str = "mmgen-package-4";
 
 /// One request.
 #[derive(Clone, Debug)]
@@ -131,28 +133,50 @@ pub struct Package {
     pub seconds: f64,
     /// The contents of `meta.json`.
     pub meta: serde_json::Value,
+    /// What went wrong without failing the request (a cache that could not be
+    /// written, a broken cache entry made again); also in meta.json.
+    pub warnings: Vec<String>,
 }
 
 /// Progress of a request, for a bar: `(stage, done, total)`.
 pub type Progress<'a> = dyn FnMut(&str, usize, usize) + 'a;
 
-/// A loaded model, its folder and the SHA-256 of its weights (part of cache keys and
-/// meta.json).
+/// A loaded model, its folder and the SHA-256 of its weights (in meta.json) and of
+/// every file of the folder that loading reads (in cache keys).
 struct Loaded<M> {
     model: M,
     dir: PathBuf,
     weights_sha256: String,
+    folder_sha256: String,
 }
+
+/// The files of a model folder that loading reads.
+const MODEL_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
 
 impl<M> Loaded<M> {
     fn load(dir: &Path, load: impl FnOnce(&Path) -> mmgen_models::Result<M>) -> Result<Loaded<M>> {
-        let weights_path = dir.join("model.safetensors");
         let model = load(dir)?;
-        let weights = std::fs::read(&weights_path).map_err(|e| PipelineError::file(&weights_path, e))?;
+        let mut folder = cache::KeyBuilder::new("model-folder");
+        let mut weights_sha256 = String::new();
+        for name in MODEL_FILES {
+            let path = dir.join(name);
+            // A renderer has no tokenizer: an absent file is a part of its own.
+            let bytes = match std::fs::read(&path) {
+                Ok(bytes) => Some(bytes),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && name == "tokenizer.json" => None,
+                Err(e) => return Err(PipelineError::file(&path, e)),
+            };
+            let digest = bytes.as_deref().map(cache::sha256_hex).unwrap_or_default();
+            if name == "model.safetensors" {
+                weights_sha256 = digest.clone();
+            }
+            folder = folder.part(name, digest.as_bytes());
+        }
         Ok(Loaded {
             model,
             dir: dir.to_path_buf(),
-            weights_sha256: cache::sha256_hex(&weights),
+            weights_sha256,
+            folder_sha256: folder.finish(),
         })
     }
 
@@ -244,8 +268,20 @@ impl Pipeline {
         }
     }
 
-    /// Makes the package of `request` in `out` (created if needed).
+    /// Makes the package of `request` in `out`: a new folder, an empty one, or one
+    /// holding an earlier package, which it replaces whole (see [`output`]).
     pub fn generate(&self, request: &Request, out: &Path, progress: &mut Progress) -> Result<Package> {
+        self.generate_into(request, out, OutputPolicy::Refuse, progress)
+    }
+
+    /// [`Self::generate`], with what to do when `out` holds files of its own.
+    pub fn generate_into(
+        &self,
+        request: &Request,
+        out: &Path,
+        policy: OutputPolicy,
+        progress: &mut Progress,
+    ) -> Result<Package> {
         let start = Instant::now();
         // 1. Validate and plan.
         if request.prompt.trim().is_empty() {
@@ -253,6 +289,7 @@ impl Pipeline {
                 "the prompt is empty; say what to make, e.g. \"a red star over the sea at sunset\"".into(),
             ));
         }
+        check_prompt(&request.prompt)?;
         request.image.check()?;
         let plan = match &request.modalities {
             Some(m) => Plan::given(&request.prompt, Modality::parse_list(&names(m))?),
@@ -271,14 +308,29 @@ impl Pipeline {
             prompt: request.prompt.split_whitespace().collect::<Vec<_>>().join(" "),
             ..request.clone()
         };
+        // Where the package is made until it is complete; `out` is checked here,
+        // before any work.
+        let staging = output::Staging::begin(out, policy)?;
+        let dir = staging.dir();
         let scene = self.scene_plan(request, &plan)?;
-        std::fs::create_dir_all(out).map_err(|e| PipelineError::file(out, e))?;
+        let mut warnings = Vec::new();
+        let writable_cache = self.cache.as_ref().filter(|cache| match cache.check_writable() {
+            Ok(()) => true,
+            Err(e) => {
+                warnings.push(format!("{e}; this package is not stored"));
+                false
+            }
+        });
 
         // 2. The cache.
         let key = self.cache_key(request, &plan, scene.as_ref())?;
-        let mut media = match &self.cache {
-            Some(cache) => cache.get(&key)?,
-            None => None,
+        let mut media = match self.cache.as_ref().map(|cache| cache.get(&key)) {
+            Some(cache::Lookup::Hit(files)) => Some(files),
+            Some(cache::Lookup::Broken(why)) => {
+                warnings.push(why);
+                None
+            }
+            Some(cache::Lookup::Miss) | None => None,
         };
         let outcome = match (&self.cache, &media) {
             (None, _) => CacheOutcome::Off,
@@ -289,23 +341,26 @@ impl Pipeline {
         // 3. Generate what the cache did not have.
         let mut timings = serde_json::Map::new();
         if media.is_none() {
-            let files = self.make_media(request, &plan, scene.as_ref(), out, progress, &mut timings)?;
-            if let Some(cache) = &self.cache {
-                cache.put(&key, &files)?;
+            let files = self.make_media(request, &plan, scene.as_ref(), dir, progress, &mut timings)?;
+            if let Some(cache) = writable_cache {
+                // The package is made: a cache that fails now costs only the entry.
+                if let Err(e) = cache.put(&key, &files) {
+                    warnings.push(format!("the cache could not store this package: {e}"));
+                }
             }
             media = Some(files);
         }
         let media = media.unwrap_or_default();
 
-        // 4. Compose: media files, caption, meta.
+        // 4. Compose: media files, caption, meta (last), then the package into place.
         let mut files = Vec::new();
         for (name, bytes) in &media {
-            let path = out.join(name);
+            let path = dir.join(name);
             std::fs::write(&path, bytes).map_err(|e| PipelineError::file(&path, e))?;
             files.push(name.clone());
         }
         let caption = caption(&plan, &self.made(request, &plan), &request.prompt, request.seed);
-        let caption_path = out.join("caption.txt");
+        let caption_path = dir.join("caption.txt");
         std::fs::write(&caption_path, format!("{caption}\n")).map_err(|e| PipelineError::file(&caption_path, e))?;
         files.push("caption.txt".into());
         files.push("meta.json".into());
@@ -327,15 +382,20 @@ impl Pipeline {
         if let (Some(scene), Some(map)) = (&scene, meta.as_object_mut()) {
             map.insert("scene_plan".into(), json!(scene));
         }
-        let meta_path = out.join("meta.json");
+        if let (false, Some(map)) = (warnings.is_empty(), meta.as_object_mut()) {
+            map.insert("warnings".into(), json!(warnings));
+        }
+        let meta_path = dir.join("meta.json");
         let text = serde_json::to_string_pretty(&meta).map_err(|e| PipelineError::Invalid(e.to_string()))?;
         std::fs::write(&meta_path, text + "\n").map_err(|e| PipelineError::file(&meta_path, e))?;
+        staging.commit(&files)?;
         Ok(Package {
             plan,
             files,
             cache: outcome,
             seconds,
             meta,
+            warnings,
         })
     }
 
@@ -582,30 +642,26 @@ impl Pipeline {
             &request.image
         };
         let pixels = |image: Option<&[u8]>| image.map(<[u8]>::to_vec).unwrap_or_default();
-        let weights = |m: Option<&String>| m.map(|s| s.as_bytes().to_vec()).unwrap_or_default();
+        let folder = |m: Option<&String>| m.map(|s| s.as_bytes().to_vec()).unwrap_or_default();
         let mut key = cache::KeyBuilder::new(PACKAGE_FORMAT);
-        // Only a still drawn by the grounded model adds a part: an end-to-end key is as
-        // before.
-        let image_weights = match &self.image {
-            ImageModel::Hybrid(m) => m.weights_sha256.clone(),
+        // A still drawn by the grounded model adds its plan.
+        let image_models = match &self.image {
+            ImageModel::Hybrid(m) => m.folder_sha256.clone(),
             ImageModel::Grounded(g) => {
                 if let Some(scene) = scene {
                     let scene = serde_json::to_string(scene).map_err(|e| PipelineError::Invalid(e.to_string()))?;
                     key = key.part("scene_plan", scene.as_bytes());
                 }
-                format!("{}+{}", g.planner.weights_sha256, g.renderer.weights_sha256)
+                format!("{}+{}", g.planner.folder_sha256, g.renderer.folder_sha256)
             }
         };
         Ok(key
-            .part("image_weights", image_weights.as_bytes())
-            .part(
-                "video_weights",
-                &weights(self.video.as_ref().map(|v| &v.weights_sha256)),
-            )
-            .part(
-                "audio_weights",
-                &weights(self.audio.as_ref().map(|a| &a.weights_sha256)),
-            )
+            .part("image_models", image_models.as_bytes())
+            .part("video_model", &folder(self.video.as_ref().map(|v| &v.folder_sha256)))
+            .part("audio_model", &folder(self.audio.as_ref().map(|a| &a.folder_sha256)))
+            // The text as well as what the encoder makes of it: prompts that differ
+            // only past the encoder's length share no entry (image.png holds the prompt).
+            .part("prompt", request.prompt.as_bytes())
             .part("prompt_embedding", &embedding(&request.prompt)?)
             .part("negative_embedding", &embedding(&settings.negative)?)
             .part(
@@ -625,6 +681,33 @@ impl Pipeline {
             .part("modalities", names(&plan.modalities).as_bytes())
             .finish())
     }
+}
+
+/// The longest prompt, in characters: far beyond what a text encoder reads (64
+/// tokens), short enough that meta.json, caption.txt and image.png stay small.
+pub const MAX_PROMPT_CHARS: usize = 2000;
+
+/// Refuses prompts that are too long or hold control characters (they would go raw
+/// into caption.txt and meta.json); tabs and newlines are spaces.
+fn check_prompt(prompt: &str) -> Result<()> {
+    let chars = prompt.chars().count();
+    if chars > MAX_PROMPT_CHARS {
+        return Err(PipelineError::Invalid(format!(
+            "the prompt is {chars} characters long; at most {MAX_PROMPT_CHARS} are allowed"
+        )));
+    }
+    if let Some((i, c)) = prompt
+        .chars()
+        .enumerate()
+        .find(|(_, c)| c.is_control() && !c.is_whitespace())
+    {
+        return Err(PipelineError::Invalid(format!(
+            "the prompt holds a control character (U+{:04X}) at character {}; remove it",
+            c as u32,
+            i + 1
+        )));
+    }
+    Ok(())
 }
 
 /// The settings JSON without the model folders: the weights' digests identify the

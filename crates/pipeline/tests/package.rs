@@ -186,6 +186,8 @@ fn package_files_cache_and_errors() {
             .to_string()
     };
     assert!(fails(request("  ")).contains("the prompt is empty"));
+    assert!(fails(request("a red\u{7} star")).contains("control character (U+0007) at character 6"));
+    assert!(fails(request(&"a".repeat(2001))).contains("2001 characters long; at most 2000"));
     let err = fails(request("生成一段描述海边日落的短视频,配乐为钢琴曲"));
     assert!(
         err.contains("video (the prompt says '视频')") && err.contains("--modalities image"),
@@ -305,5 +307,83 @@ fn video_and_audio_package() {
     assert!(!temp("av-bad").exists());
     for name in ["av-out", "av-image", "video-model", "audio-model"] {
         let _ = std::fs::remove_dir_all(temp(name));
+    }
+}
+
+/// The cache key covers every file of the model folder and the prompt's text; a
+/// broken entry is made again; a cache that cannot be written only warns; an --out
+/// holding other files is refused before any work and left as it was.
+#[test]
+fn the_cache_is_honest_and_the_output_whole() {
+    let cache_dir = temp("honest-cache");
+    let _ = std::fs::remove_dir_all(&cache_dir);
+    let model = model_folder("honest-model");
+    let load = || {
+        Pipeline::load(&model, &Device::Cpu)
+            .unwrap()
+            .with_cache(Some(Cache::new(&cache_dir)))
+    };
+    let base = request("a red circle on the snow");
+    let (outcome, first) = run(&load(), &base, &temp("honest-1"));
+    assert_eq!(outcome, CacheOutcome::Miss);
+    assert_eq!(run(&load(), &base, &temp("honest-2")).0, CacheOutcome::Hit);
+
+    // A truncated image in the entry: dropped with a warning, made again, same bytes.
+    let entry = std::fs::read_dir(&cache_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .unwrap();
+    std::fs::write(entry.join("image.png"), &first[..first.len() / 2]).unwrap();
+    let package = load().generate(&base, &temp("honest-3"), &mut |_, _, _| {}).unwrap();
+    assert_eq!(package.cache, CacheOutcome::Miss);
+    assert!(
+        package.warnings.iter().any(|w| w.contains("image.png does not match")),
+        "{:?}",
+        package.warnings
+    );
+    assert_eq!(std::fs::read(temp("honest-3").join("image.png")).unwrap(), first);
+
+    // The same weights under another config.json (or tokenizer.json) are another model.
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(model.join("config.json")).unwrap()).unwrap();
+    std::fs::write(
+        model.join("config.json"),
+        serde_json::to_string_pretty(&config).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(run(&load(), &base, &temp("honest-4")).0, CacheOutcome::Miss);
+
+    // Prompts that differ only past the encoder's 16 tokens share no entry.
+    let long = "a red circle on the snow and a blue star on the snow and a red circle on the snow";
+    let (a, b) = (request(&format!("{long} a")), request(&format!("{long} b")));
+    assert_eq!(run(&load(), &a, &temp("honest-5")).0, CacheOutcome::Miss);
+    assert_eq!(run(&load(), &b, &temp("honest-6")).0, CacheOutcome::Miss);
+
+    // A cache that cannot be written: the package is made, with a warning.
+    let unwritable = Pipeline::load(&model, &Device::Cpu)
+        .unwrap()
+        .with_cache(Some(Cache::new("/proc/mmgen-no-cache")));
+    let package = unwritable
+        .generate(&base, &temp("honest-7"), &mut |_, _, _| {})
+        .unwrap();
+    assert!(package.warnings.iter().any(|w| w.contains("cannot be written")));
+    assert!(temp("honest-7").join("meta.json").exists());
+
+    // An --out holding the user's files: refused before any work, untouched.
+    let out = temp("honest-foreign");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+    let err = load()
+        .generate(&request("a green heart"), &out, &mut |_, _, _| panic!("no work"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("notes.txt"), "{err}");
+    let listing: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    assert_eq!(listing.len(), 1);
+    for name in ["honest-cache", "honest-model", "honest-foreign"] {
+        let _ = std::fs::remove_dir_all(temp(name));
+    }
+    for i in 1..=7 {
+        let _ = std::fs::remove_dir_all(temp(&format!("honest-{i}")));
     }
 }

@@ -191,6 +191,7 @@ pub enum Placement {
 
 /// One object of the scene.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
 pub struct ObjectSpec {
     /// Outline.
     pub shape: Shape,
@@ -221,6 +222,7 @@ fn flat() -> Style {
 
 /// The music of a scene.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
 pub struct MusicSpec {
     /// Melody instrument.
     pub instrument: Instrument,
@@ -232,6 +234,7 @@ pub struct MusicSpec {
 
 /// A whole scene: what is seen and what is heard.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
 pub struct SceneSpec {
     /// Format version, [`SPEC_VERSION`].
     pub version: u32,
@@ -302,6 +305,8 @@ impl SceneSpec {
 
     /// Parses and validates spec JSON.
     pub fn from_json(text: &str) -> Result<SceneSpec, WorldError> {
+        // Editors on Windows save UTF-8 with a byte-order mark; it is not JSON.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let spec: SceneSpec = serde_json::from_str(text).map_err(|e| WorldError::MalformedSpec(e.to_string()))?;
         spec.validate()?;
         Ok(spec)
@@ -369,6 +374,11 @@ mod tests {
         assert_eq!(spec.objects[0].placement, Placement::Free);
         assert_eq!(spec.objects[0].motion, Motion::Still);
         assert!(spec.music.is_none());
+        // A byte-order mark is skipped; a misspelt field is named, not ignored.
+        assert_eq!(SceneSpec::from_json(&format!("\u{feff}{text}")).unwrap(), spec);
+        let typo = text.replace("\"objects\"", "\"stlye\":\"neon\",\"objects\"");
+        let err = SceneSpec::from_json(&typo).unwrap_err().to_string();
+        assert!(err.contains("unknown field `stlye`"), "{err}");
     }
 
     #[test]
