@@ -224,11 +224,20 @@ impl HybridVideo {
         let model = guided_model(b, settings.guidance, device, network);
         let shape = [b, frames, ls, ls, lc];
         let latents = denoise(sampler.as_mut(), &shape, device, &request, model, progress)?;
-        // 5. Decode every frame.
-        let images = tensor_to_images(&m.decode_latents(&latents.reshape((b * frames, ls, ls, lc))?)?)?;
+        // 5. Decode every frame, a bounded batch at a time: memory stays flat in the
+        // clip's length.
+        let flat = latents.reshape((b * frames, ls, ls, lc))?;
+        let mut images = Vec::with_capacity(b * frames);
+        for start in (0..b * frames).step_by(DECODE_FRAMES) {
+            let n = DECODE_FRAMES.min(b * frames - start);
+            images.extend(tensor_to_images(&m.decode_latents(&flat.narrow(0, start, n)?)?)?);
+        }
         Ok(images.chunks(frames).map(|clip| clip.to_vec()).collect())
     }
 }
+
+/// Frames the autoencoder decodes per call.
+const DECODE_FRAMES: usize = 32;
 
 #[cfg(test)]
 mod tests {

@@ -1,12 +1,17 @@
 //! Sequences longer than a model's window (long videos, long audio), denoised as
 //! overlapping windows whose predictions are averaged where they overlap
-//! (MultiDiffusion, Bar-Tal et al. 2023). Every window of a step goes through the
-//! network in one batch, so chunks are processed in parallel, and the overlaps tie
+//! (MultiDiffusion, Bar-Tal et al. 2023). The windows of a step go through the
+//! network in batches of at most [`WINDOWS_PER_BATCH`], so chunks are processed in
+//! parallel while memory stays flat in the sequence's length, and the overlaps tie
 //! neighbouring chunks together at every step, so the result has no seams.
 
 use candle_core::Tensor;
 
 use crate::error::{ModelError, Result};
+
+/// The most windows one network call sees: enough rows for efficient GEMMs, few
+/// enough that a clip of any length needs no more memory than a few windows.
+pub const WINDOWS_PER_BATCH: usize = 8;
 
 /// Start positions of windows of `window` covering `len` positions, neighbours
 /// overlapping by at least `overlap`: evenly spread, first at 0 and last at
@@ -27,9 +32,10 @@ pub fn window_starts(len: usize, window: usize, overlap: usize) -> Result<Vec<us
 }
 
 /// Applies `model` to every window of `xs` along dimension 1 (length `len`, windows
-/// of `window`, `overlap` positions shared by neighbours) in one batch and averages
-/// the outputs where windows overlap. `model` maps (k * b, window, ...) to the same
-/// shape, windows stacked window-major (window 0's b elements first). When
+/// of `window`, `overlap` positions shared by neighbours), in batches of at most
+/// [`WINDOWS_PER_BATCH`] windows, and averages the outputs where windows overlap.
+/// `model` maps (k * b, window, ...) to the same shape, windows stacked window-major
+/// (a batch's first window's b elements first). When
 /// `len < window` the sequence is padded by repeating its last position, and the
 /// padding's output is dropped.
 pub fn windowed(
@@ -54,27 +60,29 @@ pub fn windowed(
         return model(xs);
     }
     let b = xs.dim(0)?;
-    let pieces = starts
-        .iter()
-        .map(|&s| xs.narrow(1, s, window))
-        .collect::<candle_core::Result<Vec<_>>>()?;
-    let out = model(&Tensor::cat(&pieces, 0)?)?;
     // Sum each window's output into place and divide by how many windows cover each
     // position.
     let mut sum = xs.zeros_like()?;
     let mut count = vec![0f32; len];
-    for (k, &s) in starts.iter().enumerate() {
-        let piece = out.narrow(0, k * b, b)?;
-        let mut parts = Vec::with_capacity(3);
-        if s > 0 {
-            parts.push(xs.narrow(1, 0, s)?.zeros_like()?);
+    for group in starts.chunks(WINDOWS_PER_BATCH) {
+        let pieces = group
+            .iter()
+            .map(|&s| xs.narrow(1, s, window))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let out = model(&Tensor::cat(&pieces, 0)?)?;
+        for (k, &s) in group.iter().enumerate() {
+            let piece = out.narrow(0, k * b, b)?;
+            let mut parts = Vec::with_capacity(3);
+            if s > 0 {
+                parts.push(xs.narrow(1, 0, s)?.zeros_like()?);
+            }
+            parts.push(piece);
+            if s + window < len {
+                parts.push(xs.narrow(1, s + window, len - s - window)?.zeros_like()?);
+            }
+            sum = (sum + Tensor::cat(&parts, 1)?)?;
+            count[s..s + window].iter_mut().for_each(|c| *c += 1.0);
         }
-        parts.push(piece);
-        if s + window < len {
-            parts.push(xs.narrow(1, s + window, len - s - window)?.zeros_like()?);
-        }
-        sum = (sum + Tensor::cat(&parts, 1)?)?;
-        count[s..s + window].iter_mut().for_each(|c| *c += 1.0);
     }
     let mut shape = vec![1usize; xs.rank()];
     shape[1] = len;
@@ -115,6 +123,24 @@ mod tests {
         let whole = f(&xs).unwrap();
         let windowed_out = windowed(&xs, 8, 3, f).unwrap();
         let diff: f32 = (whole - windowed_out)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(diff < 1e-6, "{diff}");
+        // A long sequence: the same per-position result, in batches of bounded size.
+        let long = mmgen_diffusion::gaussian((2, 200, 3), 2, &dev).unwrap();
+        let mut largest = 0;
+        let out = windowed(&long, 8, 3, |x: &Tensor| {
+            largest = largest.max(x.dim(0)?);
+            f(x)
+        })
+        .unwrap();
+        assert_eq!(largest, 2 * WINDOWS_PER_BATCH, "40 windows, 8 per call");
+        let diff: f32 = (f(&long).unwrap() - out)
             .unwrap()
             .abs()
             .unwrap()
