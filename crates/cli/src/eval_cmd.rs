@@ -25,6 +25,7 @@ use mmgen_models::hybrid_audio::HybridAudio;
 use mmgen_models::hybrid_image::{images_to_tensor, tensor_to_images, HybridImage};
 use mmgen_models::hybrid_video::HybridVideo;
 use mmgen_models::vae::{psnr, Vae};
+use mmgen_pipeline::MAX_PROMPT_CHARS;
 use mmgen_train::text_image::TrainedVae;
 use mmgen_world::{Lang, Split};
 
@@ -58,9 +59,10 @@ pub struct EvalArgs {
     /// Sampling of a model source.
     #[command(flatten)]
     sampling: SamplingArgs,
-    /// Prompts drawn from the world.
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    n: u64,
+    /// Prompts drawn from the world [default: 200]; with --prompts, the first N of the
+    /// file [default: all].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    n: Option<u64>,
     /// Which side of the compositional split the prompts come from.
     #[arg(long, default_value = "heldout", value_parser = ["train", "heldout"])]
     split: String,
@@ -287,19 +289,30 @@ pub fn run(args: EvalArgs) -> Result<()> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read prompts file {}", path.display()))?;
-            let list: Vec<String> = text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(String::from)
-                .collect();
+            let mut list = Vec::new();
+            for (i, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let chars = line.chars().count();
+                if chars > MAX_PROMPT_CHARS {
+                    bail!(
+                        "prompts file {} line {}: the prompt is {chars} characters long; at most {MAX_PROMPT_CHARS} are allowed",
+                        path.display(),
+                        i + 1
+                    );
+                }
+                list.push(line.to_string());
+            }
             if list.is_empty() {
                 bail!("prompts file {} holds no prompts", path.display());
             }
+            list.truncate(args.n.map_or(usize::MAX, |n| n as usize));
             Prompts::Given(list)
         }
         None => Prompts::World {
-            n: args.n as usize,
+            n: args.n.unwrap_or(200) as usize,
             split: args.split.parse::<Split>()?,
             lang: args.lang.parse::<Lang>()?,
         },
