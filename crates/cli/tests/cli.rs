@@ -911,5 +911,58 @@ fn grounded_train_plan_generate_and_fail_clearly() {
     }
     let out = mmgen(&["plan", "x", "--planner", &path("nothing")]);
     assert!(stderr(&out).contains("--planner"), "{}", stderr(&out));
+    killed_runs_leave_a_whole_package_or_none(&dir, &grounded);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `generate` killed (SIGKILL) at 20 seeded moments: each time the output folder is
+/// absent or a complete package whose files all decode, and the cache never returns
+/// a broken entry.
+fn killed_runs_leave_a_whole_package_or_none(dir: &Path, models: &[&str]) {
+    let (out, cache) = (dir.join("killed"), dir.join("killed-cache"));
+    let command = |seed: u64| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_mmgen"));
+        c.args(["generate", "a red star", "--steps", "40", "--seed", &seed.to_string()])
+            .arg("--out")
+            .arg(&out)
+            .arg("--cache")
+            .arg(&cache)
+            .args(models)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        c
+    };
+    let whole = |why: &str| {
+        if !out.exists() {
+            return;
+        }
+        let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("meta.json")).unwrap())
+            .unwrap_or_else(|e| panic!("{why}: meta.json: {e}"));
+        for file in meta["files"].as_array().unwrap() {
+            let name = file.as_str().unwrap();
+            let bytes = std::fs::read(out.join(name)).unwrap_or_else(|e| panic!("{why}: {name}: {e}"));
+            if name.ends_with(".png") {
+                image::load_from_memory(&bytes).unwrap_or_else(|e| panic!("{why}: {name}: {e}"));
+            }
+        }
+    };
+    let started = std::time::Instant::now();
+    assert!(command(99).status().unwrap().success());
+    let full = started.elapsed().as_micros() as u64;
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for i in 0..20u64 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let delay = (state >> 33) % (full + full / 4);
+        let mut child = command(i % 4).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(delay));
+        let _ = child.kill();
+        let _ = child.wait();
+        whole(&format!("killed after {delay} us"));
+    }
+    for seed in 0..4 {
+        assert!(command(seed).status().unwrap().success(), "seed {seed} after the kills");
+        whole(&format!("seed {seed} after the kills"));
+    }
 }
