@@ -54,7 +54,7 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=14_400))]
     frames: u64,
     /// Seconds of audio when there is no video (with a video, the audio lasts as long as the clip); no cap below an hour.
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = 4.0, value_parser = seconds_value)]
     seconds: f64,
     #[command(flatten)]
     sampling: SamplingArgs,
@@ -68,7 +68,7 @@ pub struct GenerateArgs {
     #[arg(long)]
     init: Option<PathBuf>,
     /// How much of the init image to redo (0 to 1; with --init).
-    #[arg(long, default_value_t = 0.75)]
+    #[arg(long, default_value_t = 0.75, value_parser = strength_value)]
     strength: f64,
     /// Inpainting: white where to generate, black where to keep --init.
     #[arg(long)]
@@ -86,6 +86,18 @@ pub struct GenerateArgs {
     /// Where to run: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: DeviceArg,
+}
+
+fn seconds_value(text: &str) -> Result<f64, String> {
+    crate::sampling::number_in(text, 0.1, 3600.0)
+}
+
+fn strength_value(text: &str) -> Result<f64, String> {
+    let value = crate::sampling::number_in(text, 0.0, 1.0)?;
+    if value == 0.0 {
+        return Err("0 redoes nothing; allowed more than 0, at most 1".into());
+    }
+    Ok(value)
 }
 
 /// The largest side of an --init, --mask or --first-frame image.
@@ -126,6 +138,9 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     };
     if args.init.is_none() && args.strength != 0.75 {
         bail!("--strength needs --init (the image to start from)");
+    }
+    if args.mask.is_some() && args.init.is_none() {
+        bail!("--mask needs --init (the image whose unmasked part is kept)");
     }
     let mask = match &args.mask {
         Some(path) => Some(open(path, "mask")?.to_luma8()),
@@ -185,7 +200,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let mut pipeline = match &args.model {
         Some(model) => Pipeline::load(model, &device).with_context(|| {
             format!(
-                "cannot load the text-to-image model from {} (models/README.md says how it is trained)",
+                "--model {}: cannot load the text-to-image model (models/README.md says how it is trained)",
                 model.display()
             )
         })?,

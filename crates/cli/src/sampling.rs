@@ -14,11 +14,25 @@ pub struct SamplingArgs {
     pub steps: Option<u64>,
     /// Classifier-free guidance scale (1: no guidance, and half the work) [default: 4;
     /// 1 for the grounded renderer].
-    #[arg(long)]
+    #[arg(long, value_parser = guidance_value)]
     pub guidance: Option<f64>,
-    /// Sampler: ddim, ddpm, euler, euler-a or dpmpp-2m.
-    #[arg(long, default_value = "ddim")]
+    /// Sampler.
+    #[arg(long, default_value = "ddim", value_parser = ["ddim", "ddpm", "euler", "euler-a", "dpmpp-2m"])]
     pub sampler: String,
+}
+
+/// A number in `low..=high` (clap then names the flag in its error).
+pub fn number_in(text: &str, low: f64, high: f64) -> Result<f64, String> {
+    let value: f64 = text.parse().map_err(|_| format!("'{text}' is not a number"))?;
+    if value.is_finite() && (low..=high).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{value} is out of range; allowed {low} to {high}"))
+    }
+}
+
+fn guidance_value(text: &str) -> Result<f64, String> {
+    number_in(text, 0.0, 50.0)
 }
 
 /// Steps and guidance of the end-to-end models when not given.
