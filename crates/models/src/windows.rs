@@ -120,16 +120,9 @@ mod tests {
         let dev = Device::Cpu;
         let xs = mmgen_diffusion::gaussian((2, 23, 3), 1, &dev).unwrap();
         let f = |x: &Tensor| Ok((x * 2.0)?.sin()?);
-        let whole = f(&xs).unwrap();
-        let windowed_out = windowed(&xs, 8, 3, f).unwrap();
-        let diff: f32 = (whole - windowed_out)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let max_diff =
+            |a: Tensor, b: Tensor| -> f32 { (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap() };
+        let diff = max_diff(f(&xs).unwrap(), windowed(&xs, 8, 3, f).unwrap());
         assert!(diff < 1e-6, "{diff}");
         // A long sequence: the same per-position result, in batches of bounded size.
         let long = mmgen_diffusion::gaussian((2, 200, 3), 2, &dev).unwrap();
@@ -140,14 +133,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(largest, 2 * WINDOWS_PER_BATCH, "40 windows, 8 per call");
-        let diff: f32 = (f(&long).unwrap() - out)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let diff = max_diff(f(&long).unwrap(), out);
         assert!(diff < 1e-6, "{diff}");
         let short = xs.narrow(1, 0, 5).unwrap();
         let mut seen = 0;

@@ -284,11 +284,6 @@ impl Pipeline {
     ) -> Result<Package> {
         let start = Instant::now();
         // 1. Validate and plan.
-        if request.prompt.trim().is_empty() {
-            return Err(PipelineError::Invalid(
-                "the prompt is empty; say what to make, e.g. \"a red star over the sea at sunset\"".into(),
-            ));
-        }
         check_prompt(&request.prompt)?;
         request.image.check()?;
         let plan = match &request.modalities {
@@ -687,9 +682,14 @@ impl Pipeline {
 /// tokens), short enough that meta.json, caption.txt and image.png stay small.
 pub const MAX_PROMPT_CHARS: usize = 2000;
 
-/// Refuses prompts that are too long or hold control characters (they would go raw
-/// into caption.txt and meta.json); tabs and newlines are spaces.
+/// Refuses prompts that are empty, too long or hold control characters (they would go
+/// raw into caption.txt and meta.json); tabs and newlines are spaces.
 fn check_prompt(prompt: &str) -> Result<()> {
+    if prompt.trim().is_empty() {
+        return Err(PipelineError::Invalid(
+            "the prompt is empty; say what to make, e.g. \"a red star over the sea at sunset\"".into(),
+        ));
+    }
     let chars = prompt.chars().count();
     if chars > MAX_PROMPT_CHARS {
         return Err(PipelineError::Invalid(format!(
