@@ -1,4 +1,4 @@
-//! `mmgen bench ...`: throughput measurements, written down in the README.
+//! `mmgen bench ...`: throughput measurements, written down in docs/speed.md.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -9,11 +9,11 @@ use clap::{Args, Subcommand};
 use crate::device::DeviceArg;
 use crate::sampling::SamplingArgs;
 use anyhow::Context;
-use mmgen_eval::bench::{bench_training, BENCH_MODELS};
 use mmgen_models::grounded::planner::Planner;
 use mmgen_models::grounded::{GroundedRenderer, PlanBatch};
 use mmgen_models::hybrid_image::{HybridImage, ImageRequest};
 use mmgen_pipeline::{Modality, Pipeline, Request};
+use mmgen_train::bench::{bench_training, BENCH_MODELS};
 use mmgen_world::rng::mix64;
 use mmgen_world::{render_audio, render_image, render_video, SpecSampler, Split, StreamConfig, WorldStream};
 
@@ -32,6 +32,9 @@ pub enum BenchCommand {
     /// Seconds per package (`mmgen generate` without the cache): each stage (video,
     /// audio, image) and the whole, on the shipped models.
     Package(PackageBenchArgs),
+    /// Peak resident memory of `mmgen generate` (one child process per request) at
+    /// several video and audio lengths: flat in the length beyond the result itself.
+    Memory(crate::bench_memory::MemoryBenchArgs),
 }
 
 #[derive(Args)]
@@ -144,6 +147,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Generate(args) => generate(args),
         BenchCommand::Grounded(args) => grounded(args),
         BenchCommand::Package(args) => package(args),
+        BenchCommand::Memory(args) => crate::bench_memory::run(args),
     }
 }
 

@@ -14,11 +14,10 @@ use mmgen_eval::generator::{
 use mmgen_eval::grounded::{GroundedGenerator, PlanSource};
 use mmgen_eval::probe::audio_data::audio_probe_accuracy;
 use mmgen_eval::probe::image_data::{clip_frame_accuracy, image_probe_accuracy, CLIP_FRAMES};
-use mmgen_eval::probe::train::{accuracy_by_split, recalibrate_image_probe};
+use mmgen_eval::probe::measure::{accuracy_by_split, recalibrate_image_probe};
 use mmgen_eval::probe::video_data::video_probe_accuracy;
-use mmgen_eval::run::{
-    evaluate, load_audio_probe, load_image_probe, load_video_probe, MediaOptions, Probes, Prompts, Task,
-};
+use mmgen_eval::probes::{load_audio_probe, load_image_probe, load_video_probe, Probes};
+use mmgen_eval::run::{evaluate, MediaOptions, Prompts};
 use mmgen_models::grounded::planner::Planner;
 use mmgen_models::grounded::GroundedRenderer;
 use mmgen_models::hybrid_audio::HybridAudio;
@@ -27,25 +26,20 @@ use mmgen_models::hybrid_video::HybridVideo;
 use mmgen_models::vae::{psnr, Vae};
 use mmgen_pipeline::MAX_PROMPT_CHARS;
 use mmgen_train::text_image::TrainedVae;
-use mmgen_world::{Lang, Split};
+use mmgen_world::Split;
 
+use crate::choices::{LangArg, MediumArg, SourceArg, SplitArg};
 use crate::device::DeviceArg;
 use crate::sampling::SamplingArgs;
 
 #[derive(Args)]
 pub struct EvalArgs {
     /// What to evaluate.
-    #[arg(long, default_value = "image", value_parser = ["image", "video", "audio"])]
-    task: String,
-    /// The generator: `oracle` (renders the parsed prompt: the upper bound),
-    /// `random` (ignores the prompt: chance), `morph` (--task video: the oracle's clips
-    /// with one object changing identity halfway, a control that temporal consistency
-    /// must fail), `hybrid` (the end-to-end model of the task, from --model),
-    /// `grounded` (--task image: the planner's plan drawn by the grounded renderer) or
-    /// `grounded-layout` (--task image: the renderer alone, drawing the parsed
-    /// prompt's true layout).
-    #[arg(long, default_value = "oracle")]
-    source: String,
+    #[arg(long, value_enum, default_value_t = MediumArg::Image)]
+    task: MediumArg,
+    /// The generator.
+    #[arg(long, value_enum, default_value_t = SourceArg::Oracle)]
+    source: SourceArg,
     /// The planner folder of --source grounded.
     #[arg(long, default_value = "models/grounded-planner")]
     planner: PathBuf,
@@ -64,11 +58,11 @@ pub struct EvalArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     n: Option<u64>,
     /// Which side of the compositional split the prompts come from.
-    #[arg(long, default_value = "heldout", value_parser = ["train", "heldout"])]
-    split: String,
+    #[arg(long, value_enum, default_value_t = SplitArg::Heldout)]
+    split: SplitArg,
     /// Prompt language.
-    #[arg(long, default_value = "en", value_parser = ["en", "zh"])]
-    lang: String,
+    #[arg(long, value_enum, default_value_t = LangArg::En)]
+    lang: LangArg,
     /// Free prompts instead, one per line (blank lines and lines starting with # skipped).
     #[arg(long)]
     prompts: Option<PathBuf>,
@@ -140,8 +134,8 @@ const DEFAULT_CLIPS: u64 = 200;
 pub struct EvalProbeArgs {
     /// Which probe: `image` (the whole image reading: detector and shape probe), `video`
     /// (per-object motion, from true tracks) or `audio` (instrument, mood, tempo).
-    #[arg(long, default_value = "image", value_parser = ["image", "video", "audio"])]
-    task: String,
+    #[arg(long, value_enum, default_value_t = MediumArg::Image)]
+    task: MediumArg,
     /// The probe folder [default: models/probe-image, -video or -audio by --task].
     #[arg(long)]
     probe: Option<PathBuf>,
@@ -215,35 +209,35 @@ pub struct CalibrateProbeArgs {
 }
 
 fn generator(args: &EvalArgs, device: &Device) -> Result<Box<dyn Generator>> {
-    match args.source.as_str() {
-        "oracle" => Ok(Box::new(Oracle)),
-        "random" => Ok(Box::new(RandomScene)),
+    match args.source {
+        SourceArg::Oracle => Ok(Box::new(Oracle)),
+        SourceArg::Random => Ok(Box::new(RandomScene)),
         // Its stills and audio are the oracle's: only a clip can show it.
-        "morph" if args.task != "video" => bail!(
+        SourceArg::Morph if args.task != MediumArg::Video => bail!(
             "--source morph is a control for --task video (an object changes identity halfway through each clip; its stills and audio are the oracle's); --task is {}",
             args.task
         ),
-        "morph" => Ok(Box::new(MorphingClip)),
-        "hybrid" => {
+        SourceArg::Morph => Ok(Box::new(MorphingClip)),
+        SourceArg::Hybrid => {
             let dir = args
                 .model
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("models/hybrid-{}", args.task)));
             let cannot = || format!("--model {}: cannot load the hybrid {} model", dir.display(), args.task);
-            match args.task.as_str() {
-                "video" => {
+            match args.task {
+                MediumArg::Video => {
                     let settings = args.sampling.video_settings();
                     settings.check()?;
                     let model = HybridVideo::load(&dir, device).with_context(cannot)?;
                     Ok(Box::new(HybridVideoGenerator::new(model, settings)))
                 }
-                "audio" => {
+                MediumArg::Audio => {
                     let settings = args.sampling.audio_settings();
                     settings.check()?;
                     let model = HybridAudio::load(&dir, device).with_context(cannot)?;
                     Ok(Box::new(HybridAudioGenerator::new(model, settings)))
                 }
-                _ => {
+                MediumArg::Image => {
                     let settings = args.sampling.image_settings();
                     settings.check()?;
                     let model = HybridImage::load(&dir, device).with_context(cannot)?;
@@ -251,17 +245,17 @@ fn generator(args: &EvalArgs, device: &Device) -> Result<Box<dyn Generator>> {
                 }
             }
         }
-        "grounded" | "grounded-layout" if args.task != "image" => bail!(
+        SourceArg::Grounded | SourceArg::GroundedLayout if args.task != MediumArg::Image => bail!(
             "--source {} draws stills: use --task image (--task is {})",
-            args.source,
+            args.source.name(),
             args.task
         ),
-        "grounded" | "grounded-layout" => {
+        SourceArg::Grounded | SourceArg::GroundedLayout => {
             let settings = args.sampling.grounded_settings();
             settings.check()?;
             let renderer = GroundedRenderer::load(&args.renderer, device)
                 .with_context(|| format!("--renderer {}: cannot load the grounded renderer", args.renderer.display()))?;
-            let source = if args.source == "grounded" {
+            let source = if args.source == SourceArg::Grounded {
                 let planner = Planner::load(&args.planner, device)
                     .with_context(|| format!("--planner {}: cannot load the planner", args.planner.display()))?;
                 PlanSource::Planner(Box::new(planner))
@@ -270,27 +264,25 @@ fn generator(args: &EvalArgs, device: &Device) -> Result<Box<dyn Generator>> {
             };
             Ok(Box::new(GroundedGenerator::new(source, renderer, settings)))
         }
-        other => bail!(
-            "unknown --source `{other}`; available: oracle, random, morph (--task video), hybrid, grounded, grounded-layout (--task image)"
-        ),
     }
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    let task = match args.task.as_str() {
-        "image" => Task::Image,
-        "video" => Task::Video,
-        "audio" => Task::Audio,
-        other => bail!("unknown --task `{other}`; available: image, video, audio"),
-    };
+    let task = args.task.task();
     let device = args.device.open()?;
     let mut generator = generator(&args, &device)?;
     let prompts = match &args.prompts {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read prompts file {}", path.display()))?;
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read prompts file {}", path.display()))?;
             let mut list = Vec::new();
-            for (i, line) in text.lines().enumerate() {
+            for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+                let Ok(line) = std::str::from_utf8(line) else {
+                    bail!(
+                        "prompts file {} line {}: not UTF-8 text; save the file as UTF-8",
+                        path.display(),
+                        i + 1
+                    );
+                };
                 let line = line.trim();
                 if line.is_empty() || line.starts_with('#') {
                     continue;
@@ -313,8 +305,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
         }
         None => Prompts::World {
             n: args.n.unwrap_or(200) as usize,
-            split: args.split.parse::<Split>()?,
-            lang: args.lang.parse::<Lang>()?,
+            split: args.split.into(),
+            lang: args.lang.into(),
         },
     };
     let probes = Probes::load(&args.probes, &device).with_context(|| {
@@ -383,20 +375,20 @@ pub fn run_probe(args: EvalProbeArgs) -> Result<()> {
     let dir = args.probe_dir();
     let (n, seed) = (args.n as usize, args.seed);
     let mut out = serde_json::Map::new();
-    out.insert("task".into(), args.task.clone().into());
+    out.insert("task".into(), args.task.name().into());
     out.insert("probe".into(), dir.display().to_string().into());
-    if args.task != "image" {
+    if args.task != MediumArg::Image {
         args.refuse_image_flags()?;
     }
     let flag = || format!("--probe {}", dir.display());
-    let accuracy = match args.task.as_str() {
-        "image" => image_reading_accuracy(&args, &dir, &device)?,
-        "video" => {
+    let accuracy = match args.task {
+        MediumArg::Image => image_reading_accuracy(&args, &dir, &device)?,
+        MediumArg::Video => {
             let probe = load_video_probe(&dir, &device).with_context(flag)?;
             eprintln!("reading the motion of every object of {n} fresh clips per split, from true tracks ...");
             accuracy_by_split(|split| video_probe_accuracy(&probe, n, seed, split, &device))?
         }
-        _ => {
+        MediumArg::Audio => {
             let probe = load_audio_probe(&dir, &device).with_context(flag)?;
             eprintln!("hearing {n} fresh clips per split ...");
             accuracy_by_split(|split| audio_probe_accuracy(&probe, n, seed, split, &device))?
@@ -541,8 +533,8 @@ pub struct EvalVocoderArgs {
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(16..=8192))]
     n_fft: u64,
     /// Which side of the compositional split the clips come from.
-    #[arg(long, default_value = "heldout", value_parser = ["train", "heldout"])]
-    split: String,
+    #[arg(long, value_enum, default_value_t = SplitArg::Heldout)]
+    split: SplitArg,
     /// Seed of the clips and phases.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -573,7 +565,7 @@ pub fn run_vocoder(args: EvalVocoderArgs) -> Result<()> {
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let split: Split = args.split.parse()?;
+    let split: Split = args.split.into();
     let bar = ProgressBar::new(args.n).with_style(
         ProgressStyle::with_template("{spinner} vocoding [{bar:30}] {pos}/{len} clips ({eta} left)")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -612,7 +604,7 @@ pub fn run_vocoder(args: EvalVocoderArgs) -> Result<()> {
     println!(
         "{} {} clips of {} s, {}",
         report["clips"],
-        args.split,
+        format!("{:?}", split).to_lowercase(),
         report["seconds_of_audio_per_clip"],
         report["vocoder"].as_str().unwrap_or("")
     );

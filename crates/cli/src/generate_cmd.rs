@@ -50,12 +50,14 @@ pub struct GenerateArgs {
     /// The text-to-audio model folder [default: models/hybrid-audio, when it exists].
     #[arg(long)]
     audio_model: Option<PathBuf>,
-    /// Video frames (chunks of the model's window, generated together and blended).
-    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=14_400))]
-    frames: u64,
-    /// Seconds of audio when there is no video (with a video, the audio lasts as long as the clip); no cap below an hour.
-    #[arg(long, default_value_t = 4.0, value_parser = seconds_value)]
-    seconds: f64,
+    /// Video frames (chunks of the model's window, generated together and blended)
+    /// [default: 24].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=14_400))]
+    frames: Option<u64>,
+    /// Seconds of audio when there is no video (with a video, the audio lasts as long
+    /// as the clip); no cap below an hour [default: 4].
+    #[arg(long, value_parser = seconds_value)]
+    seconds: Option<f64>,
     #[command(flatten)]
     sampling: SamplingArgs,
     /// What to steer away from.
@@ -166,6 +168,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         }
         None => None,
     };
+    let defaults = Request::new(&args.prompt, args.seed);
     let request = Request {
         modalities,
         image: ImageSettings {
@@ -181,19 +184,27 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             ..args.sampling.grounded_settings()
         },
         scene_plan,
-        frames: args.frames as usize,
-        seconds: args.seconds,
+        frames: args.frames.map_or(defaults.frames, |f| f as usize),
+        seconds: args.seconds.unwrap_or(defaults.seconds),
         first_frame: match &args.first_frame {
             Some(path) => Some(open(path, "first-frame")?.to_rgb8()),
             None => None,
         },
-        ..Request::new(&args.prompt, args.seed)
+        ..defaults
     };
     request.image.check()?;
     request.grounded.check()?;
     let cache = match (args.no_cache, &args.cache) {
         (true, _) => None,
-        (false, Some(dir)) => Some(Cache::new(dir)),
+        // A cache the user named that cannot be written is said now, under its flag;
+        // the request still runs, unstored.
+        (false, Some(dir)) => match Cache::new(dir).check_writable() {
+            Ok(()) => Some(Cache::new(dir)),
+            Err(e) => {
+                eprintln!("warning: --cache {e}; this request will not be stored");
+                None
+            }
+        },
         (false, None) => Cache::default_dir().map(Cache::new),
     };
     let device = args.device.open()?;
@@ -239,7 +250,11 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         bar.set_position(done as u64);
     })?;
     bar.finish_and_clear();
-    for warning in &package.warnings {
+    for warning in package
+        .warnings
+        .iter()
+        .chain(&ignored_options(&args, &package.plan.modalities))
+    {
         eprintln!("warning: {warning}");
     }
     let used = if package.meta.get("scene_plan").is_some() {
@@ -260,6 +275,31 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         package.seconds
     );
     Ok(())
+}
+
+/// The options given that this package had no use for, each with why.
+fn ignored_options(args: &GenerateArgs, made: &[Modality]) -> Vec<String> {
+    let list = made.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ");
+    let video = made.contains(&Modality::Video);
+    let mut ignored = Vec::new();
+    if let (Some(frames), false) = (args.frames, video) {
+        ignored.push(format!("--frames {frames} was not used: this request makes no video (it made {list}; ask for a clip, or pass --modalities)"));
+    }
+    if let (Some(_), false) = (&args.first_frame, video) {
+        ignored.push(format!(
+            "--first-frame was not used: this request makes no video (it made {list})"
+        ));
+    }
+    if let Some(seconds) = args.seconds {
+        if !made.contains(&Modality::Audio) {
+            ignored.push(format!(
+                "--seconds {seconds} was not used: this request makes no audio (it made {list})"
+            ));
+        } else if video {
+            ignored.push(format!("--seconds {seconds} was not used: with a video the audio lasts as long as the clip (set its length with --frames)"));
+        }
+    }
+    ignored
 }
 
 /// The folder given, or the default one when it exists.

@@ -1,6 +1,8 @@
 //! `mmgen`: the command-line entry to mmgen.
 
 mod bench;
+mod bench_memory;
+mod choices;
 mod device;
 mod eval_cmd;
 mod generate_cmd;
@@ -38,7 +40,7 @@ enum Command {
     Train(train_cmd::TrainCommand),
     /// Generate a package from a prompt: a still by the grounded model (planner +
     /// renderer), video and music by the hybrid models, caption and meta.json.
-    Generate(generate_cmd::GenerateArgs),
+    Generate(Box<generate_cmd::GenerateArgs>),
     /// Print the scene plan the grounded planner makes of a prompt (JSON).
     Plan(plan_cmd::PlanArgs),
     /// The grounded planner alone: its plans of world prompts against what each asks
@@ -75,7 +77,7 @@ fn main() {
     let result = match cli.command {
         Command::World(cmd) => world_cmd::run(cmd),
         Command::Train(cmd) => train_cmd::run(cmd),
-        Command::Generate(args) => generate_cmd::run(args),
+        Command::Generate(args) => generate_cmd::run(*args),
         Command::Plan(args) => plan_cmd::run(args),
         Command::EvalPlanner(args) => plan_cmd::run_eval(args),
         Command::Eval(args) => eval_cmd::run(args),

@@ -21,13 +21,13 @@ use mmgen_train::vae::train_vae;
 
 use crate::device::DeviceArg;
 use indicatif::{ProgressBar, ProgressStyle};
-use mmgen_eval::fit::{FitOptions, StepReport};
 use mmgen_eval::probe::audio::AudioProbeConfig;
 use mmgen_eval::probe::image::ImageProbeConfig;
-use mmgen_eval::probe::image_data::{StreamFocus, StyleShare};
 use mmgen_eval::probe::shape::ShapeProbeConfig;
-use mmgen_eval::probe::train::{train_audio_probe, train_image_probe, train_shape_probe, train_video_probe, RunInfo};
 use mmgen_eval::probe::video::VideoProbeConfig;
+use mmgen_train::fit::{FitOptions, RunInfo, StepReport};
+use mmgen_train::probe_data::{StreamFocus, StyleShare};
+use mmgen_train::probes::{train_audio_probe, train_image_probe, train_shape_probe, train_video_probe};
 use mmgen_world::Style;
 
 // The variant names are the subcommand names (`probe-image`, `text-image`, ...).

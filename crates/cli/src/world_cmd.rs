@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use crate::choices::{LangArg, MediumArg, SplitArg};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -78,11 +79,11 @@ pub struct SampleArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Caption language.
-    #[arg(long, default_value = "en", value_parser = ["en", "zh"])]
-    lang: String,
+    #[arg(long, value_enum, default_value_t = LangArg::En)]
+    lang: LangArg,
     /// Which side of the compositional split.
-    #[arg(long, default_value = "train", value_parser = ["train", "heldout"])]
-    split: String,
+    #[arg(long, value_enum, default_value_t = SplitArg::Train)]
+    split: SplitArg,
     /// Also render audio (every sample then has music).
     #[arg(long)]
     audio: bool,
@@ -112,11 +113,11 @@ pub struct CaptionsArgs {
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     n: u64,
     /// Caption language.
-    #[arg(long, default_value = "en", value_parser = ["en", "zh"])]
-    lang: String,
+    #[arg(long, value_enum, default_value_t = LangArg::En)]
+    lang: LangArg,
     /// What the caption asks for.
-    #[arg(long, default_value = "video", value_parser = ["image", "video", "audio"])]
-    medium: String,
+    #[arg(long, value_enum, default_value_t = MediumArg::Video)]
+    medium: MediumArg,
 }
 
 pub fn run(cmd: WorldCommand) -> Result<()> {
@@ -197,8 +198,8 @@ fn create_dir(out: &Path) -> Result<()> {
 }
 
 fn sample(args: SampleArgs) -> Result<()> {
-    let lang: Lang = args.lang.parse()?;
-    let split: Split = args.split.parse()?;
+    let lang: Lang = args.lang.into();
+    let split: Split = args.split.into();
     create_dir(&args.out)?;
     let sampler = SpecSampler {
         p_music: if args.audio {
@@ -289,13 +290,8 @@ fn render(args: RenderArgs) -> Result<()> {
 
 fn captions(args: CaptionsArgs) -> Result<()> {
     let spec = read_spec(&args.spec)?;
-    let lang: Lang = args.lang.parse()?;
-    let medium = match args.medium.as_str() {
-        "image" => Medium::Image,
-        "audio" => Medium::Audio,
-        "video" => Medium::Video,
-        other => bail!("unknown medium `{other}`; allowed: image, video, audio"),
-    };
+    let lang: Lang = args.lang.into();
+    let medium = args.medium.medium();
     let set = distinct_captions(&spec, lang, CaptionOptions::full(medium), args.n as usize);
     for text in &set {
         println!("{text}");

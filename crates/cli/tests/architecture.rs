@@ -87,3 +87,51 @@ fn the_check_would_catch_a_violation() {
     assert!(reaches(&graph, "mmgen-pipeline", "mmgen-world"));
     assert!(!reaches(&graph, "mmgen-media", "mmgen-world"));
 }
+
+/// The crates `mmgen generate` runs on.
+const INFERENCE: &[&str] = &[
+    "mmgen-pipeline",
+    "mmgen-models",
+    "mmgen-media",
+    "mmgen-nn",
+    "mmgen-diffusion",
+];
+
+#[test]
+fn inference_crates_do_not_depend_on_evaluation_or_training() {
+    let graph = workspace_graph();
+    for name in INFERENCE {
+        assert!(graph.contains_key(*name), "{name} is no workspace crate: {graph:?}");
+        for judge in ["mmgen-eval", "mmgen-train"] {
+            assert!(!reaches(&graph, name, judge), "{name} reaches {judge}");
+        }
+    }
+}
+
+/// Every `.rs` file under `dir`, recursively.
+fn sources(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(sources(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn evaluation_holds_no_optimiser() {
+    // Training loops live in the train crate; eval only reads, aligns and reports.
+    let eval = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../eval/src");
+    let files = sources(&eval);
+    assert!(files.len() > 5, "{files:?}");
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for word in ["AdamW", "Optimizer", "backward_step"] {
+            assert!(!text.contains(word), "{} uses {word}", path.display());
+        }
+    }
+}

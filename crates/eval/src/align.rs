@@ -232,8 +232,8 @@ pub fn find_copies<'a>(o: &AskedObject, found: &'a [Vec<Detection>]) -> Option<(
 /// through weaker detections, as ByteTrack does (Zhang et al. 2022):
 /// a turned or partly covered object's heat dips below the threshold tuned for
 /// counting stills, while what else a low threshold lets in (suns, clouds taken for
-/// objects) rarely has the tracked object's shape and colour where it was. On 100
-/// held-out oracle clips this lifted temporal consistency from 84 to 90 prompts.
+/// objects) rarely has the tracked object's shape and colour where it was (measured
+/// on oracle clips in docs/evaluation.md).
 pub const TRACK_THRESHOLD: f64 = 0.2;
 
 /// Probability from which a detection's reading of the tracked object's shape and of
@@ -244,11 +244,8 @@ pub const TRACK_THRESHOLD: f64 = 0.2;
 /// whose reading does not rule it out. Where the probes are unsure (a small pixel-art
 /// hexagon as it moves across the block grid, a colour tinted by a setting sun), the
 /// most likely reading flips for a frame or two between near neighbours; an object
-/// that changes identity is read as the new one, not as a close second. Over 300
-/// oracle clips per split this lifted temporal consistency from 290 / 287 (train /
-/// held-out) to 295 / 291 and broke none, while over 300 held-out clips of the
-/// `morph` control (an object turns into another shape or colour halfway) it let
-/// through no more than the most likely reading alone did. The value was chosen
+/// that changes identity is read as the new one, not as a close second, so the
+/// `morph` control still fails (measured in docs/evaluation.md). The value was chosen
 /// once, before measuring, and not tuned.
 pub const TRACK_IDENTITY_PROBABILITY: f32 = 0.25;
 

@@ -77,7 +77,7 @@ fn render_spec(spec: &mmgen_world::SceneSpec, seed: u64, settings: &GenerationSe
 }
 
 /// The scene a prompt asks for, as the oracle and its morph control render it: the
-/// only place where a prompt is parsed into a spec for rendering (design.md's rule:
+/// only place where a prompt is parsed into a spec for rendering (the README's rule:
 /// this exists only inside evaluation).
 pub(crate) fn parsed_spec(prompt: &str, seed: u64) -> Result<mmgen_world::SceneSpec> {
     Ok(spec_from_request(&parse_prompt(prompt)?, seed)?)

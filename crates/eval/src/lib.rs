@@ -7,15 +7,16 @@
 #![warn(missing_docs)]
 
 pub mod align;
-pub mod bench;
 mod error;
 pub mod fd;
-pub mod fit;
 pub mod generator;
 pub mod grounded;
 pub mod plan_eval;
 pub mod probe;
+pub mod probes;
+pub mod report;
 pub mod run;
+mod score;
 pub mod vocoder;
 
 pub use error::{EvalError, Result};

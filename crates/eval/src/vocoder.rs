@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::error::{EvalError, Result};
 use crate::probe::audio::AudioProbe;
 use crate::probe::audio_data::{audio_probe_accuracy, audio_probe_accuracy_through};
-use crate::probe::train::tallies_json;
+use crate::probe::measure::tallies_json;
 
 /// Which clips and how many Griffin-Lim rounds.
 #[derive(Clone, Copy, Debug)]

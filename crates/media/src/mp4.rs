@@ -69,7 +69,14 @@ pub fn write_mp4(path: &Path, frames: &[RgbImage], fps: u32, audio: Option<Mp4Au
         path: name.clone(),
         message: format!("{what}: {e}"),
     };
-    let video = encode_h264(frames, fps).map_err(|e| mp4_err("H.264 encoder", &e))?;
+    let mut video = encode_h264(frames, fps).map_err(|e| mp4_err("H.264 encoder", &e))?;
+    // An MP4's last sample lasts as long as the gap before it, so a lone frame would
+    // last no time: it is stored as two half-length copies of itself.
+    let mut sample_seconds = 1.0 / fps as f64;
+    if video.len() == 1 {
+        video.push(video[0].clone());
+        sample_seconds /= 2.0;
+    }
     let packets = match audio {
         Some(a) => encode_opus(a).map_err(|e| mp4_err("Opus encoder", &e))?,
         None => Vec::new(),
@@ -84,10 +91,9 @@ pub fn write_mp4(path: &Path, frames: &[RgbImage], fps: u32, audio: Option<Mp4Au
     }
     let mut muxer = builder.build().map_err(|e| mp4_err("muxer", &e))?;
     // Interleave by time, video first at equal times (audio may not precede video).
-    let frame_seconds = 1.0 / fps as f64;
     let (mut v, mut a) = (0, 0);
     while v < video.len() || a < packets.len() {
-        let video_time = v as f64 * frame_seconds;
+        let video_time = v as f64 * sample_seconds;
         let audio_time = a as f64 * OPUS_FRAME_SECONDS;
         if v < video.len() && (a >= packets.len() || video_time <= audio_time) {
             let (data, key) = &video[v];
@@ -113,7 +119,7 @@ pub fn write_mp4(path: &Path, frames: &[RgbImage], fps: u32, audio: Option<Mp4Au
         .len();
     Ok(Mp4Summary {
         frames: frames.len(),
-        video_seconds: frames.len() as f64 * frame_seconds,
+        video_seconds: frames.len() as f64 / fps as f64,
         audio_packets: packets.len(),
         bytes,
     })
@@ -329,6 +335,16 @@ mod tests {
         assert!((video.seconds - 3.0).abs() < 0.01, "video {} s", video.seconds);
         assert_eq!((sound.codec.as_str(), sound.samples), ("Opus", 150));
         assert!((sound.seconds - 3.0).abs() < 0.03, "audio {} s", sound.seconds);
+    }
+
+    #[test]
+    fn a_single_frame_lasts_one_frame() {
+        let path = temp("one.mp4");
+        let summary = write_mp4(&path, &frames(1), 8, None).unwrap();
+        assert_eq!((summary.frames, summary.video_seconds), (1, 0.125));
+        let tracks = read_mp4_tracks(&path).unwrap();
+        let video = tracks.iter().find(|t| t.handler == "vide").unwrap();
+        assert!((video.seconds - 0.125).abs() < 0.001, "video {} s", video.seconds);
     }
 
     #[test]

@@ -37,9 +37,8 @@ pub struct MelConfig {
 
 impl Default for MelConfig {
     /// 16 kHz, 32 ms windows, 8 ms hop, 128 bands to 8 kHz: chosen with
-    /// `mmgen eval-vocoder` on the world's music, where 64 ms windows smear onsets
-    /// (tempo read within 10% drops from 1.00 to 0.74-0.78 after Griffin-Lim) and 80
-    /// bands lose timbre (mood 0.92 instead of 0.96).
+    /// `mmgen eval-vocoder` on the world's music, where longer windows smear onsets
+    /// and fewer bands lose timbre (docs/models.md, "audio representation").
     fn default() -> MelConfig {
         MelConfig {
             sample_rate: 16_000,
@@ -50,6 +49,18 @@ impl Default for MelConfig {
             f_max: 8_000.0,
         }
     }
+}
+
+/// The longest mel (in frames; 32.8 s at the default 8 ms hop) vocoded in one piece;
+/// longer clips go block by block.
+pub const VOCODE_BLOCK_FRAMES: usize = 4096;
+
+/// Frames shared by consecutive vocoder blocks (1 s at the default hop).
+const VOCODE_OVERLAP_FRAMES: usize = 128;
+
+/// The seed of vocoder block `block` (block 0 keeps `seed`).
+fn mix_seed(seed: u64, block: u64) -> u64 {
+    seed ^ block.wrapping_mul(0xD1B5_4A32_D192_ED03)
 }
 
 /// Natural-log floor of mel energies (-11.5).
@@ -298,7 +309,13 @@ impl MelSpectrogram {
                 magnitudes.len()
             )));
         }
-        // Seeded phases: SplitMix64 -> uniform angle.
+        let estimate = self.seeded_phases(magnitudes, seed);
+        Ok(self.refine_phase(magnitudes, len, iters, estimate))
+    }
+
+    /// Unit phasors of uniform random angle, one per bin of `magnitudes`, from `seed`
+    /// (SplitMix64).
+    fn seeded_phases(&self, magnitudes: &[Vec<f32>], seed: u64) -> Vec<Vec<Complex<f32>>> {
         let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
         let mut angle = || {
             state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -308,6 +325,21 @@ impl MelSpectrogram {
             z ^= z >> 31;
             std::f32::consts::TAU * (z >> 40) as f32 / (1u64 << 24) as f32
         };
+        magnitudes
+            .iter()
+            .map(|m| m.iter().map(|_| Complex::from_polar(1.0, angle())).collect())
+            .collect()
+    }
+
+    /// Fast Griffin-Lim from the phases of `estimate` (frames x bins, same shape as
+    /// `magnitudes`; only its phases are used).
+    fn refine_phase(
+        &self,
+        magnitudes: &[Vec<f32>],
+        len: usize,
+        iters: usize,
+        mut estimate: Vec<Vec<Complex<f32>>>,
+    ) -> Vec<f32> {
         let with_phase = |phases: &[Vec<Complex<f32>>]| -> Vec<Vec<Complex<f32>>> {
             magnitudes
                 .iter()
@@ -327,10 +359,6 @@ impl MelSpectrogram {
                 })
                 .collect()
         };
-        let mut estimate: Vec<Vec<Complex<f32>>> = magnitudes
-            .iter()
-            .map(|m| m.iter().map(|_| Complex::from_polar(1.0, angle())).collect())
-            .collect();
         // t_{-1} = 0 (as torchaudio): the first round only rescales, keeping the phase.
         let mut previous: Vec<Vec<Complex<f32>>> =
             magnitudes.iter().map(|m| vec![Complex::default(); m.len()]).collect();
@@ -345,12 +373,80 @@ impl MelSpectrogram {
                 }
             }
         }
-        Ok(self.istft(&with_phase(&estimate), len))
+        self.istft(&with_phase(&estimate), len)
     }
 
-    /// Mel -> magnitudes -> Griffin-Lim: the baseline vocoder.
+    /// Mel -> magnitudes -> Griffin-Lim: the baseline vocoder. A clip longer than
+    /// [`VOCODE_BLOCK_FRAMES`] is vocoded block by block, each block's phase started
+    /// from the audio of the one before over their overlap and the two cross-faded
+    /// there, so that memory stays flat in the clip's length.
     pub fn vocode(&self, mel: &LogMel, len: usize, iters: usize, seed: u64) -> Result<Vec<f32>> {
-        self.griffin_lim(&self.magnitudes_from_mel(mel)?, len, iters, seed)
+        if mel.frames != self.frames_for(len) {
+            return Err(ModelError::Invalid(format!(
+                "a log-mel of {} frames does not fit {len} samples ({} frames)",
+                mel.frames,
+                self.frames_for(len)
+            )));
+        }
+        if mel.frames <= VOCODE_BLOCK_FRAMES {
+            return self.griffin_lim(&self.magnitudes_from_mel(mel)?, len, iters, seed);
+        }
+        self.vocode_in_blocks(mel, len, iters, seed, VOCODE_BLOCK_FRAMES, VOCODE_OVERLAP_FRAMES)
+    }
+
+    /// [`Self::vocode`] in blocks of `block_frames` mel frames sharing `overlap_frames`.
+    fn vocode_in_blocks(
+        &self,
+        mel: &LogMel,
+        len: usize,
+        iters: usize,
+        seed: u64,
+        block_frames: usize,
+        overlap_frames: usize,
+    ) -> Result<Vec<f32>> {
+        let (hop, n_mels) = (self.config.hop, mel.n_mels);
+        let overlap = overlap_frames * hop;
+        let mut audio: Vec<f32> = Vec::with_capacity(len);
+        let mut first = 0;
+        for block in 0u64.. {
+            let last = (first + block_frames).min(mel.frames);
+            let start = first * hop;
+            // The block's samples: its frames' centres, the last block to the clip's end.
+            let block_len = if last == mel.frames {
+                len - start
+            } else {
+                (last - 1 - first) * hop
+            };
+            let block_mel = LogMel {
+                values: mel.values[first * n_mels..last * n_mels].to_vec(),
+                frames: last - first,
+                n_mels,
+            };
+            let magnitudes = self.magnitudes_from_mel(&block_mel)?;
+            let mut phases = self.seeded_phases(&magnitudes, mix_seed(seed, block));
+            let shared = audio.len().saturating_sub(start);
+            if shared > 0 {
+                // Continue the phase of the audio already made where the blocks overlap.
+                for (row, known) in phases.iter_mut().zip(self.stft(&audio[start..])) {
+                    *row = known;
+                }
+            }
+            let made = self.refine_phase(&magnitudes, block_len, iters, phases);
+            for (k, &v) in made.iter().enumerate() {
+                let at = start + k;
+                if at < audio.len() {
+                    let w = (k as f32 + 0.5) / shared as f32;
+                    audio[at] = audio[at] * (1.0 - w) + v * w;
+                } else {
+                    audio.push(v);
+                }
+            }
+            if last == mel.frames {
+                break;
+            }
+            first = last - 1 - overlap / hop;
+        }
+        Ok(audio)
     }
 }
 
@@ -467,6 +563,34 @@ mod tests {
         assert!(
             [261.6f32, 392.0, 523.3].iter().any(|f| (f - peak_hz).abs() < 40.0),
             "peak at {peak_hz} Hz"
+        );
+    }
+
+    #[test]
+    fn long_clips_vocode_in_blocks_as_well_as_whole() {
+        let mel = MelSpectrogram::new(&MelConfig::default()).unwrap();
+        let audio = tone(&[261.6, 392.0, 523.3], 2.0);
+        let log_mel = mel.log_mel(&audio);
+        let target = mel.magnitudes(&audio);
+        let whole = mel.vocode(&log_mel, audio.len(), 16, 1).unwrap();
+        // 251 frames in blocks of 60 sharing 12: six blocks, five seams.
+        let blocks = mel.vocode_in_blocks(&log_mel, audio.len(), 16, 1, 60, 12).unwrap();
+        assert_eq!(blocks.len(), audio.len());
+        let (sc_whole, sc_blocks) = (
+            spectral_convergence(&target, &mel.magnitudes(&whole)),
+            spectral_convergence(&target, &mel.magnitudes(&blocks)),
+        );
+        assert!(
+            sc_blocks < 1.2 * sc_whole,
+            "spectral convergence whole {sc_whole}, in blocks {sc_blocks}"
+        );
+        // No click at a seam: the largest step between samples is no larger than in the whole clip.
+        let largest_step = |x: &[f32]| x.windows(2).map(|w| (w[1] - w[0]).abs()).fold(0f32, f32::max);
+        assert!(largest_step(&blocks) < 1.5 * largest_step(&whole));
+        assert_eq!(
+            blocks,
+            mel.vocode_in_blocks(&log_mel, audio.len(), 16, 1, 60, 12).unwrap(),
+            "seeded"
         );
     }
 

@@ -18,6 +18,12 @@ pub fn read_folder_config<C: serde::de::DeserializeOwned>(dir: &Path, what: &str
     serde_json::from_str(&text).map_err(|e| ModelError::file(&path, format!("not a {what} config: {e}")))
 }
 
+/// Writes `value` to `path` as pretty JSON (a folder's config.json or metrics.json).
+pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| ModelError::Invalid(e.to_string()))?;
+    std::fs::write(path, text + "\n").map_err(|e| ModelError::file(path, e))
+}
+
 /// Loads a model folder: its `what` config, its tokenizer and its weights, handed to
 /// `build`; weights that do not fit the config are reported against the weights file.
 pub fn load_folder<C: serde::de::DeserializeOwned, M>(

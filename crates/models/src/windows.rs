@@ -60,35 +60,48 @@ pub fn windowed(
         return model(xs);
     }
     let b = xs.dim(0)?;
-    // Sum each window's output into place and divide by how many windows cover each
-    // position.
-    let mut sum = xs.zeros_like()?;
-    let mut count = vec![0f32; len];
-    for group in starts.chunks(WINDOWS_PER_BATCH) {
+    // The output is made segment by segment between window edges, each segment the
+    // mean of the windows covering it, as soon as no later window reaches it: time and
+    // memory stay linear in the length (adding every window into a whole-length sum
+    // made both quadratic).
+    let mut edges: Vec<usize> = starts.iter().flat_map(|&s| [s, s + window]).collect();
+    edges.sort_unstable();
+    edges.dedup();
+    let mut computed: Vec<(usize, Tensor)> = Vec::new();
+    let mut segments = Vec::with_capacity(edges.len());
+    let mut edge = 0;
+    for (g, group) in starts.chunks(WINDOWS_PER_BATCH).enumerate() {
         let pieces = group
             .iter()
             .map(|&s| xs.narrow(1, s, window))
             .collect::<candle_core::Result<Vec<_>>>()?;
         let out = model(&Tensor::cat(&pieces, 0)?)?;
         for (k, &s) in group.iter().enumerate() {
-            let piece = out.narrow(0, k * b, b)?;
-            let mut parts = Vec::with_capacity(3);
-            if s > 0 {
-                parts.push(xs.narrow(1, 0, s)?.zeros_like()?);
-            }
-            parts.push(piece);
-            if s + window < len {
-                parts.push(xs.narrow(1, s + window, len - s - window)?.zeros_like()?);
-            }
-            sum = (sum + Tensor::cat(&parts, 1)?)?;
-            count[s..s + window].iter_mut().for_each(|c| *c += 1.0);
+            computed.push((s, out.narrow(0, k * b, b)?));
         }
+        // Later windows start at or after the next group's first start.
+        let frontier = starts.get((g + 1) * WINDOWS_PER_BATCH).copied().unwrap_or(len);
+        while edge + 1 < edges.len() && edges[edge + 1] <= frontier {
+            let (from, to) = (edges[edge], edges[edge + 1]);
+            let mut sum: Option<Tensor> = None;
+            let mut count = 0usize;
+            for (s, out) in computed.iter().filter(|(s, _)| *s <= from && s + window >= to) {
+                let part = out.narrow(1, from - s, to - from)?;
+                sum = Some(match sum {
+                    None => part,
+                    Some(total) => (total + part)?,
+                });
+                count += 1;
+            }
+            let sum = sum.ok_or_else(|| ModelError::Invalid(format!("no window covers positions {from}..{to}")))?;
+            let weight = Tensor::new(1.0 / count as f32, xs.device())?.to_dtype(xs.dtype())?;
+            segments.push(sum.broadcast_mul(&weight)?);
+            edge += 1;
+        }
+        let next = edges[edge];
+        computed.retain(|(s, _)| s + window > next);
     }
-    let mut shape = vec![1usize; xs.rank()];
-    shape[1] = len;
-    let weights = Tensor::from_vec(count.iter().map(|c| 1.0 / c).collect::<Vec<_>>(), shape, xs.device())?
-        .to_dtype(xs.dtype())?;
-    Ok(sum.broadcast_mul(&weights)?)
+    Ok(Tensor::cat(&segments, 1)?)
 }
 
 #[cfg(test)]

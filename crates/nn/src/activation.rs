@@ -1,8 +1,7 @@
 //! GELU (tanh form) with a vectorisable tanh at inference.
 //!
-//! candle's CPU `gelu` calls libm's `tanhf` once per element, and in the hybrid
-//! model's sampling loop that was ~18% of all CPU time (`perf` on `mmgen bench
-//! generate`: `__expm1f` + `__tanhf`). Here tanh is Eigen's rational approximation
+//! candle's CPU `gelu` calls libm's `tanhf` once per element, which `perf` showed as a
+//! large share of the hybrid model's sampling loop (docs/speed.md). Here tanh is Eigen's rational approximation
 //! (odd degree-13 over even degree-6 polynomial on [-9, 9]; what Eigen, and through
 //! it TensorFlow, evaluate): only multiplies, adds and one divide, so LLVM vectorises
 //! the loop. Training keeps candle's op, which has a backward pass.

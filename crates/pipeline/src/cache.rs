@@ -117,6 +117,9 @@ impl Cache {
     pub fn check_writable(&self) -> Result<()> {
         let fail =
             |e: std::io::Error| PipelineError::file(&self.dir, format!("the cache folder cannot be written ({e})"));
+        if self.dir.exists() && !self.dir.is_dir() {
+            return Err(PipelineError::file(&self.dir, "the cache is a file, not a folder"));
+        }
         std::fs::create_dir_all(&self.dir).map_err(fail)?;
         let probe = self.dir.join(format!(".probe.{}", std::process::id()));
         std::fs::write(&probe, b"").map_err(fail)?;

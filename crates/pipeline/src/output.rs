@@ -110,7 +110,29 @@ fn inspect(out: &Path, policy: OutputPolicy) -> Result<Previous> {
 
 /// Checks `out` as [`Staging::begin`] does, without making anything.
 pub fn check_out(out: &Path, policy: OutputPolicy) -> Result<()> {
-    inspect(out, policy).map(|_| ())
+    inspect(out, policy)?;
+    // The staging folder goes beside `out`: the nearest folder that exists on the
+    // way there must take new entries.
+    let mut existing = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    while !existing.exists() {
+        match existing.parent() {
+            Some(p) if !p.as_os_str().is_empty() => existing = p.to_path_buf(),
+            _ => existing = PathBuf::from("."),
+        }
+    }
+    if !existing.is_dir() {
+        return Err(PipelineError::file(
+            &existing,
+            "is a file, so the output folder cannot be made under it",
+        ));
+    }
+    let probe = existing.join(format!(".mmgen-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| PipelineError::file(&existing, format!("cannot be written ({e})")))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 /// Removes staging folders that killed runs left beside `out` (their process is gone).

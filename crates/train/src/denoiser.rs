@@ -11,12 +11,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::fit::RunInfo;
+use crate::fit::{fit_vars, CheckpointClock, FitOptions, StepReport};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use mmgen_diffusion::{gaussian, NoiseSchedule, Prediction};
-use mmgen_eval::fit::{fit_vars, CheckpointClock, FitOptions, StepReport};
-use mmgen_eval::probe::train::RunInfo;
-use mmgen_eval::EvalError;
 use mmgen_models::weights::{load_f32, set_prefixed};
 use mmgen_world::rng::{mix64, rng_for, Purpose};
 use mmgen_world::OrderedWorkers;
@@ -92,10 +91,10 @@ impl<C: serde::Serialize> ModelFolder<'_, C> {
         let dir = self.dir;
         std::fs::create_dir_all(dir).map_err(|e| TrainError::file(dir, e))?;
         let value = serde_json::to_value(self.config).map_err(|e| TrainError::Invalid(e.to_string()))?;
-        mmgen_eval::fit::write_json(&dir.join("config.json"), &value)?;
+        crate::fit::write_json(&dir.join("config.json"), &value)?;
         self.tokenizer.save(&dir.join("tokenizer.json"))?;
         mmgen_models::weights::save_f16(varmap, Some(ema), &dir.join("model.safetensors"))?;
-        mmgen_eval::fit::write_json(&dir.join("metrics.json"), metrics)?;
+        crate::fit::write_json(&dir.join("metrics.json"), metrics)?;
         Ok(())
     }
 }
@@ -156,12 +155,7 @@ pub fn fit_denoiser<M: Denoiser, C: serde::Serialize>(
     let validation_initial = scalar(&denoising_loss(run.model, prediction, &validation)?)?;
     let schedule_w = schedule.clone();
     let batches = OrderedWorkers::new(fit.workers, 2, move |i| {
-        clean(i)
-            .and_then(|batch| noised_batch(batch, &schedule_w, p_uncond, seed, i, &dev))
-            .map_err(|e| match e {
-                TrainError::Eval(e) => e,
-                other => EvalError::Invalid(other.to_string()),
-            })
+        clean(i).and_then(|batch| noised_batch(batch, &schedule_w, p_uncond, seed, i, &dev))
     });
     let mut ema = Ema::new(trainable.clone(), run.options.ema_decay)?;
     let mut clock = CheckpointClock::new(info.checkpoint_every, fit.steps);
@@ -232,15 +226,11 @@ fn trainable_vars(varmap: &VarMap, frozen: &HashMap<String, Tensor>) -> Result<V
     Ok(named)
 }
 
-fn diffusion_err(e: mmgen_diffusion::DiffusionError) -> EvalError {
-    EvalError::Invalid(e.to_string())
-}
-
 /// The training objective: mean squared error of the model's prediction of the
 /// configured target (epsilon, v or x0) on a noised batch.
-fn denoising_loss<M: Denoiser>(model: &M, prediction: Prediction, b: &NoisedBatch) -> mmgen_eval::Result<Tensor> {
-    let xs = Prediction::noised(&b.data, &b.noise, &b.abar).map_err(diffusion_err)?;
-    let target = prediction.target(&b.data, &b.noise, &b.abar).map_err(diffusion_err)?;
+fn denoising_loss<M: Denoiser>(model: &M, prediction: Prediction, b: &NoisedBatch) -> Result<Tensor> {
+    let xs = Prediction::noised(&b.data, &b.noise, &b.abar)?;
+    let target = prediction.target(&b.data, &b.noise, &b.abar)?;
     let out = model.predict_ids(&xs, &b.timesteps, &b.ids, &b.mask)?;
     Ok((out - target)?.sqr()?.mean_all()?)
 }

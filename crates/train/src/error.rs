@@ -12,7 +12,7 @@ pub enum TrainError {
     /// From a model.
     #[error(transparent)]
     Model(#[from] mmgen_models::ModelError),
-    /// From the training loop.
+    /// From evaluation (a probe's accuracy, a parsed prompt).
     #[error(transparent)]
     Eval(#[from] mmgen_eval::EvalError),
     /// From diffusion.

@@ -4,11 +4,15 @@
 
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod corpus;
 pub mod denoiser;
 pub mod ema;
 pub mod error;
+pub mod fit;
 pub mod planner;
+pub mod probe_data;
+pub mod probes;
 pub mod renderer;
 pub mod text_audio;
 pub mod text_image;

@@ -12,11 +12,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::fit::RunInfo;
+use crate::fit::{fit, write_json, CheckpointClock, FitOptions, StepReport};
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarMap;
-use mmgen_eval::fit::{fit, write_json, CheckpointClock, FitOptions, StepReport};
-use mmgen_eval::probe::train::RunInfo;
-use mmgen_eval::EvalError;
 use mmgen_models::grounded::planner::{Planner, PlannerConfig, PlannerOutput};
 use mmgen_models::grounded::MAX_OBJECTS;
 use mmgen_models::tokenizer::TextTokenizer;
@@ -163,10 +162,9 @@ fn masked_ce(logits: &Tensor, targets: &Tensor, mask: &Tensor) -> candle_core::R
     (picked * &mask)?.sum_all()?.neg()? / (mask.sum_all()? + 1e-6)?
 }
 
-fn planner_loss(model: &Planner, b: &PlannerBatch) -> mmgen_eval::Result<(Tensor, Vec<(&'static str, Tensor)>)> {
-    let err = |e: mmgen_models::ModelError| EvalError::Invalid(e.to_string());
-    let (text, mask) = model.encode(&b.ids, &b.mask).map_err(err)?;
-    let o: PlannerOutput = model.forward(&text, &mask, &b.previous, &b.previous_ids).map_err(err)?;
+fn planner_loss(model: &Planner, b: &PlannerBatch) -> Result<(Tensor, Vec<(&'static str, Tensor)>)> {
+    let (text, mask) = model.encode(&b.ids, &b.mask)?;
+    let o: PlannerOutput = model.forward(&text, &mask, &b.previous, &b.previous_ids)?;
     let bsz = b.present.dim(0)?;
     let ones = Tensor::ones(bsz, DType::F32, b.present.device())?;
     let all_slots = Tensor::ones((bsz, MAX_OBJECTS), DType::F32, b.present.device())?;
@@ -290,7 +288,6 @@ pub fn train_planner(
     let (batch, seed) = (fit_options.batch, fit_options.seed);
     let batches = OrderedWorkers::new(fit_options.workers, 2, move |i| {
         planner_batch(&tok, &cfg, Captions::Training, batch, seed, i, &dev)
-            .map_err(|e| EvalError::Invalid(e.to_string()))
     });
     let mut clock = CheckpointClock::new(run.checkpoint_every, fit_options.steps);
     let outcome = fit(

@@ -12,13 +12,12 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::fit::RunInfo;
+use crate::fit::{fit_vars, write_json, CheckpointClock, FitOptions, StepReport};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use mmgen_diffusion::{gaussian, NoiseSchedule, Prediction};
-use mmgen_eval::fit::{fit_vars, write_json, CheckpointClock, FitOptions, StepReport};
 use mmgen_eval::grounded::spec_plan;
-use mmgen_eval::probe::train::RunInfo;
-use mmgen_eval::EvalError;
 use mmgen_models::grounded::field::{canvas_coords, object_coords};
 use mmgen_models::grounded::{
     GroundedRenderer, GroundedRendererConfig, PlanBatch, PlanIds, PlanVocab, Preconditioning,
@@ -204,13 +203,11 @@ fn renderer_loss(
     prediction: Prediction,
     options: &RendererOptions,
     b: &RendererBatch,
-) -> mmgen_eval::Result<(Tensor, Tensor, Tensor)> {
-    let err = |e: mmgen_models::ModelError| EvalError::Invalid(e.to_string());
-    let diff = |e: mmgen_diffusion::DiffusionError| EvalError::Invalid(e.to_string());
-    let xs = Prediction::noised(&b.images, &b.noise, &b.abar).map_err(diff)?;
-    let target = prediction.target(&b.images, &b.noise, &b.abar).map_err(diff)?;
-    let grounding = model.ground(&b.plans).map_err(err)?;
-    let out = model.predict(&xs, &b.timesteps, &grounding).map_err(err)?;
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let xs = Prediction::noised(&b.images, &b.noise, &b.abar)?;
+    let target = prediction.target(&b.images, &b.noise, &b.abar)?;
+    let grounding = model.ground(&b.plans)?;
+    let out = model.predict(&xs, &b.timesteps, &grounding)?;
     let (batch, _, h, w) = b.images.dims4()?;
     // Pixels near any object count 1 + object_weight times.
     let near = grounding.objects.weight.max(1)?.reshape((batch, 1, h, w))?;
@@ -320,10 +317,6 @@ pub fn train_renderer(
     let batches = OrderedWorkers::new(fit.workers, 2, move |i| {
         renderer_batch(&cfg_w, &schedule_w, p_uncond, batch, seed, i, false)
             .and_then(|parts| to_device(parts, cfg_w.image_size, &dev))
-            .map_err(|e| match e {
-                TrainError::Eval(e) => e,
-                other => EvalError::Invalid(other.to_string()),
-            })
     });
     let mut ema = Ema::new(named.clone(), options.ema_decay)?;
     let mut clock = CheckpointClock::new(run.checkpoint_every, fit.steps);

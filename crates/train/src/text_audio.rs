@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::fit::RunInfo;
+use crate::fit::{FitOptions, StepReport};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use mmgen_diffusion::NoiseSchedule;
-use mmgen_eval::fit::{FitOptions, StepReport};
-use mmgen_eval::probe::train::RunInfo;
 use mmgen_models::hybrid_audio::{window_frames_of, HybridAudio, HybridAudioConfig};
 use mmgen_models::mel::MelSpectrogram;
 use mmgen_models::tokenizer::TextTokenizer;

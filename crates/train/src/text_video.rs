@@ -11,11 +11,11 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::fit::RunInfo;
+use crate::fit::{FitOptions, StepReport};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use mmgen_diffusion::NoiseSchedule;
-use mmgen_eval::fit::{FitOptions, StepReport};
-use mmgen_eval::probe::train::RunInfo;
 use mmgen_models::hybrid_image::read_config;
 use mmgen_models::hybrid_video::{HybridVideo, HybridVideoConfig};
 use mmgen_models::tokenizer::TextTokenizer;

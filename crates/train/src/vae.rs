@@ -5,11 +5,11 @@
 
 use std::time::Instant;
 
+use crate::fit::RunInfo;
+use crate::fit::{fit, save_model_folder, CheckpointClock, FitOptions, StepReport};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use mmgen_diffusion::gaussian;
-use mmgen_eval::fit::{fit, save_probe, CheckpointClock, FitOptions, StepReport};
-use mmgen_eval::probe::train::RunInfo;
 use mmgen_models::vae::{psnr, Vae, VaeConfig};
 use mmgen_models::weights::{load_f32, set_prefixed};
 use mmgen_nn::seeded_var_builder;
@@ -64,13 +64,11 @@ pub fn train_vae(
     );
     let stream = image_stream(size, batch, seed, Split::Train);
     let dev = device.clone();
-    let batches = OrderedWorkers::new(options.workers, 2, move |i| -> mmgen_eval::Result<VaeBatch> {
-        let images = render_batch(&stream, i)
-            .map_err(mmgen_eval::EvalError::from)?
+    let batches = OrderedWorkers::new(options.workers, 2, move |i| -> Result<VaeBatch> {
+        let images = render_batch(&stream, i)?
             .images
-            .ok_or_else(|| mmgen_eval::EvalError::Invalid("image stream without images".into()))?;
-        let noise = gaussian((batch, ls, ls, lc), mix64(seed ^ i), &Device::Cpu)
-            .map_err(|e| mmgen_eval::EvalError::Invalid(e.to_string()))?;
+            .ok_or_else(|| TrainError::Invalid("image stream without images".into()))?;
+        let noise = gaussian((batch, ls, ls, lc), mix64(seed ^ i), &Device::Cpu)?;
         Ok(VaeBatch {
             images: images.to_device(&dev)?,
             noise: noise.to_device(&dev)?,
@@ -94,7 +92,7 @@ pub fn train_vae(
             progress(report);
             if clock.due(report.step) {
                 let partial = json!({"command": run.command, "partial": true, "step": report.step});
-                let _ = save_probe(run.out, config, &varmap, &partial);
+                let _ = save_model_folder(run.out, config, &varmap, &partial);
             }
         },
     )?;
@@ -115,7 +113,7 @@ pub fn train_vae(
         "resumed_from": run.resume.map(|p| p.display().to_string()),
     });
     outcome.record_into(&mut metrics, options.batch);
-    save_probe(run.out, config, &varmap, &metrics)?;
+    save_model_folder(run.out, config, &varmap, &metrics)?;
     Ok(metrics)
 }
 

@@ -5,7 +5,7 @@
 //! captions in English and Chinese, images of any size, videos and audio, all
 //! deterministic and all with exact ground truth.
 //!
-//! **The rule** (see `design.md`): the world is data and ground truth, never output.
+//! **The rule** (README, "Architecture"): the world is data and ground truth, never output.
 //! No inference crate may depend on this one; only training and evaluation do.
 //!
 //! Layout: [`spec`] (what a scene is), [`sampler`] (random specs and the held-out

@@ -1,19 +1,26 @@
-//! Training data of the audio probe, and its accuracy on fresh clips.
+//! The audio probe's clips, and its accuracy on fresh ones (its training stream is in
+//! the train crate).
 
 use std::collections::BTreeMap;
 
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use mmgen_world::augment::{augment_audio, AugmentConfig};
 use mmgen_world::rng::{mix64, rng_for, Purpose};
 use mmgen_world::{render_audio, SceneSpec, SpecSampler, Split, TempoClass};
 use rand::Rng;
 
-use super::audio::{audio_features, AudioProbe, AudioProbeConfig, FEATURES};
+use super::audio::{AudioProbe, AudioProbeConfig};
 use super::image_data::Tally;
 use crate::error::Result;
 
-/// A spec with music (and sometimes ambience) from either split, and its clip.
-fn clip(seed: u64, config: &AudioProbeConfig, split: Option<Split>, augment: bool) -> Result<(SceneSpec, Vec<f32>)> {
+/// A spec with music (and sometimes ambience) of `split` (None: either, a quarter
+/// held-out), and its clip, noised with `augment` (as the training stream is).
+pub fn probe_clip(
+    seed: u64,
+    config: &AudioProbeConfig,
+    split: Option<Split>,
+    augment: bool,
+) -> Result<(SceneSpec, Vec<f32>)> {
     let mut rng = rng_for(seed, Purpose::Augment);
     let split = split.unwrap_or(if rng.random_bool(0.25) {
         Split::Heldout
@@ -37,39 +44,6 @@ fn clip(seed: u64, config: &AudioProbeConfig, split: Option<Split>, augment: boo
         );
     }
     Ok((spec, samples))
-}
-
-/// A training batch: features (b, FEATURES), instrument ids (b), mood ids (b).
-pub struct AudioBatch {
-    /// Features.
-    pub xs: Tensor,
-    /// Instrument class ids.
-    pub instruments: Tensor,
-    /// Mood class ids.
-    pub moods: Tensor,
-}
-
-/// Batch `index` of the training stream under `seed`.
-pub fn audio_batch(
-    config: &AudioProbeConfig,
-    batch: usize,
-    seed: u64,
-    index: u64,
-    device: &Device,
-) -> Result<AudioBatch> {
-    let (mut feats, mut instruments, mut moods) = (Vec::with_capacity(batch * FEATURES), Vec::new(), Vec::new());
-    for j in 0..batch {
-        let (spec, samples) = clip(mix64(seed ^ mix64(index * batch as u64 + j as u64)), config, None, true)?;
-        let music = spec.music.expect("sampled with music");
-        feats.extend(audio_features(&samples, config.sample_rate));
-        instruments.push(music.instrument.index() as u32);
-        moods.push(music.mood.index() as u32);
-    }
-    Ok(AudioBatch {
-        xs: Tensor::from_vec(feats, (batch, FEATURES), device)?,
-        instruments: Tensor::from_vec(instruments, batch, device)?,
-        moods: Tensor::from_vec(moods, batch, device)?,
-    })
 }
 
 /// Accuracy of instrument, mood, tempo class (analytic) and tempo within 10% on `n`
@@ -98,7 +72,7 @@ pub fn audio_probe_accuracy_through(
     for start in (0..n).step_by(64) {
         let clips = (start..(start + 64).min(n))
             .map(|i| {
-                clip(
+                probe_clip(
                     mix64(seed ^ 0xA0D1_0000 ^ mix64(i as u64)),
                     probe.config(),
                     Some(split),

@@ -3,10 +3,11 @@
 
 pub mod audio;
 pub mod audio_data;
+pub mod folder;
 pub mod image;
 pub mod image_data;
+pub mod measure;
 pub mod shape;
-pub mod train;
 pub mod video;
 pub mod video_data;
 

@@ -1,4 +1,5 @@
-//! Training data of the video probe, and its accuracy on fresh clips.
+//! The video probe's features of world clips, and its accuracy on fresh ones (its
+//! training stream is in the train crate).
 //!
 //! Training tracks come from the world's layout (true centres and radii) with noise
 //! like the image probe's localisation error, so that the probe reads the image
@@ -6,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use image::{imageops, RgbImage};
 use mmgen_world::render::{frame_time, Scene};
 use mmgen_world::rng::{mix64, rng_for, Purpose};
@@ -14,14 +15,16 @@ use mmgen_world::{Motion, Shape, SpecSampler, Split};
 use rand::Rng;
 
 use super::image_data::Tally;
-use super::video::{cue_frames, middle_frame, motion_features, track_frame_indices, TrackPoint, VideoProbe, FEATURES};
+use super::video::{cue_frames, middle_frame, motion_features, track_frame_indices, TrackPoint, VideoProbe};
 use crate::error::Result;
 
 /// Side of the frames.
 const FRAME_SIZE: u32 = 64;
 
-/// Motion features and labels of every object of scene `seed`.
-fn scene_features(seed: u64, split: Option<Split>, augment: bool) -> Result<Vec<(Vec<f32>, Motion)>> {
+/// Motion features and labels of every object of scene `seed`, of `split` (None:
+/// either, a quarter held-out); with `augment`, as the training stream shows them
+/// (shorter clips, mirrored, noisy tracks).
+pub fn scene_features(seed: u64, split: Option<Split>, augment: bool) -> Result<Vec<(Vec<f32>, Motion)>> {
     let mut rng = rng_for(seed, Purpose::Augment);
     let split = split.unwrap_or(if rng.random_bool(0.25) {
         Split::Heldout
@@ -80,33 +83,6 @@ fn scene_features(seed: u64, split: Option<Split>, augment: bool) -> Result<Vec<
         out.push((motion_features(&frames, &track, middle)?, motion));
     }
     Ok(out)
-}
-
-/// A training batch: features (b, FEATURES) and motion ids (b).
-pub struct VideoBatch {
-    /// Features.
-    pub xs: Tensor,
-    /// Motion class ids.
-    pub motions: Tensor,
-}
-
-/// Batch `index` of the training stream under `seed` (`batch` objects).
-pub fn video_batch(batch: usize, seed: u64, index: u64, device: &Device) -> Result<VideoBatch> {
-    let (mut data, mut motions) = (Vec::with_capacity(batch * FEATURES), Vec::with_capacity(batch));
-    let mut scene = 0u64;
-    while motions.len() < batch {
-        for (features, motion) in scene_features(mix64(seed ^ mix64(index * 1000 + scene)), None, true)? {
-            if motions.len() < batch {
-                data.extend(features);
-                motions.push(motion.index() as u32);
-            }
-        }
-        scene += 1;
-    }
-    Ok(VideoBatch {
-        xs: Tensor::from_vec(data, (batch, FEATURES), device)?,
-        motions: Tensor::from_vec(motions, batch, device)?,
-    })
 }
 
 /// Motion accuracy on the objects of `n` fresh 24-frame clips of `split`, from true

@@ -216,10 +216,24 @@ fn normalise_en(text: &str) -> String {
 /// Scans `text` into words and tempo numbers.
 fn scan(text: &str, lang: Lang) -> (Vec<Word>, Option<u32>) {
     let vocab = vocabulary(lang);
+    // A phrase spans at most this many tokens (EN) or characters (ZH): matching looks
+    // no further ahead, so the scan is linear in the prompt's length.
+    let longest = vocab
+        .iter()
+        .map(|(p, _)| match lang {
+            Lang::En => p.split_whitespace().count(),
+            Lang::Zh => p.chars().count(),
+        })
+        .max()
+        .unwrap_or(1);
     let mut words = Vec::new();
     let mut tempo = None;
     match lang {
         Lang::En => {
+            let phrases: Vec<(String, Word, usize)> = vocab
+                .iter()
+                .map(|(p, w)| (format!(" {p} "), *w, p.split_whitespace().count().max(1)))
+                .collect();
             let text = normalise_en(text);
             let tokens: Vec<&str> = text.split_whitespace().collect();
             let mut i = 0;
@@ -237,11 +251,11 @@ fn scan(text: &str, lang: Lang) -> (Vec<Word>, Option<u32>) {
                     i += 1;
                     continue;
                 }
-                let rest = format!(" {} ", tokens[i..].join(" "));
-                match vocab.iter().find(|(p, _)| rest.starts_with(&format!(" {p} "))) {
-                    Some((p, w)) => {
+                let rest = format!(" {} ", tokens[i..tokens.len().min(i + longest)].join(" "));
+                match phrases.iter().find(|(p, _, _)| rest.starts_with(p.as_str())) {
+                    Some((_, w, length)) => {
                         words.push(*w);
-                        i += p.split_whitespace().count().max(1);
+                        i += length;
                     }
                     None => i += 1,
                 }
@@ -260,7 +274,7 @@ fn scan(text: &str, lang: Lang) -> (Vec<Word>, Option<u32>) {
                     tempo = n.parse().ok().or(tempo);
                     continue;
                 }
-                let rest: String = chars[i..].iter().collect();
+                let rest: String = chars[i..chars.len().min(i + longest)].iter().collect();
                 match vocab.iter().find(|(p, _)| rest.starts_with(p.as_str())) {
                     Some((p, w)) => {
                         words.push(*w);

@@ -1,20 +1,20 @@
-//! The training loop of every model (probes here, model families in the train crate)
-//! and the probes' files on disk.
+//! The training loop of every model, its options and checkpoints, and the model
+//! folders it writes.
 //!
-//! A probe is stored as a folder: `config.json` (its shape), `model.safetensors`
-//! (weights in f16, loaded back as f32) and `metrics.json` (how it was trained and how
-//! well it reads held-out renders).
+//! A trained model is stored as a folder: `config.json` (its shape),
+//! `model.safetensors` (weights in f16, loaded back as f32) and `metrics.json` (how it
+//! was trained and how well it does on held-out data).
 
 use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
-use serde::de::DeserializeOwned;
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 use serde::Serialize;
 
-use crate::error::{EvalError, Result};
-use mmgen_models::weights::{load_f32, save_f16, set_inflated, var_builder};
+use crate::error::{Result, TrainError};
+pub use mmgen_models::weights::write_json;
+use mmgen_models::weights::{load_f32, save_f16, set_inflated};
 
 /// How long and how hard to train.
 #[derive(Clone, Debug, Serialize)]
@@ -52,6 +52,21 @@ impl FitOptions {
             log_every: 10,
         }
     }
+}
+
+/// Where a training run writes and what it records.
+pub struct RunInfo<'a> {
+    /// Output folder.
+    pub out: &'a Path,
+    /// The command line that started the run (recorded in metrics.json).
+    pub command: String,
+    /// Fresh samples per split for the final measurement.
+    pub eval_samples: usize,
+    /// Save a checkpoint every this many steps (0: only every two minutes and at the end).
+    pub checkpoint_every: usize,
+    /// Start from the weights of this model folder instead of a fresh initialisation
+    /// (the learning-rate schedule starts again).
+    pub resume: Option<&'a Path>,
 }
 
 /// What the loop reports after each step.
@@ -188,13 +203,13 @@ pub fn fit_vars<B>(
     mut progress: impl FnMut(&StepReport),
 ) -> Result<FitOutcome> {
     if options.steps == 0 || options.batch == 0 || options.log_every == 0 {
-        return Err(EvalError::Invalid(format!(
+        return Err(TrainError::Invalid(format!(
             "steps ({}), batch ({}) and log_every ({}) must be at least 1",
             options.steps, options.batch, options.log_every
         )));
     }
     if let Some(limit) = options.max_seconds.filter(|s| s.is_nan() || *s <= 0.0) {
-        return Err(EvalError::Invalid(format!("max_seconds {limit} must be positive")));
+        return Err(TrainError::Invalid(format!("max_seconds {limit} must be positive")));
     }
     let params = ParamsAdamW {
         lr: options.lr,
@@ -221,7 +236,7 @@ pub fn fit_vars<B>(
         }
         let batch = batches
             .next()
-            .ok_or_else(|| EvalError::Invalid("the data stream ended".into()))??;
+            .ok_or_else(|| TrainError::Invalid("the data stream ended".into()))??;
         let lr = learning_rate(options.lr, ((step + 1) as f64 / options.steps as f64).max(by_time));
         optimiser.set_learning_rate(lr);
         let (total, parts) = loss(&batch)?;
@@ -236,7 +251,7 @@ pub fn fit_vars<B>(
             let values: Vec<f32> = Tensor::stack(&pending, 0)?.to_dtype(DType::F32)?.to_vec1()?;
             pending.clear();
             if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
-                return Err(EvalError::Invalid(format!(
+                return Err(TrainError::Invalid(format!(
                     "loss became {bad} by step {}; lower the learning rate",
                     step + 1
                 )));
@@ -266,50 +281,30 @@ pub fn fit_vars<B>(
     Ok(outcome)
 }
 
-/// Writes pretty JSON to `path`.
-pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| EvalError::Invalid(e.to_string()))?;
-    std::fs::write(path, text + "\n").map_err(|e| EvalError::file(path, e))
-}
-
 /// Writes `config.json`, `model.safetensors` (f16) and `metrics.json` into `dir`.
-pub fn save_probe(dir: &Path, config: &impl Serialize, varmap: &VarMap, metrics: &serde_json::Value) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| EvalError::file(dir, e))?;
-    let config = serde_json::to_value(config).map_err(|e| EvalError::Invalid(e.to_string()))?;
+pub fn save_model_folder(
+    dir: &Path,
+    config: &impl Serialize,
+    varmap: &VarMap,
+    metrics: &serde_json::Value,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| TrainError::file(dir, e))?;
+    let config = serde_json::to_value(config).map_err(|e| TrainError::Invalid(e.to_string()))?;
     write_json(&dir.join("config.json"), &config)?;
     write_json(&dir.join("metrics.json"), metrics)?;
     Ok(save_f16(varmap, None, &dir.join("model.safetensors"))?)
 }
 
 /// Sets every variable of `varmap` (already created by building the model) from the
-/// f16 `model.safetensors` of a probe folder, to continue training it. Variables for
+/// f16 `model.safetensors` of a model folder, to continue training it. Variables for
 /// which `is_new` holds may be missing from the folder (layers this run adds); they
 /// keep their initialisation. Every other variable must be there, and every weight in
 /// the folder must find its variable.
 pub fn resume(varmap: &mut VarMap, dir: &Path, device: &Device, is_new: impl Fn(&str) -> bool) -> Result<()> {
     let path = dir.join("model.safetensors");
-    let tensors = load_f32(&path, device).map_err(|e| EvalError::file(&path, format!("cannot resume: {e}")))?;
-    set_inflated(varmap, &tensors, is_new).map_err(|e| EvalError::file(&path, format!("cannot resume: {e}")))?;
+    let tensors = load_f32(&path, device).map_err(|e| TrainError::file(&path, format!("cannot resume: {e}")))?;
+    set_inflated(varmap, &tensors, is_new).map_err(|e| TrainError::file(&path, format!("cannot resume: {e}")))?;
     Ok(())
-}
-
-/// Reads `config.json` of a probe folder.
-pub fn load_config<C: DeserializeOwned>(dir: &Path) -> Result<C> {
-    let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| EvalError::file(&path, e))?;
-    serde_json::from_str(&text).map_err(|e| EvalError::file(&path, format!("not a probe config: {e}")))
-}
-
-/// A VarBuilder over `model.safetensors` of a probe folder, as f32 on `device`.
-pub fn load_weights(dir: &Path, device: &Device) -> Result<VarBuilder<'static>> {
-    let path = dir.join("model.safetensors");
-    if !path.exists() {
-        return Err(EvalError::file(
-            &path,
-            "missing; train the probe first (see models/README.md)",
-        ));
-    }
-    Ok(var_builder(&path, device)?)
 }
 
 #[cfg(test)]

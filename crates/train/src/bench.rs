@@ -7,14 +7,12 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use serde::Serialize;
 
-use crate::error::{EvalError, Result};
-use crate::probe::audio::{AudioProbe, AudioProbeConfig};
-use crate::probe::audio_data::audio_batch;
-use crate::probe::image::{ImageProbe, ImageProbeConfig};
-use crate::probe::image_data::{image_batch, shape_batch, StreamFocus};
-use crate::probe::shape::{ShapeProbe, ShapeProbeConfig};
-use crate::probe::video::{VideoProbe, VideoProbeConfig};
-use crate::probe::video_data::video_batch;
+use crate::error::{Result, TrainError};
+use crate::probe_data::{audio_batch, image_batch, shape_batch, video_batch, StreamFocus};
+use mmgen_eval::probe::audio::{AudioProbe, AudioProbeConfig};
+use mmgen_eval::probe::image::{ImageProbe, ImageProbeConfig};
+use mmgen_eval::probe::shape::{ShapeProbe, ShapeProbeConfig};
+use mmgen_eval::probe::video::{VideoProbe, VideoProbeConfig};
 use mmgen_models::dit::{Dit, DitConfig};
 use mmgen_models::text_encoder::{TextEncoder, TextEncoderConfig};
 use mmgen_models::vae::{Vae, VaeConfig};
@@ -138,7 +136,7 @@ fn varmap(device: &Device) -> (VarMap, VarBuilder<'static>) {
 /// inference on `device`, median of `iters` runs each.
 pub fn bench_training(model: &str, batch: usize, iters: usize, device: &Device) -> Result<TrainBench> {
     if batch == 0 || iters == 0 {
-        return Err(EvalError::Invalid(format!(
+        return Err(TrainError::Invalid(format!(
             "batch ({batch}) and iters ({iters}) must be at least 1"
         )));
     }
@@ -188,7 +186,7 @@ pub fn bench_training(model: &str, batch: usize, iters: usize, device: &Device) 
                     batch,
                     make_batch: Box::new(|i| video_batch(batch, 0, i, device)),
                     loss: Box::new(|b| Ok(probe.loss(&b.xs, &b.motions)?.0)),
-                    forward: Box::new(|b, n| probe.forward(&b.xs.narrow(0, 0, n)?)),
+                    forward: Box::new(|b, n| Ok(probe.forward(&b.xs.narrow(0, 0, n)?)?)),
                 },
                 iters,
                 device,
@@ -251,7 +249,7 @@ pub fn bench_training(model: &str, batch: usize, iters: usize, device: &Device) 
                 device,
             )
         }
-        other => Err(EvalError::Invalid(format!(
+        other => Err(TrainError::Invalid(format!(
             "unknown model '{other}'; allowed: {}",
             BENCH_MODELS.join(", ")
         ))),

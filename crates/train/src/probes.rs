@@ -1,4 +1,5 @@
-//! Training drivers of the probes: data workers, the loop, held-out accuracy, files.
+//! Training drivers of the evaluation's probes: data workers, the loop, held-out
+//! accuracy (measured by the eval crate), files.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -6,63 +7,24 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
+use mmgen_eval::probe::audio::{AudioProbe, AudioProbeConfig};
+use mmgen_eval::probe::audio_data::audio_probe_accuracy;
+use mmgen_eval::probe::folder::load_config;
+use mmgen_eval::probe::image::{ImageProbe, ImageProbeConfig, CALIBRATED_KEYS};
+use mmgen_eval::probe::image_data::{image_probe_accuracy, shape_probe_accuracy, Tally};
+use mmgen_eval::probe::measure::{accuracy_by_split, calibrate_image_probe};
+use mmgen_eval::probe::shape::{ShapeProbe, ShapeProbeConfig};
+use mmgen_eval::probe::video::{VideoProbe, VideoProbeConfig};
+use mmgen_eval::probe::video_data::video_probe_accuracy;
 use mmgen_world::{OrderedWorkers, Split};
 use serde::Serialize;
 use serde_json::json;
 
-use super::audio::{AudioProbe, AudioProbeConfig};
-use super::audio_data::{audio_batch, audio_probe_accuracy};
-use super::image::{ImageProbe, ImageProbeConfig, CALIBRATED_KEYS};
-use super::image_data::{
-    calibrate_detection_threshold, clip_frame_accuracy, image_batch, image_probe_accuracy, shape_batch,
-    shape_probe_accuracy, ShapeBatch, StreamFocus, Tally, CLIP_FRAMES,
+use crate::error::{Result, TrainError};
+use crate::fit::{fit, resume, save_model_folder, CheckpointClock, FitOptions, RunInfo, StepReport};
+use crate::probe_data::{
+    audio_batch, image_batch, shape_batch, video_batch, AudioBatch, ImageBatch, ShapeBatch, StreamFocus, VideoBatch,
 };
-use super::shape::{ShapeProbe, ShapeProbeConfig};
-use super::video::{VideoProbe, VideoProbeConfig};
-use super::video_data::{video_batch, video_probe_accuracy};
-use crate::error::{EvalError, Result};
-use crate::fit::{fit, load_config, resume, save_probe, write_json, CheckpointClock, FitOptions, StepReport};
-
-/// Accuracy tallies as JSON: {attribute: {accuracy, correct, total}}.
-pub fn tallies_json(tallies: &BTreeMap<&'static str, Tally>) -> serde_json::Value {
-    tallies
-        .iter()
-        .map(|(k, t)| {
-            (
-                k.to_string(),
-                json!({"accuracy": t.accuracy(), "correct": t.correct, "total": t.total}),
-            )
-        })
-        .collect::<serde_json::Map<_, _>>()
-        .into()
-}
-
-/// `accuracy` on the training and held-out splits, as JSON keyed `train` and
-/// `heldout` (see [`tallies_json`]).
-pub fn accuracy_by_split(
-    accuracy: impl Fn(Split) -> Result<BTreeMap<&'static str, Tally>>,
-) -> Result<serde_json::Map<String, serde_json::Value>> {
-    let mut by_split = serde_json::Map::new();
-    for split in [Split::Train, Split::Heldout] {
-        by_split.insert(format!("{split:?}").to_lowercase(), tallies_json(&accuracy(split)?));
-    }
-    Ok(by_split)
-}
-
-/// Where a training run writes and what it records.
-pub struct RunInfo<'a> {
-    /// Output folder.
-    pub out: &'a Path,
-    /// The command line that started the run (recorded in metrics.json).
-    pub command: String,
-    /// Fresh renders per split for the final accuracy.
-    pub eval_samples: usize,
-    /// Save a checkpoint every this many steps (0: only every two minutes and at the end).
-    pub checkpoint_every: usize,
-    /// Start from the weights of this probe folder instead of a fresh initialisation
-    /// (the learning-rate schedule starts again).
-    pub resume: Option<&'a Path>,
-}
 
 /// What differs between the probes' training runs: the model (built on `varmap`),
 /// its data, loss, settings chosen after training, and accuracy.
@@ -86,7 +48,7 @@ struct ProbeRun<M, FB, FL, FC, FA> {
 /// A config as JSON without the keys that calibration sets (and without `ignored`),
 /// to compare architectures.
 fn architecture_json(config: &impl Serialize, ignored: &[&str]) -> Result<serde_json::Value> {
-    let mut value = serde_json::to_value(config).map_err(|e| EvalError::Invalid(e.to_string()))?;
+    let mut value = serde_json::to_value(config).map_err(|e| TrainError::Invalid(e.to_string()))?;
     if let Some(object) = value.as_object_mut() {
         for key in CALIBRATED_KEYS.iter().chain(ignored) {
             object.remove(*key);
@@ -100,14 +62,14 @@ fn architecture_json(config: &impl Serialize, ignored: &[&str]) -> Result<serde_
 /// for calibrated keys and for `grown` layers the folder lacks and the run has.
 fn resumable(dir: &Path, config: &impl Serialize, grown: &[(&str, &'static str)]) -> Result<Vec<&'static str>> {
     let theirs_raw = load_config::<serde_json::Value>(dir)?;
-    let ours_raw = serde_json::to_value(config).map_err(|e| EvalError::Invalid(e.to_string()))?;
+    let ours_raw = serde_json::to_value(config).map_err(|e| TrainError::Invalid(e.to_string()))?;
     let flag = |value: &serde_json::Value, key: &str| value.get(key).and_then(|v| v.as_bool()).unwrap_or(false);
     let mut added = Vec::new();
     for &(key, prefix) in grown {
         match (flag(&theirs_raw, key), flag(&ours_raw, key)) {
             (false, true) => added.push(prefix),
             (true, false) => {
-                return Err(EvalError::Invalid(format!(
+                return Err(TrainError::Invalid(format!(
                     "cannot resume from {}: it has {key} and this run has not (a resumed run may add layers, not drop them)",
                     dir.display()
                 )))
@@ -119,7 +81,7 @@ fn resumable(dir: &Path, config: &impl Serialize, grown: &[(&str, &'static str)]
     let theirs = architecture_json(&theirs_raw, &grown_keys)?;
     let ours = architecture_json(&ours_raw, &grown_keys)?;
     if theirs != ours {
-        return Err(EvalError::Invalid(format!(
+        return Err(TrainError::Invalid(format!(
             "cannot resume from {}: its config is {theirs}, this run's is {ours}",
             dir.display()
         )));
@@ -139,9 +101,9 @@ fn train_probe<M, B, FB, FL, FC, FA>(
 where
     B: Send + 'static,
     FB: Fn(u64) -> Result<B> + Send + Sync + 'static,
-    FL: Fn(&M, &B) -> Result<(Tensor, Vec<(&'static str, Tensor)>)>,
-    FC: Fn(&mut M) -> Result<Option<(serde_json::Value, serde_json::Value)>>,
-    FA: Fn(&M, Split) -> Result<BTreeMap<&'static str, Tally>>,
+    FL: Fn(&M, &B) -> mmgen_eval::Result<(Tensor, Vec<(&'static str, Tensor)>)>,
+    FC: Fn(&mut M) -> mmgen_eval::Result<Option<(serde_json::Value, serde_json::Value)>>,
+    FA: Fn(&M, Split) -> mmgen_eval::Result<BTreeMap<&'static str, Tally>>,
 {
     let ProbeRun {
         name,
@@ -167,18 +129,18 @@ where
         &varmap,
         options,
         batches,
-        |b| loss(&probe, b),
+        |b| Ok(loss(&probe, b)?),
         |report| {
             progress(report);
             if clock.due(report.step) {
                 let partial = json!({"command": run.command, "partial": true, "step": report.step});
                 // A failed checkpoint shows up in the final save.
-                let _ = save_probe(run.out, config, &varmap, &partial);
+                let _ = save_model_folder(run.out, config, &varmap, &partial);
             }
         },
     )?;
     let eval_start = Instant::now();
-    let mut config = serde_json::to_value(config).map_err(|e| EvalError::Invalid(e.to_string()))?;
+    let mut config = serde_json::to_value(config).map_err(|e| TrainError::Invalid(e.to_string()))?;
     let mut calibration = serde_json::Value::Null;
     if let Some((calibrated, record)) = calibrate(&mut probe)? {
         config = calibrated;
@@ -197,7 +159,7 @@ where
         "accuracy": by_split,
     });
     outcome.record_into(&mut metrics, options.batch);
-    save_probe(run.out, &config, &varmap, &metrics)?;
+    save_model_folder(run.out, &config, &varmap, &metrics)?;
     Ok(metrics)
 }
 
@@ -231,77 +193,12 @@ pub fn train_image_probe(
         probe: ImageProbe::new(config, vb)?,
         varmap,
         batch: move |i| image_batch(size, batch, seed, i, focus, &dev),
-        loss: |p: &ImageProbe, b: &super::image_data::ImageBatch| p.loss(&b.xs, &b.targets),
+        loss: |p: &ImageProbe, b: &ImageBatch| p.loss(&b.xs, &b.targets),
         calibrate: |p: &mut ImageProbe| calibrate_image_probe(p, n, measured, device).map(Some),
         accuracy: |p: &ImageProbe, split| image_probe_accuracy(p, n, measured, split, device),
         grown: &[],
     };
     train_probe(probe_run, config, options, run, device, progress)
-}
-
-/// Chooses `probe`'s detection threshold on `n` fresh train-split renders and sets it;
-/// returns the new config and the calibration record (both as JSON).
-fn calibrate_image_probe(
-    probe: &mut ImageProbe,
-    n: usize,
-    seed: u64,
-    device: &Device,
-) -> Result<(serde_json::Value, serde_json::Value)> {
-    let calibration = calibrate_detection_threshold(probe, n, seed, device)?;
-    probe.set_detection_threshold(calibration.threshold)?;
-    let config = serde_json::to_value(probe.config()).map_err(|e| EvalError::Invalid(e.to_string()))?;
-    let record = serde_json::to_value(&calibration).map_err(|e| EvalError::Invalid(e.to_string()))?;
-    Ok((config, record))
-}
-
-/// Calibrates the detection threshold of the trained image probe in `dir` (as training
-/// does at its end, for a folder trained before, or to recalibrate with more renders),
-/// re-measures its accuracy on `n` fresh renders per split (with shapes read by the
-/// shape probe in `shape_dir`, when given) and on every frame of `clips` fresh clips
-/// per split ([`CLIP_FRAMES`] frames each; none when 0), and rewrites `config.json`
-/// and the `calibration`, `accuracy`, `clip_frames` and `calibrated_by` entries of
-/// `metrics.json`. The weights are left as they are. Returns the calibration record.
-pub fn recalibrate_image_probe(
-    dir: &Path,
-    shape_dir: Option<&Path>,
-    n: usize,
-    clips: usize,
-    seed: u64,
-    command: String,
-    device: &Device,
-) -> Result<serde_json::Value> {
-    let mut probe = crate::run::load_image_probe(dir, shape_dir, device)?;
-    let metrics_path = dir.join("metrics.json");
-    let mut metrics: serde_json::Value = match std::fs::read_to_string(&metrics_path) {
-        Ok(text) => {
-            serde_json::from_str(&text).map_err(|e| EvalError::file(&metrics_path, format!("not JSON: {e}")))?
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({}),
-        Err(e) => return Err(EvalError::file(&metrics_path, e)),
-    };
-    let (config, record) = calibrate_image_probe(&mut probe, n, seed, device)?;
-    let by_split = accuracy_by_split(|split| image_probe_accuracy(&probe, n, seed, split, device))?;
-    let Some(entries) = metrics.as_object_mut() else {
-        return Err(EvalError::file(&metrics_path, "not a JSON object"));
-    };
-    entries.insert("calibration".into(), record.clone());
-    entries.insert("accuracy".into(), by_split.into());
-    entries.insert("eval_samples_per_split".into(), n.into());
-    if clips > 0 {
-        let frames = accuracy_by_split(|split| clip_frame_accuracy(&probe, clips, CLIP_FRAMES, seed, split, device))?;
-        entries.insert("clip_frames".into(), frames.into());
-        entries.insert("clips_per_split".into(), clips.into());
-    } else {
-        // A record of other weights or another shape probe must not stay behind.
-        entries.remove("clip_frames");
-        entries.remove("clips_per_split");
-    }
-    entries.insert("calibrated_by".into(), command.into());
-    // The accuracy above is of the image reading with this shape probe (or without one).
-    entries.insert("shape_probe".into(), shape_dir.map(|d| d.display().to_string()).into());
-    write_json(&dir.join("config.json"), &config)?;
-    write_json(&metrics_path, &metrics)?;
-    Ok(record)
 }
 
 /// Trains a shape probe (the second stage of image reading) on crops of the objects
@@ -327,7 +224,7 @@ pub fn train_shape_probe(
         loss: |p: &ShapeProbe, b: &ShapeBatch| b.loss(p),
         calibrate: |_: &mut ShapeProbe| Ok(None),
         accuracy: |p: &ShapeProbe, split| shape_probe_accuracy(p, n, measured, split, device),
-        grown: super::shape::GROWN_LAYERS,
+        grown: mmgen_eval::probe::shape::GROWN_LAYERS,
     };
     train_probe(probe_run, config, options, run, device, progress)
 }
@@ -348,7 +245,7 @@ pub fn train_audio_probe(
         probe: AudioProbe::new(config, vb)?,
         varmap,
         batch: move |i| audio_batch(&data_cfg, batch, seed, i, &dev),
-        loss: |p: &AudioProbe, b: &super::audio_data::AudioBatch| p.loss(&b.xs, &b.instruments, &b.moods),
+        loss: |p: &AudioProbe, b: &AudioBatch| p.loss(&b.xs, &b.instruments, &b.moods),
         calibrate: |_: &mut AudioProbe| Ok(None),
         accuracy: |p: &AudioProbe, split| audio_probe_accuracy(p, n, measured, split, device),
         grown: &[],
@@ -372,7 +269,7 @@ pub fn train_video_probe(
         probe: VideoProbe::new(config, vb)?,
         varmap,
         batch: move |i| video_batch(batch, seed, i, &dev),
-        loss: |p: &VideoProbe, b: &super::video_data::VideoBatch| p.loss(&b.xs, &b.motions),
+        loss: |p: &VideoProbe, b: &VideoBatch| p.loss(&b.xs, &b.motions),
         calibrate: |_: &mut VideoProbe| Ok(None),
         accuracy: |p: &VideoProbe, split| video_probe_accuracy(p, n, measured, split, device),
         grown: &[],
@@ -384,13 +281,13 @@ pub fn train_video_probe(
 mod tests {
     use super::*;
 
-    use crate::probe::shape::GROWN_LAYERS as GROWN;
+    use mmgen_eval::probe::shape::GROWN_LAYERS as GROWN;
 
     fn folder_with(config: &ShapeProbeConfig, name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("mmgen-resumable-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let value = serde_json::to_value(config).unwrap();
-        write_json(&dir.join("config.json"), &value).unwrap();
+        crate::fit::write_json(&dir.join("config.json"), &value).unwrap();
         dir
     }
 
