@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs `mmgen eval` for every task, split and language with the oracle and the random
-# generator (and, for video, the morph control), and prints the README's tables (markdown). Needs python3 for formatting.
+# generator (and, for video, the morph control), and prints the tables of docs/evaluation.md (markdown). Needs python3 for formatting.
 #   scripts/eval-report.sh [MMGEN_BINARY] [N] [TASKS]     (TASKS default "image video audio")
 set -euo pipefail
 MMGEN=${1:-target/release/mmgen}
