@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The grounded model's contact sheet: 16 held-out world samples (`mmgen world sample
-# --split heldout --seed 0`), each caption drawn by `mmgen generate` (seed 0) in the
+# --split heldout --seed 11`), caption i drawn by `mmgen generate --seed i` in the
 # top two rows and the world's own render of that sample below, 4x upscaled.
 # Needs python3 with Pillow (pip install pillow).
 #   scripts/grounded-sheet.sh [MMGEN_BINARY] [OUT_PNG]
@@ -9,11 +9,11 @@ mmgen=${1:-target/release/mmgen}
 out=${2:-docs/grounded-sheet.png}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$mmgen" world sample --n 16 --split heldout --seed 0 --out "$work/world" >/dev/null
+"$mmgen" world sample --n 16 --split heldout --seed 11 --out "$work/world" >/dev/null
 for i in $(seq 0 15); do
   id=$(printf '%06d' "$i")
   caption=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["caption"])' "$work/world/$id.json")
-  "$mmgen" generate "$caption" --seed 0 --no-cache --out "$work/gen/$id" 2>/dev/null
+  "$mmgen" generate "$caption" --modalities image --seed "$i" --no-cache --out "$work/gen/$id" 2>/dev/null
   echo "$((i + 1)). $caption"
 done
 python3 - "$work" "$out" <<'PY'
