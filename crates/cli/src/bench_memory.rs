@@ -20,7 +20,7 @@ pub struct MemoryBenchArgs {
     #[arg(long, default_value = "calm piano music")]
     audio_prompt: String,
     /// Audio lengths to measure, in seconds (comma-separated).
-    #[arg(long, value_delimiter = ',', default_values_t = [10.0, 600.0], value_parser = seconds_value)]
+    #[arg(long, value_delimiter = ',', default_values_t = [10.0, 600.0], value_parser = crate::sampling::seconds_value)]
     seconds: Vec<f64>,
     /// Sampler steps of every run (memory does not depend on them).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
@@ -28,10 +28,6 @@ pub struct MemoryBenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-}
-
-fn seconds_value(text: &str) -> Result<f64, String> {
-    crate::sampling::number_in(text, 0.1, 3600.0)
 }
 
 /// One measured request.
@@ -52,35 +48,27 @@ pub fn run(args: MemoryBenchArgs) -> Result<()> {
     let mut rows = Vec::new();
     for &frames in &args.frames {
         let frames_arg = frames.to_string();
-        let mut row = measure(
-            &exe,
-            &out,
-            &[&args.video_prompt, "--frames", &frames_arg, "--steps", &steps],
-        )?;
-        row.what = format!("video, {frames} frames");
         // 64x64 RGB frames.
-        row.result_mb = (frames * 64 * 64 * 3) as f64 / 1e6;
-        rows.push(row);
+        let result_mb = (frames * 64 * 64 * 3) as f64 / 1e6;
+        let what = format!("video, {frames} frames");
+        let request = [args.video_prompt.as_str(), "--frames", &frames_arg, "--steps", &steps];
+        rows.push(measure(&exe, &out, &request, what, result_mb)?);
     }
     for &seconds in &args.seconds {
         let seconds_arg = seconds.to_string();
-        let mut row = measure(
-            &exe,
-            &out,
-            &[
-                &args.audio_prompt,
-                "--modalities",
-                "audio",
-                "--seconds",
-                &seconds_arg,
-                "--steps",
-                &steps,
-            ],
-        )?;
-        row.what = format!("audio, {seconds} s");
         // 16 kHz f32 samples.
-        row.result_mb = seconds * 16_000.0 * 4.0 / 1e6;
-        rows.push(row);
+        let result_mb = seconds * 16_000.0 * 4.0 / 1e6;
+        let what = format!("audio, {seconds} s");
+        let request = [
+            args.audio_prompt.as_str(),
+            "--modalities",
+            "audio",
+            "--seconds",
+            &seconds_arg,
+            "--steps",
+            &steps,
+        ];
+        rows.push(measure(&exe, &out, &request, what, result_mb)?);
     }
     let _ = std::fs::remove_dir_all(&out);
     if args.json {
@@ -103,8 +91,9 @@ pub fn run(args: MemoryBenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Runs `mmgen generate ARGS --no-cache --overwrite --out OUT` and returns its peak RSS.
-fn measure(exe: &std::path::Path, out: &PathBuf, args: &[&str]) -> Result<Row> {
+/// Runs `mmgen generate ARGS --no-cache --overwrite --out OUT` and returns its row
+/// (`what` it made, `result_mb` of it, its peak RSS and wall time).
+fn measure(exe: &std::path::Path, out: &PathBuf, args: &[&str], what: String, result_mb: f64) -> Result<Row> {
     let start = std::time::Instant::now();
     let child = Command::new(exe)
         .arg("generate")
@@ -134,10 +123,10 @@ fn measure(exe: &std::path::Path, out: &PathBuf, args: &[&str]) -> Result<Row> {
         bail!("mmgen generate {} failed:\n{}", args.join(" "), stderr.trim_end());
     }
     Ok(Row {
-        what: String::new(),
+        what,
         // Linux reports ru_maxrss in kilobytes.
         peak_rss_mb: usage.ru_maxrss as f64 * 1024.0 / 1e6,
-        result_mb: 0.0,
+        result_mb,
         wall_seconds: start.elapsed().as_secs_f64(),
     })
 }

@@ -56,7 +56,7 @@ pub struct GenerateArgs {
     frames: Option<u64>,
     /// Seconds of audio when there is no video (with a video, the audio lasts as long
     /// as the clip); no cap below an hour [default: 4].
-    #[arg(long, value_parser = seconds_value)]
+    #[arg(long, value_parser = crate::sampling::seconds_value)]
     seconds: Option<f64>,
     #[command(flatten)]
     sampling: SamplingArgs,
@@ -88,10 +88,6 @@ pub struct GenerateArgs {
     /// Where to run: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: DeviceArg,
-}
-
-fn seconds_value(text: &str) -> Result<f64, String> {
-    crate::sampling::number_in(text, 0.1, 3600.0)
 }
 
 fn strength_value(text: &str) -> Result<f64, String> {
@@ -198,13 +194,16 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         (true, _) => None,
         // A cache the user named that cannot be written is said now, under its flag;
         // the request still runs, unstored.
-        (false, Some(dir)) => match Cache::new(dir).check_writable() {
-            Ok(()) => Some(Cache::new(dir)),
-            Err(e) => {
-                eprintln!("warning: --cache {e}; this request will not be stored");
-                None
+        (false, Some(dir)) => {
+            let cache = Cache::new(dir);
+            match cache.check_writable() {
+                Ok(()) => Some(cache),
+                Err(e) => {
+                    eprintln!("warning: --cache {e}; this request will not be stored");
+                    None
+                }
             }
-        },
+        }
         (false, None) => Cache::default_dir().map(Cache::new),
     };
     let device = args.device.open()?;

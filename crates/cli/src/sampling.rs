@@ -31,6 +31,11 @@ pub fn number_in(text: &str, low: f64, high: f64) -> Result<f64, String> {
     }
 }
 
+/// Seconds of audio: 0.1 s to an hour.
+pub fn seconds_value(text: &str) -> Result<f64, String> {
+    number_in(text, 0.1, 3600.0)
+}
+
 fn guidance_value(text: &str) -> Result<f64, String> {
     number_in(text, 0.0, 50.0)
 }

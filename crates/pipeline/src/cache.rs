@@ -121,9 +121,7 @@ impl Cache {
             return Err(PipelineError::file(&self.dir, "the cache is a file, not a folder"));
         }
         std::fs::create_dir_all(&self.dir).map_err(fail)?;
-        let probe = self.dir.join(format!(".probe.{}", std::process::id()));
-        std::fs::write(&probe, b"").map_err(fail)?;
-        let _ = std::fs::remove_file(&probe);
+        crate::output::write_probe(&self.dir).map_err(fail)?;
         Ok(())
     }
 

@@ -113,15 +113,9 @@ pub fn check_out(out: &Path, policy: OutputPolicy) -> Result<()> {
     inspect(out, policy)?;
     // The staging folder goes beside `out`: the nearest folder that exists on the
     // way there must take new entries.
-    let mut existing = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let mut existing = parent_of(out);
     while !existing.exists() {
-        match existing.parent() {
-            Some(p) if !p.as_os_str().is_empty() => existing = p.to_path_buf(),
-            _ => existing = PathBuf::from("."),
-        }
+        existing = parent_of(&existing);
     }
     if !existing.is_dir() {
         return Err(PipelineError::file(
@@ -129,8 +123,21 @@ pub fn check_out(out: &Path, policy: OutputPolicy) -> Result<()> {
             "is a file, so the output folder cannot be made under it",
         ));
     }
-    let probe = existing.join(format!(".mmgen-probe-{}", std::process::id()));
-    std::fs::write(&probe, b"").map_err(|e| PipelineError::file(&existing, format!("cannot be written ({e})")))?;
+    write_probe(&existing).map_err(|e| PipelineError::file(&existing, format!("cannot be written ({e})")))
+}
+
+/// The folder holding `path` (`.` for a bare name).
+fn parent_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Whether `dir` takes new files: writes and removes an empty hidden one.
+pub(crate) fn write_probe(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".mmgen-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"")?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
 }
@@ -160,10 +167,7 @@ impl Staging {
     /// that cannot be written fails here, not after generating.
     pub fn begin(out: &Path, policy: OutputPolicy) -> Result<Staging> {
         let previous = inspect(out, policy)?;
-        let parent = match out.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let parent = parent_of(out);
         std::fs::create_dir_all(&parent).map_err(|e| PipelineError::file(&parent, e))?;
         let prefix = hidden_prefix(out);
         remove_abandoned(&parent, &prefix);
