@@ -53,9 +53,14 @@ pub struct PackageBenchArgs {
     seconds: f64,
     #[command(flatten)]
     sampling: SamplingArgs,
-    /// The folder holding hybrid-image/, hybrid-video/, hybrid-audio/.
+    /// The folder holding the models (grounded-planner/, grounded-renderer/,
+    /// grounded-trajectory/, hybrid-image/, hybrid-video/, hybrid-audio/).
     #[arg(long, default_value = "models")]
     models: PathBuf,
+    /// Which image and video models: the grounded ones (what `mmgen generate` uses by
+    /// default) or the end-to-end baselines.
+    #[arg(long, value_enum, default_value_t = PackageModels::Grounded)]
+    source: PackageModels,
     /// Timed packages (medians are reported) after one warm-up.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
     iters: u32,
@@ -389,20 +394,42 @@ fn generate(args: GenerateBenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// `bench package --source`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PackageModels {
+    /// Planner, renderer and trajectory model.
+    Grounded,
+    /// The end-to-end text-to-image and text-to-video models.
+    Hybrid,
+}
+
 fn package(args: PackageBenchArgs) -> Result<()> {
     let device = args.device.open()?;
     let dir = |name: &str| args.models.join(name);
-    let mut pipeline = Pipeline::load(&dir("hybrid-image"), &device)
-        .with_context(|| format!("--models {}: cannot load hybrid-image", args.models.display()))?;
-    if dir("hybrid-video").exists() {
-        pipeline = pipeline.with_video(&dir("hybrid-video"), &device)?;
-    }
+    let cannot = |what: &str| format!("--models {}: cannot load {what}", args.models.display());
+    let mut pipeline = match args.source {
+        PackageModels::Grounded => {
+            let pipeline = Pipeline::grounded(&dir("grounded-planner"), &dir("grounded-renderer"), &device)
+                .with_context(|| cannot("grounded-planner and grounded-renderer"))?;
+            pipeline
+                .with_grounded_video(&dir("grounded-trajectory"), &device)
+                .with_context(|| cannot("grounded-trajectory"))?
+        }
+        PackageModels::Hybrid => {
+            let pipeline = Pipeline::load(&dir("hybrid-image"), &device).with_context(|| cannot("hybrid-image"))?;
+            match dir("hybrid-video").exists() {
+                true => pipeline.with_video(&dir("hybrid-video"), &device)?,
+                false => pipeline,
+            }
+        }
+    };
     if dir("hybrid-audio").exists() {
         pipeline = pipeline.with_audio(&dir("hybrid-audio"), &device)?;
     }
     let request = Request {
         modalities: args.modalities.as_deref().map(Modality::parse_list).transpose()?,
         image: args.sampling.image_settings(),
+        grounded: args.sampling.grounded_settings(),
         frames: args.frames as usize,
         seconds: args.seconds,
         ..Request::new(&args.prompt, 0)
@@ -440,14 +467,19 @@ fn package(args: PackageBenchArgs) -> Result<()> {
         })
         .collect();
     let threads = candle_core::utils::barrier_pool().n_workers() + 1;
+    let used = match args.source {
+        PackageModels::Grounded => request.grounded.clone(),
+        PackageModels::Hybrid => request.image.clone(),
+    };
     if args.json {
         let report = serde_json::json!({
             "prompt": args.prompt,
+            "source": match args.source { PackageModels::Grounded => "grounded", PackageModels::Hybrid => "hybrid" },
             "files": files,
             "frames": args.frames,
             "seconds": args.seconds,
-            "steps": args.sampling.image_settings().steps,
-            "guidance": args.sampling.image_settings().guidance,
+            "steps": used.steps,
+            "guidance": used.guidance,
             "sampler": args.sampling.sampler,
             "device": args.device.to_string(),
             "threads": threads,
@@ -458,9 +490,9 @@ fn package(args: PackageBenchArgs) -> Result<()> {
         println!(
             "package of {} ({} {} steps, guidance {}; median of {} on {}, {threads} threads):",
             files.join(", "),
-            args.sampling.image_settings().steps,
+            used.steps,
             args.sampling.sampler,
-            args.sampling.image_settings().guidance,
+            used.guidance,
             args.iters,
             args.device
         );

@@ -63,10 +63,11 @@ pub enum SourceArg {
     Morph,
     /// The end-to-end model of the task, from --model.
     Hybrid,
-    /// --task image: the planner's plan drawn by the grounded renderer.
+    /// --task image or video: the planner's plan drawn by the grounded renderer (posed
+    /// over time by the trajectory model in a clip).
     Grounded,
-    /// --task image: the grounded renderer alone, drawing the parsed prompt's true
-    /// layout.
+    /// --task image or video: the grounded renderer (and trajectory model) alone,
+    /// drawing the parsed prompt's true layout.
     GroundedLayout,
 }
 

@@ -19,7 +19,7 @@ use mmgen_eval::probe::video_data::video_probe_accuracy;
 use mmgen_eval::probes::{load_audio_probe, load_image_probe, load_video_probe, Probes};
 use mmgen_eval::run::{evaluate, MediaOptions, Prompts};
 use mmgen_models::grounded::planner::Planner;
-use mmgen_models::grounded::GroundedRenderer;
+use mmgen_models::grounded::{GroundedRenderer, TrajectoryNet};
 use mmgen_models::hybrid_audio::HybridAudio;
 use mmgen_models::hybrid_image::{images_to_tensor, tensor_to_images, HybridImage};
 use mmgen_models::hybrid_video::HybridVideo;
@@ -46,6 +46,9 @@ pub struct EvalArgs {
     /// The renderer folder of --source grounded and grounded-layout.
     #[arg(long, default_value = "models/grounded-renderer")]
     renderer: PathBuf,
+    /// The trajectory model folder of --source grounded and grounded-layout, --task video.
+    #[arg(long, default_value = "models/grounded-trajectory")]
+    trajectory: PathBuf,
     /// The model folder of --source hybrid [default: models/hybrid-image, -video or
     /// -audio by --task].
     #[arg(long)]
@@ -245,10 +248,9 @@ fn generator(args: &EvalArgs, device: &Device) -> Result<Box<dyn Generator>> {
                 }
             }
         }
-        SourceArg::Grounded | SourceArg::GroundedLayout if args.task != MediumArg::Image => bail!(
-            "--source {} draws stills: use --task image (--task is {})",
+        SourceArg::Grounded | SourceArg::GroundedLayout if args.task == MediumArg::Audio => bail!(
+            "--source {} draws images and clips: use --task image or video (--task is audio)",
             args.source.name(),
-            args.task
         ),
         SourceArg::Grounded | SourceArg::GroundedLayout => {
             let settings = args.sampling.grounded_settings();
@@ -262,7 +264,16 @@ fn generator(args: &EvalArgs, device: &Device) -> Result<Box<dyn Generator>> {
             } else {
                 PlanSource::TrueLayout
             };
-            Ok(Box::new(GroundedGenerator::new(source, renderer, settings)))
+            let trajectory = match args.task {
+                MediumArg::Video => Some(TrajectoryNet::load(&args.trajectory, device).with_context(|| {
+                    format!(
+                        "--trajectory {}: cannot load the trajectory model (`mmgen train trajectory`)",
+                        args.trajectory.display()
+                    )
+                })?),
+                _ => None,
+            };
+            Ok(Box::new(GroundedGenerator::new(source, renderer, trajectory, settings)))
         }
     }
 }

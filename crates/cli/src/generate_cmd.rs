@@ -44,14 +44,20 @@ pub struct GenerateArgs {
     /// objects, poses, background and style under your control.
     #[arg(long, conflicts_with = "model")]
     plan: Option<PathBuf>,
-    /// The text-to-video model folder [default: models/hybrid-video, when it exists].
+    /// The grounded model's trajectory folder (plan -> poses over a clip): clips are
+    /// drawn by the grounded model when it exists and no --video-model is given
+    /// [default: models/grounded-trajectory].
+    #[arg(long, conflicts_with_all = ["model", "video_model"])]
+    trajectory: Option<PathBuf>,
+    /// The end-to-end text-to-video model folder, the baseline [default:
+    /// models/hybrid-video, when it exists and the grounded model makes no clips].
     #[arg(long)]
     video_model: Option<PathBuf>,
     /// The text-to-audio model folder [default: models/hybrid-audio, when it exists].
     #[arg(long)]
     audio_model: Option<PathBuf>,
-    /// Video frames (chunks of the model's window, generated together and blended)
-    /// [default: 24].
+    /// Video frames: the grounded model draws them in batches from shared noise, the
+    /// end-to-end model in blended windows [default: 24].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=14_400))]
     frames: Option<u64>,
     /// Seconds of audio when there is no video (with a video, the audio lasts as long
@@ -224,11 +230,19 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     };
     // A default video or audio folder that is absent is no error (a request that needs
     // it says so); a folder given by name must load.
+    let trajectory = match (&args.model, &args.video_model) {
+        (None, None) => optional_folder(&args.trajectory, "models/grounded-trajectory"),
+        _ => None,
+    };
     let (video, audio) = (
-        optional_folder(&args.video_model, "models/hybrid-video"),
+        optional_folder(&args.video_model, "models/hybrid-video").filter(|_| trajectory.is_none()),
         optional_folder(&args.audio_model, "models/hybrid-audio"),
     );
-    if let Some(dir) = video {
+    if let Some(dir) = trajectory {
+        pipeline = pipeline
+            .with_grounded_video(&dir, &device)
+            .with_context(|| format!("--trajectory {}: cannot load the trajectory model", dir.display()))?;
+    } else if let Some(dir) = video {
         pipeline = pipeline
             .with_video(&dir, &device)
             .with_context(|| format!("--video-model {}: cannot load the text-to-video model", dir.display()))?;

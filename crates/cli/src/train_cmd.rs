@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use mmgen_models::grounded::planner::PlannerConfig;
-use mmgen_models::grounded::{GroundedRendererConfig, Preconditioning};
+use mmgen_models::grounded::{GroundedRendererConfig, Preconditioning, TrajectoryConfig};
 use mmgen_models::hybrid_audio::HybridAudioConfig;
 use mmgen_models::hybrid_image::HybridImageConfig;
 use mmgen_models::tokenizer::TextTokenizer;
@@ -17,6 +17,7 @@ use mmgen_train::renderer::{train_renderer, world_vocab, RendererOptions};
 use mmgen_train::text_audio::train_text_audio;
 use mmgen_train::text_image::{train_text_image, TrainedVae};
 use mmgen_train::text_video::{train_text_video, TextVideoOptions};
+use mmgen_train::trajectory::{train_trajectory, world_motions};
 use mmgen_train::vae::train_vae;
 
 use crate::device::DeviceArg;
@@ -56,6 +57,8 @@ pub enum TrainCommand {
     Renderer(RendererArgs),
     /// Train the scene planner (prompt -> plan) on world captions, specs and layouts.
     Planner(PlannerArgs),
+    /// Train the trajectory model (plan pose, motion, clip time -> pose) on the world's poses over time.
+    Trajectory(TrainArgs),
 }
 
 #[derive(Args)]
@@ -91,6 +94,11 @@ pub struct RendererArgs {
     /// folder's]. Changing it on resume also restarts the output layers.
     #[arg(long, value_enum)]
     preconditioning: Option<PreconditioningArg>,
+    /// Share of samples that are frames at random clip times (moving poses, the light
+    /// of that moment) instead of stills, 0 to 1; above 0 the renderer learns to draw
+    /// clips (it then reads each frame's clip time).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
+    clip_share: f64,
 }
 
 /// `--preconditioning`'s values.
@@ -311,6 +319,7 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
         TrainCommand::TextAudio(a) => Some(&a.train),
         TrainCommand::Renderer(a) => Some(&a.train),
         TrainCommand::Planner(a) => Some(&a.train),
+        TrainCommand::Trajectory(a) => Some(a),
         TrainCommand::ProbeImage(_) | TrainCommand::ProbeShape(_) | TrainCommand::Tokenizer(_) => None,
     };
     if let Some(args) = without_focus {
@@ -335,6 +344,7 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
         TrainCommand::TextAudio(args) => text_audio(args),
         TrainCommand::Renderer(args) => renderer(args),
         TrainCommand::Planner(args) => planner(args),
+        TrainCommand::Trajectory(args) => trajectory(args),
     }
 }
 
@@ -489,6 +499,24 @@ fn planner(args: PlannerArgs) -> Result<()> {
     Ok(())
 }
 
+fn trajectory(args: TrainArgs) -> Result<()> {
+    let motions = world_motions();
+    let config = if args.tiny {
+        TrajectoryConfig::tiny(motions)
+    } else {
+        TrajectoryConfig::base(motions)
+    };
+    let fit = fit_options(&args)?;
+    let bar = bar(&args);
+    let record = train_trajectory(&config, &fit, &run_info(&args), &args.device.open()?, |r| {
+        report(&bar, r, args.max_minutes.is_some())
+    })?;
+    bar.finish();
+    println!("{}", serde_json::to_string_pretty(&record["error"]["final"])?);
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
 fn renderer(args: RendererArgs) -> Result<()> {
     let vocab = world_vocab();
     let config = if args.train.tiny {
@@ -514,6 +542,7 @@ fn renderer(args: RendererArgs) -> Result<()> {
             PreconditioningArg::Plain => Preconditioning::Plain,
             PreconditioningArg::Edm => Preconditioning::Edm,
         }),
+        clip_share: args.clip_share,
         ..RendererOptions::default()
     };
     let fit = fit_options(&args.train)?;

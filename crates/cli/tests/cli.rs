@@ -777,9 +777,9 @@ fn hybrid_train_generate_and_fail_clearly() {
     assert!(stderr(&corrupt).contains("unreadable weights"), "{}", stderr(&corrupt));
 }
 
-/// The grounded family end to end on tiny models: renderer and planner training,
-/// `mmgen plan`, generation from the planner and from a plan file, and bad plans
-/// refused with one line naming the field, before anything is written.
+/// The grounded family end to end on tiny models: renderer, planner and trajectory
+/// training, `mmgen plan`, stills and clips from the planner and from a plan file,
+/// and bad plans refused with one line naming the field, before anything is written.
 #[test]
 fn grounded_train_plan_generate_and_fail_clearly() {
     let dir = temp_dir("grounded");
@@ -807,8 +807,21 @@ fn grounded_train_plan_generate_and_fail_clearly() {
         "2",
         "--batch",
         "2",
+        "--clip-share",
+        "0.5",
         "--out",
         &path("renderer"),
+    ]);
+    ok(&[
+        "train",
+        "trajectory",
+        "--tiny",
+        "--steps",
+        "3",
+        "--batch",
+        "16",
+        "--out",
+        &path("trajectory"),
     ]);
     ok(&[
         "train",
@@ -941,6 +954,82 @@ fn grounded_train_plan_generate_and_fail_clearly() {
     }
     let out = mmgen(&["plan", "x", "--planner", &path("nothing")]);
     assert!(stderr(&out).contains("--planner"), "{}", stderr(&out));
+
+    // A clip: the plan posed by the trajectory model, every frame drawn, the key frame
+    // its middle one; text + image -> video starts every frame from the given look.
+    image::RgbImage::from_pixel(16, 16, image::Rgb([200, 40, 40]))
+        .save(dir.join("first.png"))
+        .unwrap();
+    let (trajectory, clip, first) = (path("trajectory"), path("clip"), path("first.png"));
+    let (clip_plan, clip_bad) = (path("clip-plan"), path("clip-bad"));
+    let mut args = vec![
+        "generate",
+        "a red star spinning",
+        "--modalities",
+        "video",
+        "--frames",
+        "3",
+        "--steps",
+        "2",
+        "--first-frame",
+        &first,
+        "--trajectory",
+        &trajectory,
+        "--no-cache",
+        "--out",
+        &clip,
+    ];
+    args.extend(grounded);
+    ok(&args);
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("clip/meta.json")).unwrap()).unwrap();
+    let objects = meta["scene_plan"]["objects"].as_array().unwrap().len();
+    let trajectories = meta["trajectories"].as_array().unwrap();
+    assert_eq!(trajectories.len(), objects, "{meta}");
+    assert!(trajectories.iter().all(|t| t.as_array().unwrap().len() == 3), "{meta}");
+    assert_eq!(meta["settings"]["video"]["first_frame"], true, "{meta}");
+    assert!(meta["models"]["trajectory"]["weights_sha256"].is_string(), "{meta}");
+    for file in ["video.mp4", "video.gif", "image.png"] {
+        assert!(dir.join("clip").join(file).exists(), "{file}");
+    }
+    // A plan file draws a clip as well, and a bad trajectory folder is named.
+    let mut args = vec![
+        "generate",
+        "x",
+        "--plan",
+        &plan_file,
+        "--modalities",
+        "video",
+        "--frames",
+        "2",
+        "--steps",
+        "1",
+        "--trajectory",
+        &trajectory,
+        "--no-cache",
+        "--out",
+        &clip_plan,
+    ];
+    args.extend(grounded);
+    ok(&args);
+    let mut args = vec![
+        "generate",
+        "x",
+        "--modalities",
+        "video",
+        "--trajectory",
+        &renderer,
+        "--no-cache",
+        "--out",
+        &clip_bad,
+    ];
+    args.extend(grounded);
+    let out = mmgen(&args);
+    assert!(
+        !out.status.success() && stderr(&out).contains("--trajectory"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.join("clip-bad").exists());
     killed_runs_leave_a_whole_package_or_none(&dir, &grounded);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -1080,6 +1169,11 @@ fn hostile_arguments_fail_clearly_and_touch_nothing() {
         (g(&["--renderer", &p("nomodel")]), "--renderer"),
         (g(&["--model", &p("nomodel")]), "--model"),
         (g(&["--video-model", &p("nomodel")]), "--video-model"),
+        (g(&["--trajectory", &p("nomodel")]), "--trajectory"),
+        (
+            g(&["--trajectory", &p("afile"), "--model", &p("nomodel")]),
+            "--trajectory",
+        ),
         (g(&["--audio-model", &p("nomodel")]), "--audio-model"),
         (g(&["--device", "tpu"]), "--device"),
         (g(&["--device", "cuda:abc"]), "--device"),
@@ -1159,6 +1253,11 @@ fn hostile_arguments_fail_clearly_and_touch_nothing() {
             "--preconditioning",
         ),
         (raw(&["train", "planner", "--batch", "0", "--out", &out]), "--batch"),
+        (raw(&["train", "trajectory", "--steps", "0", "--out", &out]), "--steps"),
+        (
+            raw(&["train", "renderer", "--clip-share", "2", "--out", &out]),
+            "--clip-share",
+        ),
         (raw(&["world", "sample", "--n", "0", "--out", &out]), "--n"),
         (
             raw(&["world", "render", &p("bad.json"), "--out", &out]),

@@ -1,9 +1,13 @@
 //! The grounded family under evaluation (`mmgen eval --source grounded` and
 //! `--source grounded-layout`): the planner's plan drawn by the renderer, or, to
-//! judge the renderer alone, the true layout of the parsed prompt drawn by it.
+//! judge the renderer alone, the true layout of the parsed prompt drawn by it. Clips
+//! (`--task video`) pose that plan over time with the trajectory model, as
+//! `mmgen generate` does.
 
 use mmgen_models::grounded::planner::Planner;
-use mmgen_models::grounded::{GroundedRenderer, PlanPose, PlannedObject, ScenePlan};
+use mmgen_models::grounded::{
+    ClipPlan, ClipSettings, GroundedRenderer, PlanPose, PlannedObject, ScenePlan, TrajectoryNet,
+};
 use mmgen_models::hybrid_image::ImageSettings;
 use mmgen_world::render::Scene;
 use mmgen_world::SceneSpec;
@@ -22,7 +26,12 @@ pub enum PlanSource {
 
 /// The plan of a world spec with its still's poses: what the renderer was trained on.
 pub fn spec_plan(spec: &SceneSpec, seed: u64) -> ScenePlan {
-    let poses = Scene::new(spec, seed).poses_at(0.5);
+    spec_plan_at(spec, seed, mmgen_models::grounded::STILL_TIME)
+}
+
+/// The plan of a world spec with its poses at clip time `t`.
+pub fn spec_plan_at(spec: &SceneSpec, seed: u64, t: f32) -> ScenePlan {
+    let poses = Scene::new(spec, seed).poses_at(t);
     ScenePlan {
         background: spec.background.name().into(),
         style: spec.style.name().into(),
@@ -35,7 +44,7 @@ pub fn spec_plan(spec: &SceneSpec, seed: u64) -> ScenePlan {
                 shape: o.shape.name().into(),
                 colour: o.colour.name().into(),
                 size: o.size.name().into(),
-                motion: None,
+                motion: Some(o.motion.name().into()),
                 pose: PlanPose {
                     cx: p.cx,
                     cy: p.cy,
@@ -47,19 +56,27 @@ pub fn spec_plan(spec: &SceneSpec, seed: u64) -> ScenePlan {
     }
 }
 
-/// The grounded text-to-image model: a plan, drawn.
+/// The grounded model: a plan, drawn as a still or, with a trajectory model, as a clip.
 pub struct GroundedGenerator {
     source: PlanSource,
     renderer: GroundedRenderer,
+    trajectory: Option<TrajectoryNet>,
     settings: ImageSettings,
 }
 
 impl GroundedGenerator {
-    /// Draws plans from `source` with `renderer` under `settings`.
-    pub fn new(source: PlanSource, renderer: GroundedRenderer, settings: ImageSettings) -> GroundedGenerator {
+    /// Draws plans from `source` with `renderer` under `settings`; clips need a
+    /// `trajectory` model.
+    pub fn new(
+        source: PlanSource,
+        renderer: GroundedRenderer,
+        trajectory: Option<TrajectoryNet>,
+        settings: ImageSettings,
+    ) -> GroundedGenerator {
         GroundedGenerator {
             source,
             renderer,
+            trajectory,
             settings,
         }
     }
@@ -75,9 +92,15 @@ impl Generator for GroundedGenerator {
 
     fn generate(&mut self, prompt: &str, seed: u64, settings: &GenerationSettings) -> Result<Generated> {
         let size = self.renderer.config().image_size as u32;
-        if settings.size != size || settings.frames > 0 || settings.seconds > 0.0 {
+        let clip = settings.frames > 0;
+        if settings.size != size || settings.seconds > 0.0 || (clip && self.trajectory.is_none()) {
+            let stills = if self.trajectory.is_none() {
+                ", and stills only without a trajectory model"
+            } else {
+                ""
+            };
             return Err(EvalError::Invalid(format!(
-                "the grounded renderer draws {size}x{size} stills only; {0}x{0} with {1} frames and {2} s were asked",
+                "the grounded renderer draws {size}x{size} images without sound{stills}; {0}x{0} with {1} frames and {2} s were asked",
                 settings.size, settings.frames, settings.seconds
             )));
         }
@@ -88,6 +111,21 @@ impl Generator for GroundedGenerator {
                 .ok_or_else(|| EvalError::Invalid("the planner returned no plan".into()))?,
             PlanSource::TrueLayout => spec_plan(&parsed_spec(prompt, seed)?, seed),
         };
+        if let (true, Some(trajectory)) = (clip, &self.trajectory) {
+            let frames = settings.frames as usize;
+            let clip = ClipPlan::new(&plan, &self.renderer, trajectory, frames)?;
+            let clip_settings = ClipSettings {
+                image: self.settings.clone(),
+                ..ClipSettings::new(frames)
+            };
+            let video = self.renderer.render_clip(&clip, seed, &clip_settings, |_, _| {})?;
+            // The key frame, as `mmgen generate` picks it: the middle one.
+            return Ok(Generated {
+                image: video.get(video.len() / 2).cloned(),
+                video: Some(video),
+                audio: None,
+            });
+        }
         let ids = self.renderer.plan_ids(&plan)?;
         let mut images = self.renderer.render(&[(ids, seed)], &self.settings, |_, _| {})?;
         Ok(Generated {

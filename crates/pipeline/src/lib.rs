@@ -10,8 +10,9 @@
 //!
 //! Each modality has its model: the grounded model (a planner's scene plan drawn by
 //! the layout-grounded renderer, `meta.json` keeps the plan) or the end-to-end hybrid
-//! text-to-image model for a still image, the
-//! text-to-video model for a clip (whose middle frame is then the key image), the
+//! text-to-image model for a still image; for a clip (whose middle frame is then the
+//! key image) the grounded model posed over time by its trajectory model, or the
+//! end-to-end text-to-video model; the
 //! text-to-audio model for music (as long as the clip when there is one, and muxed
 //! into the MP4). A plan that needs a model that is not loaded fails with a sentence
 //! naming what is missing and how to ask for less.
@@ -22,6 +23,9 @@ pub mod cache;
 pub mod error;
 pub mod output;
 pub mod plan;
+mod video;
+
+use video::Drawn;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -29,7 +33,7 @@ use std::time::Instant;
 use candle_core::{DType, Device};
 use image::RgbImage;
 use mmgen_models::grounded::planner::Planner;
-use mmgen_models::grounded::{GroundedRenderer, ScenePlan};
+use mmgen_models::grounded::{ClipPlan, ClipSettings, GroundedRenderer, ScenePlan, TrajectoryNet};
 use mmgen_models::hybrid_audio::{AudioRequest, AudioSettings, HybridAudio};
 use mmgen_models::hybrid_image::{HybridImage, ImageRequest, ImageSettings};
 use mmgen_models::hybrid_video::{HybridVideo, VideoRequest, VideoSettings};
@@ -42,7 +46,7 @@ pub use plan::{Lang, Modality, Plan, MODALITY_NAMES};
 
 /// Version of the package format and of what generation makes; part of every cache
 /// key, so bump it when the same request would now make other bytes.
-const PACKAGE_FORMAT: &str = "mmgen-package-4";
+const PACKAGE_FORMAT: &str = "mmgen-package-5";
 
 /// One request.
 #[derive(Clone, Debug)]
@@ -93,6 +97,20 @@ impl Request {
             sampler: self.image.sampler.clone(),
             frames: self.frames,
             first_frame: self.first_frame.clone(),
+        }
+    }
+
+    /// How the grounded model draws the clip: the still's sampling, the clip's frames
+    /// and first frame.
+    fn clip_settings(&self) -> ClipSettings {
+        ClipSettings {
+            image: ImageSettings {
+                init: None,
+                mask: None,
+                ..self.grounded.clone()
+            },
+            first_frame: self.first_frame.clone(),
+            ..ClipSettings::new(self.frames)
         }
     }
 
@@ -199,10 +217,19 @@ enum ImageModel {
     Grounded(Box<Grounded>),
 }
 
+/// The model that makes clips.
+enum VideoModel {
+    /// The end-to-end text-to-video model.
+    Hybrid(Box<Loaded<HybridVideo>>),
+    /// The grounded model's planner and renderer, its plan posed over time by this
+    /// trajectory model.
+    Grounded(Box<Loaded<TrajectoryNet>>),
+}
+
 /// The loaded models and the cache.
 pub struct Pipeline {
     image: ImageModel,
-    video: Option<Loaded<HybridVideo>>,
+    video: Option<VideoModel>,
     audio: Option<Loaded<HybridAudio>>,
     cache: Option<Cache>,
 }
@@ -234,9 +261,26 @@ impl Pipeline {
         })
     }
 
-    /// Adds the text-to-video model folder `dir`.
+    /// Adds the end-to-end text-to-video model folder `dir`.
     pub fn with_video(mut self, dir: &Path, device: &Device) -> Result<Pipeline> {
-        self.video = Some(Loaded::load(dir, |d| HybridVideo::load(d, device))?);
+        self.video = Some(VideoModel::Hybrid(Box::new(Loaded::load(dir, |d| {
+            HybridVideo::load(d, device)
+        })?)));
+        Ok(self)
+    }
+
+    /// Makes clips with the grounded model, posed over time by the trajectory model
+    /// folder `dir`; the stills must be the grounded model's.
+    pub fn with_grounded_video(mut self, dir: &Path, device: &Device) -> Result<Pipeline> {
+        if self.grounded_model().is_none() {
+            return Err(PipelineError::Invalid(
+                "grounded clips are drawn by the grounded renderer; this pipeline draws stills with the end-to-end model"
+                    .into(),
+            ));
+        }
+        self.video = Some(VideoModel::Grounded(Box::new(Loaded::load(dir, |d| {
+            TrajectoryNet::load(d, device)
+        })?)));
         Ok(self)
     }
 
@@ -291,8 +335,10 @@ impl Pipeline {
             None => Plan::from_prompt(&request.prompt),
         };
         missing_models(&plan, self.video.is_some(), self.audio.is_some())?;
-        if plan.modalities.contains(&Modality::Video) {
-            request.video_settings().check()?;
+        match (&self.video, plan.modalities.contains(&Modality::Video)) {
+            (Some(VideoModel::Grounded(_)), true) => request.clip_settings().check()?,
+            (_, true) => request.video_settings().check()?,
+            _ => {}
         }
         if plan.modalities.contains(&Modality::Audio) {
             request.audio_settings(self.audio_seconds(request, &plan)).check()?;
@@ -308,6 +354,7 @@ impl Pipeline {
         let staging = output::Staging::begin(out, policy)?;
         let dir = staging.dir();
         let scene = self.scene_plan(request, &plan)?;
+        let clip = self.clip_plan(request, &plan, scene.as_ref())?;
         let mut warnings = Vec::new();
         let writable_cache = self.cache.as_ref().filter(|cache| match cache.check_writable() {
             Ok(()) => true,
@@ -336,7 +383,11 @@ impl Pipeline {
         // 3. Generate what the cache did not have.
         let mut timings = serde_json::Map::new();
         if media.is_none() {
-            let files = self.make_media(request, &plan, scene.as_ref(), dir, progress, &mut timings)?;
+            let drawn = Drawn {
+                scene: scene.as_ref(),
+                clip: clip.as_ref(),
+            };
+            let files = self.make_media(request, &plan, drawn, dir, progress, &mut timings)?;
             if let Some(cache) = writable_cache {
                 // The package is made: a cache that fails now costs only the entry.
                 if let Err(e) = cache.put(&key, &files) {
@@ -377,6 +428,9 @@ impl Pipeline {
         if let (Some(scene), Some(map)) = (&scene, meta.as_object_mut()) {
             map.insert("scene_plan".into(), json!(scene));
         }
+        if let (Some(clip), Some(map)) = (&clip, meta.as_object_mut()) {
+            map.insert("trajectories".into(), video::trajectories_json(clip));
+        }
         if let (false, Some(map)) = (warnings.is_empty(), meta.as_object_mut()) {
             map.insert("warnings".into(), json!(warnings));
         }
@@ -394,23 +448,46 @@ impl Pipeline {
         })
     }
 
-    /// The scene plan of a still drawn by the grounded model: the request's own
-    /// (checked against the renderer's vocabulary) or the planner's. None when the
-    /// end-to-end model or a video draws the image.
+    /// The scene plan the grounded model draws (a still, or a clip with the grounded
+    /// video model): the request's own (checked against the renderer's vocabulary) or
+    /// the planner's. None when an end-to-end model draws the image.
     fn scene_plan(&self, request: &Request, plan: &Plan) -> Result<Option<ScenePlan>> {
-        let still = plan.modalities.contains(&Modality::Image) && !plan.modalities.contains(&Modality::Video);
+        let wants_video = plan.modalities.contains(&Modality::Video);
+        let grounded_video = matches!(self.video, Some(VideoModel::Grounded(_)));
+        let drawn = if wants_video {
+            grounded_video
+        } else {
+            plan.modalities.contains(&Modality::Image)
+        };
         match (self.grounded_model(), &request.scene_plan) {
             (None, Some(_)) => Err(PipelineError::Invalid(
                 "a scene plan is drawn by the grounded model, which is not loaded".into(),
             )),
-            (Some(_), Some(_)) if !still => Err(PipelineError::Invalid(
-                "a scene plan draws a still image; this request also asks for a video".into(),
+            (Some(_), Some(_)) if wants_video && !grounded_video => Err(PipelineError::Invalid(
+                "a scene plan is drawn by the grounded model; this request's video is the end-to-end model's".into(),
             )),
             (Some(g), Some(given)) => {
                 given.check(&g.renderer.model.config().vocab)?;
                 Ok(Some(given.clone()))
             }
-            (Some(g), None) if still => Ok(g.planner.model.plan(&[(request.prompt.as_str(), request.seed)])?.pop()),
+            (Some(g), None) if drawn => Ok(g.planner.model.plan(&[(request.prompt.as_str(), request.seed)])?.pop()),
+            _ => Ok(None),
+        }
+    }
+
+    /// The scene plan posed at every frame, when the grounded model draws the clip.
+    fn clip_plan(&self, request: &Request, plan: &Plan, scene: Option<&ScenePlan>) -> Result<Option<ClipPlan>> {
+        match (&self.video, self.grounded_model(), scene) {
+            (Some(VideoModel::Grounded(trajectory)), Some(g), Some(scene))
+                if plan.modalities.contains(&Modality::Video) =>
+            {
+                Ok(Some(ClipPlan::new(
+                    scene,
+                    &g.renderer.model,
+                    &trajectory.model,
+                    request.frames,
+                )?))
+            }
             _ => Ok(None),
         }
     }
@@ -419,7 +496,7 @@ impl Pipeline {
     /// request's seconds.
     fn audio_seconds(&self, request: &Request, plan: &Plan) -> f64 {
         match (&self.video, plan.modalities.contains(&Modality::Video)) {
-            (Some(video), true) => request.frames as f64 / video.model.config().fps as f64,
+            (Some(video), true) => request.frames as f64 / video.fps() as f64,
             _ => request.seconds,
         }
     }
@@ -435,7 +512,7 @@ impl Pipeline {
             video: plan
                 .modalities
                 .contains(&Modality::Video)
-                .then(|| (request.frames, self.video.as_ref().map_or(1, |v| v.model.config().fps))),
+                .then(|| (request.frames, self.video.as_ref().map_or(1, VideoModel::fps))),
             audio_seconds: plan
                 .modalities
                 .contains(&Modality::Audio)
@@ -451,11 +528,12 @@ impl Pipeline {
         &self,
         request: &Request,
         plan: &Plan,
-        scene: Option<&ScenePlan>,
+        drawn: Drawn,
         out: &Path,
         progress: &mut Progress,
         timings: &mut serde_json::Map<String, serde_json::Value>,
     ) -> Result<Vec<(String, Vec<u8>)>> {
+        let scene = drawn.scene;
         let wants = |m: Modality| plan.modalities.contains(&m);
         let mut files = Vec::new();
         let audio = match (&self.audio, wants(Modality::Audio)) {
@@ -483,20 +561,32 @@ impl Pipeline {
         let key_frame = match (&self.video, wants(Modality::Video)) {
             (Some(video), true) => {
                 let t = Instant::now();
-                let fps = video.model.config().fps;
-                let clip = video
-                    .model
-                    .generate(
-                        &[VideoRequest {
-                            prompt: request.prompt.clone(),
-                            seed: request.seed,
-                        }],
-                        &request.video_settings(),
-                        |done, total| progress("video", done, total),
-                    )?
-                    .into_iter()
-                    .next()
-                    .unwrap_or_default();
+                let fps = video.fps();
+                let clip = match (video, self.grounded_model(), drawn.clip) {
+                    (VideoModel::Grounded(_), Some(g), Some(clip)) => {
+                        g.renderer
+                            .model
+                            .render_clip(clip, request.seed, &request.clip_settings(), |done, total| {
+                                progress("video", done, total)
+                            })?
+                    }
+                    (VideoModel::Grounded(_), _, _) => {
+                        return Err(PipelineError::Invalid("the grounded model drew no clip plan".into()))
+                    }
+                    (VideoModel::Hybrid(video), _, _) => video
+                        .model
+                        .generate(
+                            &[VideoRequest {
+                                prompt: request.prompt.clone(),
+                                seed: request.seed,
+                            }],
+                            &request.video_settings(),
+                            |done, total| progress("video", done, total),
+                        )?
+                        .into_iter()
+                        .next()
+                        .unwrap_or_default(),
+                };
                 timings.insert("video_seconds".into(), json!(t.elapsed().as_secs_f64()));
                 let mp4 = out.join("video.mp4");
                 let track = audio.as_ref().map(|(samples, rate)| mmgen_media::Mp4Audio {
@@ -565,7 +655,8 @@ impl Pipeline {
     fn models_json(&self, plan: &Plan) -> serde_json::Value {
         let mut models = serde_json::Map::new();
         let wants = |m: Modality| plan.modalities.contains(&m);
-        if wants(Modality::Image) && !wants(Modality::Video) {
+        let grounded_video = matches!(self.video, Some(VideoModel::Grounded(_))) && wants(Modality::Video);
+        if (wants(Modality::Image) && !wants(Modality::Video)) || grounded_video {
             match &self.image {
                 ImageModel::Hybrid(m) => {
                     models.insert("image".into(), m.json());
@@ -577,7 +668,11 @@ impl Pipeline {
             }
         }
         if let (Some(video), true) = (&self.video, wants(Modality::Video)) {
-            models.insert("video".into(), video.json());
+            let name = match video {
+                VideoModel::Hybrid(_) => "video",
+                VideoModel::Grounded(_) => "trajectory",
+            };
+            models.insert(name.into(), video.json());
         }
         if let (Some(audio), true) = (&self.audio, wants(Modality::Audio)) {
             models.insert("audio".into(), audio.json());
@@ -596,14 +691,7 @@ impl Pipeline {
             settings.insert("image".into(), image_settings_json(image, dir));
         }
         if let (Some(video), true) = (&self.video, wants(Modality::Video)) {
-            let v = request.video_settings();
-            settings.insert(
-                "video".into(),
-                json!({"model": video.dir.display().to_string(), "steps": v.steps, "guidance": v.guidance,
-                       "sampler": v.sampler, "negative": v.negative, "frames": v.frames,
-                       "fps": video.model.config().fps, "window": video.model.config().model.dit.frames,
-                       "first_frame": v.first_frame.is_some()}),
-            );
+            settings.insert("video".into(), video.settings_json(request));
         }
         if let (Some(audio), true) = (&self.audio, wants(Modality::Audio)) {
             let a = request.audio_settings(self.audio_seconds(request, plan));
@@ -652,7 +740,10 @@ impl Pipeline {
         };
         Ok(key
             .part("image_models", image_models.as_bytes())
-            .part("video_model", &folder(self.video.as_ref().map(|v| &v.folder_sha256)))
+            .part(
+                "video_model",
+                &folder(self.video.as_ref().map(VideoModel::folder_sha256)),
+            )
             .part("audio_model", &folder(self.audio.as_ref().map(|a| &a.folder_sha256)))
             // The text as well as what the encoder makes of it: prompts that differ
             // only past the encoder's length share no entry (image.png holds the prompt).
@@ -753,7 +844,9 @@ fn missing_models(plan: &Plan, has_video: bool, has_audio: bool) -> Result<()> {
         .because
         .iter()
         .filter_map(|(m, _)| match m {
-            Modality::Video if !has_video => Some("models/hybrid-video (`mmgen train text-video`)"),
+            Modality::Video if !has_video => Some(
+                "models/grounded-trajectory (`mmgen train trajectory`) or models/hybrid-video (`mmgen train text-video`)",
+            ),
             Modality::Audio if !has_audio => Some("models/hybrid-audio (`mmgen train text-audio`)"),
             _ => None,
         })

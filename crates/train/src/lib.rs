@@ -17,6 +17,7 @@ pub mod renderer;
 pub mod text_audio;
 pub mod text_image;
 pub mod text_video;
+pub mod trajectory;
 pub mod vae;
 
 pub use error::{Result, TrainError};

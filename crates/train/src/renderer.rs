@@ -17,10 +17,10 @@ use crate::fit::{fit_vars, write_json, CheckpointClock, FitOptions, StepReport};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use mmgen_diffusion::{gaussian, NoiseSchedule, Prediction};
-use mmgen_eval::grounded::spec_plan;
+use mmgen_eval::grounded::spec_plan_at;
 use mmgen_models::grounded::field::{canvas_coords, object_coords};
 use mmgen_models::grounded::{
-    GroundedRenderer, GroundedRendererConfig, PlanBatch, PlanIds, PlanVocab, Preconditioning,
+    GroundedRenderer, GroundedRendererConfig, PlanBatch, PlanIds, PlanVocab, Preconditioning, STILL_TIME,
 };
 use mmgen_models::weights::{load_f32, save_f16, set_inflated};
 use mmgen_nn::seeded_var_builder;
@@ -52,7 +52,7 @@ pub fn world_vocab() -> PlanVocab {
 }
 
 /// Zero-initialised layers that a folder trained before they existed may lack.
-const ADDED_LAYERS: [&str; 2] = ["out_film.", "input_skip."];
+const ADDED_LAYERS: [&str; 3] = ["out_film.", "input_skip.", "clip_light."];
 
 /// The layers that map the trunk (and the noisy input) to the prediction.
 const OUTPUT_LAYERS: [&str; 3] = ["out.", "out_film.", "input_skip."];
@@ -76,6 +76,9 @@ pub struct RendererOptions {
     pub prediction: Option<Prediction>,
     /// How the output becomes the prediction, when not the config's (as `prediction`).
     pub preconditioning: Option<Preconditioning>,
+    /// Share of samples that are a frame at a random clip time (poses and light of
+    /// that moment) rather than the still; above 0 the renderer reads clip time.
+    pub clip_share: f64,
 }
 
 impl Default for RendererOptions {
@@ -88,6 +91,7 @@ impl Default for RendererOptions {
             occupancy_weight: 0.1,
             prediction: None,
             preconditioning: None,
+            clip_share: 0.0,
         }
     }
 }
@@ -112,12 +116,15 @@ struct RenderedBatch {
     noise: Tensor,
 }
 
-/// Renders batch `index`: training-split scenes, their stills and plans, occupancy
-/// targets, dropped plans, timesteps and noise, all from (seed, index).
+/// Renders batch `index`: training-split scenes, their stills (or, for `clip_share`
+/// of them, frames at random clip times) and plans, occupancy targets, dropped plans,
+/// timesteps and noise, all from (seed, index).
+#[allow(clippy::too_many_arguments)]
 fn renderer_batch(
     config: &GroundedRendererConfig,
     schedule: &NoiseSchedule,
     p_uncond: f64,
+    clip_share: f64,
     batch: usize,
     seed: u64,
     index: u64,
@@ -134,10 +141,17 @@ fn renderer_batch(
     for j in 0..batch {
         let sample_seed = mix64(seed ^ mix64(index.wrapping_mul(batch as u64).wrapping_add(j as u64)));
         let spec = sampler.sample(Split::Train, sample_seed);
-        let image = Scene::new(&spec, sample_seed).frame(size as u32, size as u32, 0.5)?;
+        // Stills draw no number, so a run without clip frames keeps its stream.
+        let time = if clip_share > 0.0 && rng.random_bool(clip_share) {
+            rng.random::<f32>()
+        } else {
+            STILL_TIME
+        };
+        let image = Scene::new(&spec, sample_seed).frame(size as u32, size as u32, time)?;
         pixels.extend(mmgen_world::stream::pixels(&[image]));
         // The plan the evaluation's renderer-alone row draws, as class ids.
-        let plan = PlanIds::of(&spec_plan(&spec, sample_seed), &config.vocab)?;
+        let mut plan = PlanIds::of(&spec_plan_at(&spec, sample_seed, time), &config.vocab)?;
+        plan.clip_time = time;
         // Occupancy from the world's signed distances, in the field's own coordinates.
         let one = PlanBatch::new(&[Some(&plan)], config.null_globals(), &Device::Cpu)?;
         let coords: Vec<f32> = object_coords(&one.poses, &uv)?.flatten_all()?.to_vec1()?;
@@ -188,6 +202,7 @@ fn to_device(parts: RenderedBatch, size: usize, device: &Device) -> Result<Rende
             object_ids: plans.object_ids.to_device(device)?,
             present: plans.present.to_device(device)?,
             poses: plans.poses.to_device(device)?,
+            times: plans.times.to_device(device)?,
         },
         images: Tensor::from_vec(pixels, (b, 3, size, size), device)?,
         occupancy: Tensor::from_vec(occupancy, (b, k, size * size), device)?,
@@ -272,6 +287,13 @@ pub fn train_renderer(
     let restart_output = changed && run.resume.is_some();
     config.prediction = options.prediction.unwrap_or(config.prediction);
     config.preconditioning = options.preconditioning.unwrap_or(config.preconditioning);
+    if !(0.0..=1.0).contains(&options.clip_share) {
+        return Err(TrainError::Invalid(format!(
+            "clip_share {} must be in [0, 1]",
+            options.clip_share
+        )));
+    }
+    config.clip_time |= options.clip_share > 0.0;
     let varmap = VarMap::new();
     let model = GroundedRenderer::new(
         &config,
@@ -303,7 +325,16 @@ pub fn train_renderer(
     let prediction = config.prediction;
     // A fixed validation batch beyond the stream's reach, timesteps spread evenly.
     let validation = to_device(
-        renderer_batch(&config, &schedule, 0.0, fit.batch.min(16), fit.seed, 1 << 40, true)?,
+        renderer_batch(
+            &config,
+            &schedule,
+            0.0,
+            options.clip_share,
+            fit.batch.min(16),
+            fit.seed,
+            1 << 40,
+            true,
+        )?,
         config.image_size,
         device,
     )?;
@@ -313,9 +344,9 @@ pub fn train_renderer(
     };
     let initial = validate(&model)?;
     let (cfg_w, schedule_w, dev) = (config.clone(), schedule.clone(), device.clone());
-    let (p_uncond, batch, seed) = (options.p_uncond, fit.batch, fit.seed);
+    let (p_uncond, clip_share, batch, seed) = (options.p_uncond, options.clip_share, fit.batch, fit.seed);
     let batches = OrderedWorkers::new(fit.workers, 2, move |i| {
-        renderer_batch(&cfg_w, &schedule_w, p_uncond, batch, seed, i, false)
+        renderer_batch(&cfg_w, &schedule_w, p_uncond, clip_share, batch, seed, i, false)
             .and_then(|parts| to_device(parts, cfg_w.image_size, &dev))
     });
     let mut ema = Ema::new(named.clone(), options.ema_decay)?;
@@ -442,18 +473,19 @@ mod tests {
             ..run
         };
         let short = FitOptions::new(2, 4, 1e-3, 2);
-        train_renderer(
-            &config,
-            &RendererOptions::default(),
-            &short,
-            &again,
-            &Device::Cpu,
-            |_| {},
-        )
-        .unwrap();
+        // Resuming a stills-only folder with clip frames adds the clip-time layers.
+        let clips = RendererOptions {
+            clip_share: 0.5,
+            ..RendererOptions::default()
+        };
+        train_renderer(&config, &clips, &short, &again, &Device::Cpu, |_| {}).unwrap();
         let metrics: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(resumed.join("metrics.json")).unwrap()).unwrap();
         assert_eq!(metrics["runs"].as_array().unwrap().len(), 2, "both runs recorded");
+        let resumed_config: GroundedRendererConfig =
+            mmgen_models::weights::read_folder_config(&resumed, "grounded renderer").unwrap();
+        assert!(resumed_config.clip_time);
+        GroundedRenderer::load(&resumed, &Device::Cpu).unwrap();
         let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -7,6 +7,10 @@ pub mod image;
 pub mod plan;
 pub mod planner;
 pub mod renderer;
+pub mod trajectory;
+pub mod video;
 
-pub use plan::{ObjectIds, PlanBatch, PlanIds, PlanPose, PlanVocab, PlannedObject, ScenePlan, MAX_OBJECTS};
+pub use plan::{ObjectIds, PlanBatch, PlanIds, PlanPose, PlanVocab, PlannedObject, ScenePlan, MAX_OBJECTS, STILL_TIME};
 pub use renderer::{GroundedRenderer, GroundedRendererConfig, Grounding, Preconditioning};
+pub use trajectory::{TrajectoryConfig, TrajectoryNet};
+pub use video::{ClipPlan, ClipSettings};

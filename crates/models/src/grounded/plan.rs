@@ -156,6 +156,7 @@ impl ScenePlan {
             style: PlanVocab::id(&vocab.styles, &self.style, "style")?,
             lighting: PlanVocab::id(&vocab.lightings, &self.lighting, "lighting")?,
             objects,
+            clip_time: STILL_TIME,
         })
     }
 }
@@ -186,7 +187,13 @@ pub struct PlanIds {
     pub lighting: u32,
     /// Objects, back to front.
     pub objects: Vec<ObjectIds>,
+    /// Clip time in [0, 1] of the frame drawn (the light changes over a clip);
+    /// [`STILL_TIME`] for a still.
+    pub clip_time: f32,
 }
+
+/// The clip time a still shows: the middle of its clip, as the world draws stills.
+pub const STILL_TIME: f32 = 0.5;
 
 impl PlanIds {
     /// The ids of `plan` under `vocab`.
@@ -206,6 +213,8 @@ pub struct PlanBatch {
     pub present: Tensor,
     /// (b, K, 4) f32: `[cx, cy, radius, angle]` (radius 1 for empty slots).
     pub poses: Tensor,
+    /// (b, 1) f32: each plan's clip time ([`STILL_TIME`] for null plans).
+    pub times: Tensor,
 }
 
 impl PlanBatch {
@@ -217,6 +226,7 @@ impl PlanBatch {
         let mut ids = vec![0u32; b * MAX_OBJECTS * 3];
         let mut present = vec![0f32; b * MAX_OBJECTS];
         let mut poses = vec![0f32; b * MAX_OBJECTS * 4];
+        let times: Vec<f32> = plans.iter().map(|p| p.map_or(STILL_TIME, |p| p.clip_time)).collect();
         for (i, plan) in plans.iter().enumerate() {
             for k in 0..MAX_OBJECTS {
                 poses[(i * MAX_OBJECTS + k) * 4 + 2] = 1.0;
@@ -244,6 +254,7 @@ impl PlanBatch {
             object_ids: Tensor::from_vec(ids, (b, MAX_OBJECTS, 3), device)?,
             present: Tensor::from_vec(present, (b, MAX_OBJECTS), device)?,
             poses: Tensor::from_vec(poses, (b, MAX_OBJECTS, 4), device)?,
+            times: Tensor::from_vec(times, (b, 1), device)?,
         })
     }
 

@@ -23,7 +23,7 @@ use mmgen_nn::{
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
-use crate::grounded::field::{canvas_coords, BackgroundField, ObjectField, ObjectFieldOutput};
+use crate::grounded::field::{canvas_coords, fourier, BackgroundField, ObjectField, ObjectFieldOutput};
 use crate::grounded::plan::{PlanBatch, PlanVocab};
 
 /// Shape of a grounded renderer.
@@ -59,6 +59,10 @@ pub struct GroundedRendererConfig {
     /// How the network's output becomes that prediction.
     #[serde(default)]
     pub preconditioning: Preconditioning,
+    /// Whether it reads each frame's clip time (the light over a clip): renderers
+    /// trained on stills alone do not.
+    #[serde(default)]
+    pub clip_time: bool,
 }
 
 /// How the trunk's output becomes the renderer's prediction.
@@ -96,6 +100,7 @@ impl GroundedRendererConfig {
             train_steps: 1000,
             prediction: Prediction::Sample,
             preconditioning: Preconditioning::Edm,
+            clip_time: false,
         }
     }
 
@@ -224,6 +229,33 @@ fn resample(grid: &CellGrid, lin: &Dense, down: bool) -> Result<Tensor> {
     })
 }
 
+/// The light at a clip time: an MLP of the time's Fourier features and the lighting's
+/// embedding, added to the globals. Its output layer starts at zero, so a renderer
+/// trained on stills draws as before until it has learnt the light over time.
+/// Parameters `hidden`, `out`.
+struct ClipLight {
+    hidden: Dense,
+    out: Dense,
+    octaves: usize,
+}
+
+impl ClipLight {
+    fn new(embed_dim: usize, octaves: usize, vb: VarBuilder) -> Result<ClipLight> {
+        Ok(ClipLight {
+            hidden: Dense::new(1 + 2 * octaves + embed_dim, embed_dim, vb.pp("hidden"))?,
+            out: Dense::zeros(embed_dim, embed_dim, vb.pp("out"))?,
+            octaves,
+        })
+    }
+
+    /// times (b, 1), lighting embeddings (b, E) -> (b, E).
+    fn forward(&self, times: &Tensor, lighting: &Tensor) -> Result<Tensor> {
+        let encoded = fourier(times, self.octaves)?;
+        let h = self.hidden.forward(&Tensor::cat(&[&encoded, lighting], 1)?)?.silu()?;
+        Ok(self.out.forward(&h)?)
+    }
+}
+
 /// The plan's conditioning of a batch, computed once per request and reused at every
 /// denoising step (it does not depend on the noisy image).
 pub struct Grounding {
@@ -257,6 +289,7 @@ pub struct GroundedRenderer {
     out_film: Dense,
     out: Dense,
     input_skip: Dense,
+    clip_light: Option<ClipLight>,
     uv: Tensor,
     schedule: NoiseSchedule,
     config: GroundedRendererConfig,
@@ -326,6 +359,10 @@ impl GroundedRenderer {
             out_film,
             out,
             input_skip,
+            clip_light: c
+                .clip_time
+                .then(|| ClipLight::new(e, c.octaves, vb.pp("clip_light")))
+                .transpose()?,
             uv: canvas_coords(c.image_size, c.image_size, device)?,
             schedule: NoiseSchedule::new(c.schedule, c.train_steps)?,
             config: config.clone(),
@@ -347,8 +384,11 @@ impl GroundedRenderer {
     pub fn ground(&self, plans: &PlanBatch) -> Result<Grounding> {
         let b = plans.len();
         let g = |i: usize| -> Result<Tensor> { Ok(plans.globals.narrow(1, i, 1)?.squeeze(1)?) };
-        let globals =
-            (self.backgrounds.forward(&g(0)?)? + self.styles.forward(&g(1)?)? + self.lightings.forward(&g(2)?)?)?;
+        let lighting = self.lightings.forward(&g(2)?)?;
+        let mut globals = (self.backgrounds.forward(&g(0)?)? + self.styles.forward(&g(1)?)? + &lighting)?;
+        if let Some(clip_light) = &self.clip_light {
+            globals = (globals + clip_light.forward(&plans.times, &lighting)?)?;
+        }
         let objects = self.objects.forward(plans, &self.uv)?;
         let background = self.background.forward(&globals, &self.uv)?;
         let s = self.config.image_size;
