@@ -54,7 +54,8 @@ pub struct PackageBenchArgs {
     #[command(flatten)]
     sampling: SamplingArgs,
     /// The folder holding the models (grounded-planner/, grounded-renderer/,
-    /// grounded-trajectory/, hybrid-image/, hybrid-video/, hybrid-audio/).
+    /// grounded-trajectory/, grounded-music-planner/, grounded-notes/, grounded-synth/,
+    /// hybrid-image/, hybrid-video/, hybrid-audio/).
     #[arg(long, default_value = "models")]
     models: PathBuf,
     /// Which image and video models: the grounded ones (what `mmgen generate` uses by
@@ -423,7 +424,12 @@ fn package(args: PackageBenchArgs) -> Result<()> {
             }
         }
     };
-    if dir("hybrid-audio").exists() {
+    let sound = ["grounded-music-planner", "grounded-notes", "grounded-synth"].map(dir);
+    if args.source == PackageModels::Grounded && sound.iter().all(|d| d.exists()) {
+        pipeline = pipeline
+            .with_grounded_audio(&sound[0], &sound[1], &sound[2], &device)
+            .with_context(|| cannot("grounded-music-planner, grounded-notes and grounded-synth"))?;
+    } else if dir("hybrid-audio").exists() {
         pipeline = pipeline.with_audio(&dir("hybrid-audio"), &device)?;
     }
     let request = Request {

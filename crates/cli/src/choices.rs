@@ -63,26 +63,14 @@ pub enum SourceArg {
     Morph,
     /// The end-to-end model of the task, from --model.
     Hybrid,
-    /// --task image or video: the planner's plan drawn by the grounded renderer (posed
-    /// over time by the trajectory model in a clip).
+    /// The grounded family: the planner's plan drawn by the grounded renderer (posed
+    /// over time by the trajectory model in a clip); for --task audio, the music
+    /// planner's plan composed by the note model and played by the synthesiser.
     Grounded,
-    /// --task image or video: the grounded renderer (and trajectory model) alone,
-    /// drawing the parsed prompt's true layout.
+    /// The grounded family's later stages alone on the parsed prompt's truth: the
+    /// renderer (and trajectory model) drawing its true layout, or, for --task audio,
+    /// the note model and synthesiser playing its true music.
     GroundedLayout,
-}
-
-impl SourceArg {
-    /// The name as typed.
-    pub fn name(self) -> &'static str {
-        match self {
-            SourceArg::Oracle => "oracle",
-            SourceArg::Random => "random",
-            SourceArg::Morph => "morph",
-            SourceArg::Hybrid => "hybrid",
-            SourceArg::Grounded => "grounded",
-            SourceArg::GroundedLayout => "grounded-layout",
-        }
-    }
 }
 
 /// A side of the compositional split.

@@ -12,12 +12,14 @@ use mmgen_eval::generator::{
     Generator, HybridAudioGenerator, HybridImageGenerator, HybridVideoGenerator, MorphingClip, Oracle, RandomScene,
 };
 use mmgen_eval::grounded::{GroundedGenerator, PlanSource};
+use mmgen_eval::grounded_sound::{GroundedSoundGenerator, MusicSource};
 use mmgen_eval::probe::audio_data::audio_probe_accuracy;
 use mmgen_eval::probe::image_data::{clip_frame_accuracy, image_probe_accuracy, CLIP_FRAMES};
 use mmgen_eval::probe::measure::{accuracy_by_split, recalibrate_image_probe};
 use mmgen_eval::probe::video_data::video_probe_accuracy;
 use mmgen_eval::probes::{load_audio_probe, load_image_probe, load_video_probe, Probes};
 use mmgen_eval::run::{evaluate, MediaOptions, Prompts};
+use mmgen_models::grounded::music::{MusicPlanner, NoteModel, Synth};
 use mmgen_models::grounded::planner::Planner;
 use mmgen_models::grounded::{GroundedRenderer, TrajectoryNet};
 use mmgen_models::hybrid_audio::HybridAudio;
@@ -49,6 +51,15 @@ pub struct EvalArgs {
     /// The trajectory model folder of --source grounded and grounded-layout, --task video.
     #[arg(long, default_value = "models/grounded-trajectory")]
     trajectory: PathBuf,
+    /// The music planner folder of --source grounded, --task audio.
+    #[arg(long, default_value = "models/grounded-music-planner")]
+    music_planner: PathBuf,
+    /// The note model folder of --source grounded and grounded-layout, --task audio.
+    #[arg(long, default_value = "models/grounded-notes")]
+    notes: PathBuf,
+    /// The synthesiser folder of --source grounded and grounded-layout, --task audio.
+    #[arg(long, default_value = "models/grounded-synth")]
+    synth: PathBuf,
     /// The model folder of --source hybrid [default: models/hybrid-image, -video or
     /// -audio by --task].
     #[arg(long)]
@@ -248,10 +259,26 @@ fn generator(args: &EvalArgs, device: &Device) -> Result<Box<dyn Generator>> {
                 }
             }
         }
-        SourceArg::Grounded | SourceArg::GroundedLayout if args.task == MediumArg::Audio => bail!(
-            "--source {} draws images and clips: use --task image or video (--task is audio)",
-            args.source.name(),
-        ),
+        SourceArg::Grounded | SourceArg::GroundedLayout if args.task == MediumArg::Audio => {
+            let notes = NoteModel::load(&args.notes, device).with_context(|| {
+                format!("--notes {}: cannot load the note model (`mmgen train notes`)", args.notes.display())
+            })?;
+            let synth = Synth::load(&args.synth, device).with_context(|| {
+                format!("--synth {}: cannot load the synthesiser (`mmgen train synth`)", args.synth.display())
+            })?;
+            let source = if args.source == SourceArg::Grounded {
+                let planner = MusicPlanner::load(&args.music_planner, device).with_context(|| {
+                    format!(
+                        "--music-planner {}: cannot load the music planner (`mmgen train music-planner`)",
+                        args.music_planner.display()
+                    )
+                })?;
+                MusicSource::Planner(Box::new(planner))
+            } else {
+                MusicSource::TrueMusic
+            };
+            Ok(Box::new(GroundedSoundGenerator::new(source, notes, synth)))
+        }
         SourceArg::Grounded | SourceArg::GroundedLayout => {
             let settings = args.sampling.grounded_settings();
             settings.check()?;

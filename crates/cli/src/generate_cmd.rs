@@ -53,7 +53,21 @@ pub struct GenerateArgs {
     /// models/hybrid-video, when it exists and the grounded model makes no clips].
     #[arg(long)]
     video_model: Option<PathBuf>,
-    /// The text-to-audio model folder [default: models/hybrid-audio, when it exists].
+    /// The grounded sound's music planner folder (prompt -> instrument, mood, tempo): the
+    /// sound is the grounded model's when its three folders exist and no --audio-model
+    /// is given [default: models/grounded-music-planner].
+    #[arg(long, conflicts_with = "audio_model")]
+    music_planner: Option<PathBuf>,
+    /// The grounded sound's note model folder (attributes -> score) [default:
+    /// models/grounded-notes].
+    #[arg(long, conflicts_with = "audio_model")]
+    notes: Option<PathBuf>,
+    /// The grounded sound's synthesiser folder (score -> audio) [default:
+    /// models/grounded-synth].
+    #[arg(long, conflicts_with = "audio_model")]
+    synth: Option<PathBuf>,
+    /// The end-to-end text-to-audio model folder, the baseline [default:
+    /// models/hybrid-audio, when it exists and the grounded sound models do not].
     #[arg(long)]
     audio_model: Option<PathBuf>,
     /// Video frames: the grounded model draws them in batches from shared noise, the
@@ -234,9 +248,37 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         (None, None) => optional_folder(&args.trajectory, "models/grounded-trajectory"),
         _ => None,
     };
+    let sound = match &args.audio_model {
+        None => {
+            let folders = [
+                optional_folder(&args.music_planner, "models/grounded-music-planner"),
+                optional_folder(&args.notes, "models/grounded-notes"),
+                optional_folder(&args.synth, "models/grounded-synth"),
+            ];
+            match folders {
+                [Some(planner), Some(notes), Some(synth)] => Some((planner, notes, synth)),
+                // One named while another default is absent: say which.
+                _ if args.music_planner.is_some() || args.notes.is_some() || args.synth.is_some() => {
+                    let flags = ["--music-planner", "--notes", "--synth"];
+                    let missing: Vec<&str> = flags
+                        .iter()
+                        .zip(&folders)
+                        .filter(|(_, f)| f.is_none())
+                        .map(|(flag, _)| *flag)
+                        .collect();
+                    anyhow::bail!(
+                        "--music-planner, --notes and --synth make the sound together; give {} as well (its default folder is absent)",
+                        missing.join(" and ")
+                    )
+                }
+                _ => None,
+            }
+        }
+        Some(_) => None,
+    };
     let (video, audio) = (
         optional_folder(&args.video_model, "models/hybrid-video").filter(|_| trajectory.is_none()),
-        optional_folder(&args.audio_model, "models/hybrid-audio"),
+        optional_folder(&args.audio_model, "models/hybrid-audio").filter(|_| sound.is_none()),
     );
     if let Some(dir) = trajectory {
         pipeline = pipeline
@@ -247,7 +289,18 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             .with_video(&dir, &device)
             .with_context(|| format!("--video-model {}: cannot load the text-to-video model", dir.display()))?;
     }
-    if let Some(dir) = audio {
+    if let Some((planner, notes, synth)) = sound {
+        pipeline = pipeline
+            .with_grounded_audio(&planner, &notes, &synth, &device)
+            .with_context(|| {
+                format!(
+                    "--music-planner {} --notes {} --synth {}: cannot load the grounded sound models",
+                    planner.display(),
+                    notes.display(),
+                    synth.display()
+                )
+            })?;
+    } else if let Some(dir) = audio {
         pipeline = pipeline
             .with_audio(&dir, &device)
             .with_context(|| format!("--audio-model {}: cannot load the text-to-audio model", dir.display()))?;

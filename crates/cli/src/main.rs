@@ -38,8 +38,9 @@ enum Command {
     /// Train models and probes.
     #[command(subcommand)]
     Train(train_cmd::TrainCommand),
-    /// Generate a package from a prompt: a still by the grounded model (planner +
-    /// renderer), video and music by the hybrid models, caption and meta.json.
+    /// Generate a package from a prompt with the grounded models: a still or a clip
+    /// (planner, renderer, trajectory model), music (music planner, note model,
+    /// synthesiser: WAV, MIDI and the MP4's soundtrack), caption and meta.json.
     Generate(Box<generate_cmd::GenerateArgs>),
     /// Print the scene plan the grounded planner makes of a prompt (JSON).
     Plan(plan_cmd::PlanArgs),

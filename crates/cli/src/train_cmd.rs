@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use mmgen_models::grounded::music::{MusicPlannerConfig, NoteModelConfig, SynthConfig};
 use mmgen_models::grounded::planner::PlannerConfig;
 use mmgen_models::grounded::{GroundedRendererConfig, Preconditioning, TrajectoryConfig};
 use mmgen_models::hybrid_audio::HybridAudioConfig;
@@ -12,6 +13,8 @@ use mmgen_models::tokenizer::TextTokenizer;
 use mmgen_models::vae::VaeConfig;
 use mmgen_train::corpus::train_tokenizer;
 use mmgen_train::denoiser::DenoiserOptions;
+use mmgen_train::music::{train_notes, train_synth, world_score_vocab, world_timbres};
+use mmgen_train::music_planner::{train_music_planner, world_music_vocab, world_tempo_range};
 use mmgen_train::planner::train_planner;
 use mmgen_train::renderer::{train_renderer, world_vocab, RendererOptions};
 use mmgen_train::text_audio::train_text_audio;
@@ -59,6 +62,21 @@ pub enum TrainCommand {
     Planner(PlannerArgs),
     /// Train the trajectory model (plan pose, motion, clip time -> pose) on the world's poses over time.
     Trajectory(TrainArgs),
+    /// Train the note model (instrument, mood -> score tokens) on the world's scores.
+    Notes(TrainArgs),
+    /// Train the neural synthesiser (note controls -> harmonics + filtered noise) on world notes.
+    Synth(TrainArgs),
+    /// Train the music planner (prompt -> instrument, mood, tempo, ambience) on world captions and specs.
+    MusicPlanner(MusicPlannerArgs),
+}
+
+#[derive(Args)]
+pub struct MusicPlannerArgs {
+    #[command(flatten)]
+    train: TrainArgs,
+    /// The trained tokenizer (`mmgen train tokenizer`), copied into the planner folder.
+    #[arg(long, default_value = "models/grounded-planner/tokenizer.json")]
+    tokenizer: PathBuf,
 }
 
 #[derive(Args)]
@@ -319,7 +337,8 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
         TrainCommand::TextAudio(a) => Some(&a.train),
         TrainCommand::Renderer(a) => Some(&a.train),
         TrainCommand::Planner(a) => Some(&a.train),
-        TrainCommand::Trajectory(a) => Some(a),
+        TrainCommand::MusicPlanner(a) => Some(&a.train),
+        TrainCommand::Trajectory(a) | TrainCommand::Notes(a) | TrainCommand::Synth(a) => Some(a),
         TrainCommand::ProbeImage(_) | TrainCommand::ProbeShape(_) | TrainCommand::Tokenizer(_) => None,
     };
     if let Some(args) = without_focus {
@@ -345,6 +364,9 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
         TrainCommand::Renderer(args) => renderer(args),
         TrainCommand::Planner(args) => planner(args),
         TrainCommand::Trajectory(args) => trajectory(args),
+        TrainCommand::Notes(args) => notes(args),
+        TrainCommand::Synth(args) => synth(args),
+        TrainCommand::MusicPlanner(args) => music_planner(args),
     }
 }
 
@@ -499,6 +521,31 @@ fn planner(args: PlannerArgs) -> Result<()> {
     Ok(())
 }
 
+fn music_planner(args: MusicPlannerArgs) -> Result<()> {
+    let tokenizer = TextTokenizer::load(&args.tokenizer)
+        .with_context(|| "--tokenizer: train one with `mmgen train tokenizer --out FILE`")?;
+    let (vocab, range) = (world_music_vocab(), world_tempo_range());
+    let config = if args.train.tiny {
+        MusicPlannerConfig::tiny(vocab, tokenizer.vocab_size(), range)
+    } else {
+        MusicPlannerConfig::base(vocab, tokenizer.vocab_size(), range)
+    };
+    let fit = fit_options(&args.train)?;
+    let bar = bar(&args.train);
+    let record = train_music_planner(
+        &config,
+        &args.tokenizer,
+        &fit,
+        &run_info(&args.train),
+        &args.train.device.open()?,
+        |r| report(&bar, r, args.train.max_minutes.is_some()),
+    )?;
+    bar.finish();
+    println!("{}", serde_json::to_string_pretty(&record["accuracy"]["final"])?);
+    eprintln!("wrote {}", args.train.out.display());
+    Ok(())
+}
+
 fn trajectory(args: TrainArgs) -> Result<()> {
     let motions = world_motions();
     let config = if args.tiny {
@@ -513,6 +560,42 @@ fn trajectory(args: TrainArgs) -> Result<()> {
     })?;
     bar.finish();
     println!("{}", serde_json::to_string_pretty(&record["error"]["final"])?);
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+fn notes(args: TrainArgs) -> Result<()> {
+    let vocab = world_score_vocab();
+    let config = if args.tiny {
+        NoteModelConfig::tiny(vocab)
+    } else {
+        NoteModelConfig::base(vocab)
+    };
+    let fit = fit_options(&args)?;
+    let bar = bar(&args);
+    let record = train_notes(&config, &fit, &run_info(&args), &args.device.open()?, |r| {
+        report(&bar, r, args.max_minutes.is_some())
+    })?;
+    bar.finish();
+    println!("{}", serde_json::to_string_pretty(&record["scores"])?);
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+fn synth(args: TrainArgs) -> Result<()> {
+    let timbres = world_timbres();
+    let config = if args.tiny {
+        SynthConfig::tiny(timbres)
+    } else {
+        SynthConfig::base(timbres)
+    };
+    let fit = fit_options(&args)?;
+    let bar = bar(&args);
+    let record = train_synth(&config, &fit, &run_info(&args), &args.device.open()?, |r| {
+        report(&bar, r, args.max_minutes.is_some())
+    })?;
+    bar.finish();
+    println!("{}", serde_json::to_string_pretty(&record["stft_loss"]["final"])?);
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }

@@ -26,6 +26,24 @@ pub enum WorldCommand {
     Captions(CaptionsArgs),
     /// Estimate the tempo of WAV files (onset autocorrelation, as evaluation does).
     Tempo(TempoArgs),
+    /// Play a score with the world's instruments: the `meta.json` of a grounded sound
+    /// package (its score and tempo) to a WAV, to hear the synthesiser beside the world.
+    PlayScore(PlayScoreArgs),
+}
+
+#[derive(Args)]
+pub struct PlayScoreArgs {
+    /// A package's meta.json (with `score` and `sound_plan`).
+    meta: PathBuf,
+    /// Output WAV file.
+    #[arg(long)]
+    out: PathBuf,
+    /// Seconds to render [default: the package's audio length].
+    #[arg(long, value_parser = crate::sampling::seconds_value)]
+    seconds: Option<f64>,
+    /// Seed of the instruments' noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -126,6 +144,7 @@ pub fn run(cmd: WorldCommand) -> Result<()> {
         WorldCommand::Render(args) => render(args),
         WorldCommand::Captions(args) => captions(args),
         WorldCommand::Tempo(args) => tempo(args),
+        WorldCommand::PlayScore(args) => play_score(args),
     }
 }
 
@@ -315,5 +334,31 @@ fn tempo(args: TempoArgs) -> Result<()> {
             None => println!("{}\tnone", path.display()),
         }
     }
+    Ok(())
+}
+
+fn play_score(args: PlayScoreArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.meta).with_context(|| format!("cannot read {}", args.meta.display()))?;
+    let meta: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", args.meta.display()))?;
+    let score: mmgen_models::grounded::music::Score =
+        serde_json::from_value(meta["score"].clone()).with_context(|| {
+            format!(
+                "{}: no `score` (made by the grounded sound models?)",
+                args.meta.display()
+            )
+        })?;
+    let tempo = meta["sound_plan"]["music"]["tempo_bpm"]
+        .as_f64()
+        .with_context(|| format!("{}: no `sound_plan.music.tempo_bpm`", args.meta.display()))?;
+    let seconds = match args.seconds {
+        Some(s) => s,
+        None => meta["settings"]["audio"]["seconds"]
+            .as_f64()
+            .with_context(|| format!("{}: no `settings.audio.seconds`; give --seconds", args.meta.display()))?,
+    };
+    let audio = mmgen_train::music::render_score_with_world(&score, tempo as f32, seconds as f32, args.seed)?;
+    mmgen_media::write_wav(&args.out, &audio, mmgen_world::audio::SAMPLE_RATE)?;
+    eprintln!("wrote {}", args.out.display());
     Ok(())
 }

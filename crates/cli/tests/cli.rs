@@ -1030,8 +1030,121 @@ fn grounded_train_plan_generate_and_fail_clearly() {
         stderr(&out)
     );
     assert!(!dir.join("clip-bad").exists());
+    grounded_sound_trains_and_generates(&dir, &grounded, &trajectory);
     killed_runs_leave_a_whole_package_or_none(&dir, &grounded);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The grounded sound on tiny models: music planner, note model and synthesiser
+/// training; an audio package with `audio.wav`, `score.mid` and the plan and score in
+/// `meta.json`; a clip with its soundtrack; the three folders refused unless given
+/// together.
+fn grounded_sound_trains_and_generates(dir: &Path, grounded: &[&str], trajectory: &str) {
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let ok = |args: &[&str]| {
+        let out = mmgen(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        out
+    };
+    let tiny = ["--tiny", "--steps", "2", "--batch", "4", "--eval-samples", "4"];
+    let (planner, notes, synth, tokenizer) = (
+        path("music-planner"),
+        path("notes"),
+        path("synth"),
+        path("tokenizer.json"),
+    );
+    let mut args = vec![
+        "train",
+        "music-planner",
+        "--tokenizer",
+        &tokenizer,
+        "--out",
+        planner.as_str(),
+    ];
+    args.extend(tiny);
+    ok(&args);
+    let mut args = vec!["train", "notes", "--out", notes.as_str()];
+    args.extend(tiny);
+    ok(&args);
+    let mut args = vec!["train", "synth", "--out", synth.as_str()];
+    args.extend(tiny);
+    ok(&args);
+    let sound = [
+        "--music-planner",
+        planner.as_str(),
+        "--notes",
+        notes.as_str(),
+        "--synth",
+        synth.as_str(),
+    ];
+    let song = path("song");
+    let mut args = vec![
+        "generate",
+        "calm piano music at 80 bpm",
+        "--modalities",
+        "audio",
+        "--seconds",
+        "1.5",
+        "--no-cache",
+        "--out",
+        &song,
+    ];
+    args.extend(sound);
+    args.extend(grounded);
+    ok(&args);
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("song/meta.json")).unwrap()).unwrap();
+    assert!(meta["sound_plan"]["music"]["instrument"].is_string(), "{meta}");
+    assert!(meta["score"]["notes"].is_array(), "{meta}");
+    assert!(meta["models"]["synth"]["weights_sha256"].is_string(), "{meta}");
+    let (samples, rate) = mmgen_media::read_wav(&dir.join("song/audio.wav")).unwrap();
+    assert_eq!((samples.len(), rate), (24_000, 16_000));
+    assert!(std::fs::read(dir.join("song/score.mid")).unwrap().starts_with(b"MThd"));
+    assert!(!dir.join("song/.sound.json").exists());
+    // The world plays the same score.
+    let heard = path("world.wav");
+    ok(&["world", "play-score", &path("song/meta.json"), "--out", &heard]);
+    assert_eq!(mmgen_media::read_wav(Path::new(&heard)).unwrap().0.len(), 24_000);
+    // A clip with its soundtrack: the MP4 holds both tracks.
+    let clip = path("clip-sound");
+    let mut args = vec![
+        "generate",
+        "a red star spinning with piano music",
+        "--modalities",
+        "video,audio",
+        "--frames",
+        "4",
+        "--steps",
+        "1",
+        "--trajectory",
+        trajectory,
+        "--no-cache",
+        "--out",
+        &clip,
+    ];
+    args.extend(sound);
+    args.extend(grounded);
+    ok(&args);
+    let tracks = mmgen_media::read_mp4_tracks(&dir.join("clip-sound/video.mp4")).unwrap();
+    assert_eq!(tracks.len(), 2, "{tracks:?}");
+    // One folder alone: the others are named.
+    let x = path("x");
+    let mut args = vec![
+        "generate",
+        "piano music",
+        "--modalities",
+        "audio",
+        "--notes",
+        &notes,
+        "--out",
+        &x,
+    ];
+    args.extend(grounded);
+    let out = mmgen(&args);
+    assert!(
+        !out.status.success() && stderr(&out).contains("--music-planner and --synth"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// `generate` killed (SIGKILL) at 20 seeded moments: each time the output folder is

@@ -11,6 +11,7 @@ mod error;
 pub mod fd;
 pub mod generator;
 pub mod grounded;
+pub mod grounded_sound;
 pub mod plan_eval;
 pub mod probe;
 pub mod probes;

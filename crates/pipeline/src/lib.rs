@@ -12,9 +12,10 @@
 //! the layout-grounded renderer, `meta.json` keeps the plan) or the end-to-end hybrid
 //! text-to-image model for a still image; for a clip (whose middle frame is then the
 //! key image) the grounded model posed over time by its trajectory model, or the
-//! end-to-end text-to-video model; the
-//! text-to-audio model for music (as long as the clip when there is one, and muxed
-//! into the MP4). A plan that needs a model that is not loaded fails with a sentence
+//! end-to-end text-to-video model; for sound (as long as the clip when there is
+//! one, and muxed into the MP4) the grounded music planner, note model and
+//! synthesiser (`meta.json` keeps the plan and the score, `score.mid` the MIDI), or
+//! the end-to-end text-to-audio model. A plan that needs a model that is not loaded fails with a sentence
 //! naming what is missing and how to ask for less.
 
 #![warn(missing_docs)]
@@ -23,8 +24,10 @@ pub mod cache;
 pub mod error;
 pub mod output;
 pub mod plan;
+mod sound;
 mod video;
 
+use sound::AudioModel;
 use video::Drawn;
 
 use std::path::{Path, PathBuf};
@@ -34,7 +37,7 @@ use candle_core::{DType, Device};
 use image::RgbImage;
 use mmgen_models::grounded::planner::Planner;
 use mmgen_models::grounded::{ClipPlan, ClipSettings, GroundedRenderer, ScenePlan, TrajectoryNet};
-use mmgen_models::hybrid_audio::{AudioRequest, AudioSettings, HybridAudio};
+use mmgen_models::hybrid_audio::AudioSettings;
 use mmgen_models::hybrid_image::{HybridImage, ImageRequest, ImageSettings};
 use mmgen_models::hybrid_video::{HybridVideo, VideoRequest, VideoSettings};
 use serde_json::json;
@@ -46,7 +49,11 @@ pub use plan::{Lang, Modality, Plan, MODALITY_NAMES};
 
 /// Version of the package format and of what generation makes; part of every cache
 /// key, so bump it when the same request would now make other bytes.
-const PACKAGE_FORMAT: &str = "mmgen-package-5";
+const PACKAGE_FORMAT: &str = "mmgen-package-6";
+
+/// The cache entry that holds the grounded sound's plan and score: it goes into
+/// `meta.json`, not onto disk.
+const SOUND_META: &str = ".sound.json";
 
 /// One request.
 #[derive(Clone, Debug)]
@@ -230,7 +237,7 @@ enum VideoModel {
 pub struct Pipeline {
     image: ImageModel,
     video: Option<VideoModel>,
-    audio: Option<Loaded<HybridAudio>>,
+    audio: Option<AudioModel>,
     cache: Option<Cache>,
 }
 
@@ -284,9 +291,22 @@ impl Pipeline {
         Ok(self)
     }
 
-    /// Adds the text-to-audio model folder `dir`.
+    /// Adds the end-to-end text-to-audio model folder `dir`.
     pub fn with_audio(mut self, dir: &Path, device: &Device) -> Result<Pipeline> {
-        self.audio = Some(Loaded::load(dir, |d| HybridAudio::load(d, device))?);
+        self.audio = Some(AudioModel::hybrid(dir, device)?);
+        Ok(self)
+    }
+
+    /// Makes the sound with the grounded models: the music planner, note model and
+    /// synthesiser folders.
+    pub fn with_grounded_audio(
+        mut self,
+        planner: &Path,
+        notes: &Path,
+        synth: &Path,
+        device: &Device,
+    ) -> Result<Pipeline> {
+        self.audio = Some(AudioModel::grounded(planner, notes, synth, device)?);
         Ok(self)
     }
 
@@ -340,8 +360,8 @@ impl Pipeline {
             (_, true) => request.video_settings().check()?,
             _ => {}
         }
-        if plan.modalities.contains(&Modality::Audio) {
-            request.audio_settings(self.audio_seconds(request, &plan)).check()?;
+        if let (Some(audio), true) = (&self.audio, plan.modalities.contains(&Modality::Audio)) {
+            audio.check(request, self.audio_seconds(request, &plan))?;
         }
         // Whitespace is not content: "a red star" and " a  red star " are one request
         // (the tokenizer keeps spaces, so they would otherwise encode differently).
@@ -400,7 +420,12 @@ impl Pipeline {
 
         // 4. Compose: media files, caption, meta (last), then the package into place.
         let mut files = Vec::new();
+        let mut sound_meta = None;
         for (name, bytes) in &media {
+            if name == SOUND_META {
+                sound_meta = serde_json::from_slice::<serde_json::Value>(bytes).ok();
+                continue;
+            }
             let path = dir.join(name);
             std::fs::write(&path, bytes).map_err(|e| PipelineError::file(&path, e))?;
             files.push(name.clone());
@@ -430,6 +455,9 @@ impl Pipeline {
         }
         if let (Some(clip), Some(map)) = (&clip, meta.as_object_mut()) {
             map.insert("trajectories".into(), video::trajectories_json(clip));
+        }
+        if let (Some(serde_json::Value::Object(parts)), Some(map)) = (sound_meta, meta.as_object_mut()) {
+            map.extend(parts);
         }
         if let (false, Some(map)) = (warnings.is_empty(), meta.as_object_mut()) {
             map.insert("warnings".into(), json!(warnings));
@@ -539,22 +567,17 @@ impl Pipeline {
         let audio = match (&self.audio, wants(Modality::Audio)) {
             (Some(audio), true) => {
                 let t = Instant::now();
-                let settings = request.audio_settings(self.audio_seconds(request, plan));
-                let clip = audio.model.generate(
-                    &[AudioRequest {
-                        prompt: request.prompt.clone(),
-                        seed: request.seed,
-                    }],
-                    &settings,
-                    |done, total| progress("audio", done, total),
-                )?;
+                let heard = audio.make(request, self.audio_seconds(request, plan), progress)?;
                 timings.insert("audio_seconds".into(), json!(t.elapsed().as_secs_f64()));
-                let clip = clip.into_iter().next().unwrap_or_default();
-                let rate = audio.model.config().mel.sample_rate;
                 let path = out.join("audio.wav");
-                mmgen_media::write_wav(&path, &clip, rate)?;
+                mmgen_media::write_wav(&path, &heard.samples, heard.rate)?;
                 files.push(("audio.wav".to_string(), read(&path)?));
-                Some((clip, rate))
+                if let Some((sound_plan, score, midi)) = &heard.plan {
+                    files.push(("score.mid".to_string(), midi.clone()));
+                    let part = json!({"sound_plan": sound_plan, "score": score});
+                    files.push((SOUND_META.to_string(), part.to_string().into_bytes()));
+                }
+                Some((heard.samples, heard.rate))
             }
             _ => None,
         };
@@ -675,7 +698,9 @@ impl Pipeline {
             models.insert(name.into(), video.json());
         }
         if let (Some(audio), true) = (&self.audio, wants(Modality::Audio)) {
-            models.insert("audio".into(), audio.json());
+            if let serde_json::Value::Object(parts) = audio.json() {
+                models.extend(parts);
+            }
         }
         serde_json::Value::Object(models)
     }
@@ -694,13 +719,9 @@ impl Pipeline {
             settings.insert("video".into(), video.settings_json(request));
         }
         if let (Some(audio), true) = (&self.audio, wants(Modality::Audio)) {
-            let a = request.audio_settings(self.audio_seconds(request, plan));
             settings.insert(
                 "audio".into(),
-                json!({"model": audio.dir.display().to_string(), "steps": a.steps, "guidance": a.guidance,
-                       "sampler": a.sampler, "negative": a.negative, "seconds": a.seconds,
-                       "vocoder": "griffin-lim", "vocoder_iters": a.vocoder_iters,
-                       "sample_rate": audio.model.config().mel.sample_rate}),
+                audio.settings_json(request, self.audio_seconds(request, plan)),
             );
         }
         serde_json::Value::Object(settings)
@@ -744,7 +765,10 @@ impl Pipeline {
                 "video_model",
                 &folder(self.video.as_ref().map(VideoModel::folder_sha256)),
             )
-            .part("audio_model", &folder(self.audio.as_ref().map(|a| &a.folder_sha256)))
+            .part(
+                "audio_model",
+                &folder(self.audio.as_ref().map(AudioModel::folder_sha256).as_ref()),
+            )
             // The text as well as what the encoder makes of it: prompts that differ
             // only past the encoder's length share no entry (image.png holds the prompt).
             .part("prompt", request.prompt.as_bytes())
@@ -847,7 +871,9 @@ fn missing_models(plan: &Plan, has_video: bool, has_audio: bool) -> Result<()> {
             Modality::Video if !has_video => Some(
                 "models/grounded-trajectory (`mmgen train trajectory`) or models/hybrid-video (`mmgen train text-video`)",
             ),
-            Modality::Audio if !has_audio => Some("models/hybrid-audio (`mmgen train text-audio`)"),
+            Modality::Audio if !has_audio => Some(
+                "models/grounded-music-planner, grounded-notes and grounded-synth (`mmgen train music-planner`, `notes`, `synth`) or models/hybrid-audio (`mmgen train text-audio`)",
+            ),
             _ => None,
         })
         .collect();

@@ -10,6 +10,8 @@ pub mod denoiser;
 pub mod ema;
 pub mod error;
 pub mod fit;
+pub mod music;
+pub mod music_planner;
 pub mod planner;
 pub mod probe_data;
 pub mod probes;

@@ -4,6 +4,7 @@
 
 pub mod field;
 pub mod image;
+pub mod music;
 pub mod plan;
 pub mod planner;
 pub mod renderer;

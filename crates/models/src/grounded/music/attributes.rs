@@ -1,0 +1,294 @@
+//! The music planner: the Transformer stage of the grounded family's sound. A text
+//! encoder reads the prompt; heads on its pooled state read out whether music is
+//! asked for, its instrument, mood and tempo, and the ambience (MuseCoco's
+//! text-to-attribute stage, Lu et al. 2023).
+//!
+//! A tempo is a categorical over log-spaced bins, so that "at 92 bpm" peaks at one
+//! bin, "slow" spreads over the slow ones, and a prompt that names no tempo samples
+//! one from the seed. A music-planner folder holds `config.json`
+//! ([`MusicPlannerConfig`]), `tokenizer.json` and `model.safetensors`.
+
+use std::path::Path;
+
+use candle_core::{Device, Module, Tensor, D};
+use candle_nn::VarBuilder;
+use mmgen_nn::{gelu, Dense};
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result};
+use crate::text_encoder::{TextEncoder, TextEncoderConfig};
+use crate::tokenizer::TextTokenizer;
+use crate::weights::load_folder;
+
+/// The class names a music planner was trained with.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MusicVocab {
+    /// Instruments, in id order.
+    pub instruments: Vec<String>,
+    /// Moods, in id order.
+    pub moods: Vec<String>,
+    /// Ambiences, in id order (id `len` is "none").
+    pub ambiences: Vec<String>,
+}
+
+/// Shape of a music planner.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MusicPlannerConfig {
+    /// Class names it emits.
+    pub vocab: MusicVocab,
+    /// Its text encoder.
+    pub text: TextEncoderConfig,
+    /// Tempo bins, log-spaced over `tempo_range`.
+    pub tempo_bins: usize,
+    /// Slowest and fastest tempo, bpm.
+    pub tempo_range: (f32, f32),
+}
+
+impl MusicPlannerConfig {
+    /// The shipped shape for a `vocab_size` tokenizer.
+    pub fn base(vocab: MusicVocab, vocab_size: usize, tempo_range: (f32, f32)) -> MusicPlannerConfig {
+        MusicPlannerConfig {
+            vocab,
+            // Audio prompts that describe a scene run long: the music comes last.
+            text: TextEncoderConfig {
+                max_len: 128,
+                dim: 96,
+                depth: 3,
+                ..TextEncoderConfig::base(vocab_size)
+            },
+            tempo_bins: 48,
+            tempo_range,
+        }
+    }
+
+    /// A tiny planner for tests.
+    pub fn tiny(vocab: MusicVocab, vocab_size: usize, tempo_range: (f32, f32)) -> MusicPlannerConfig {
+        MusicPlannerConfig {
+            text: TextEncoderConfig::tiny(vocab_size),
+            tempo_bins: 8,
+            ..MusicPlannerConfig::base(vocab, vocab_size, tempo_range)
+        }
+    }
+
+    /// The bin of `bpm` (clamped to the range).
+    pub fn tempo_bin(&self, bpm: f32) -> usize {
+        let (lo, hi) = self.tempo_range;
+        let x = (bpm.clamp(lo, hi) / lo).ln() / (hi / lo).ln();
+        ((x * self.tempo_bins as f32) as usize).min(self.tempo_bins - 1)
+    }
+
+    /// The centre of bin `bin`, bpm.
+    pub fn tempo_of_bin(&self, bin: usize) -> f32 {
+        let (lo, hi) = self.tempo_range;
+        lo * (hi / lo).powf((bin as f32 + 0.5) / self.tempo_bins as f32)
+    }
+}
+
+/// The music a prompt asks for.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MusicPlan {
+    /// Instrument of the melody.
+    pub instrument: String,
+    /// Mood.
+    pub mood: String,
+    /// Tempo, beats per minute.
+    pub tempo_bpm: f32,
+}
+
+/// What a prompt asks to hear: music, ambience, both or neither.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SoundPlan {
+    /// The music, if any.
+    pub music: Option<MusicPlan>,
+    /// The ambience, if any.
+    pub ambience: Option<String>,
+}
+
+/// The planner's logits for a batch.
+pub struct MusicPlannerOutput {
+    /// (b, 2): no music / music.
+    pub music: Tensor,
+    /// (b, instruments).
+    pub instrument: Tensor,
+    /// (b, moods).
+    pub mood: Tensor,
+    /// (b, tempo bins).
+    pub tempo: Tensor,
+    /// (b, ambiences + 1): the last is none.
+    pub ambience: Tensor,
+}
+
+/// The music planner. Parameters `text.*`, `hidden`, `head.{music,instrument,mood,tempo,ambience}`.
+pub struct MusicPlanner {
+    tokenizer: TextTokenizer,
+    text: TextEncoder,
+    hidden: Dense,
+    heads: [Dense; 5],
+    config: MusicPlannerConfig,
+    device: Device,
+}
+
+impl MusicPlanner {
+    /// Builds the planner on `vb`.
+    pub fn new(
+        config: &MusicPlannerConfig,
+        tokenizer: TextTokenizer,
+        vb: VarBuilder,
+        device: &Device,
+    ) -> Result<MusicPlanner> {
+        config.text.check_tokenizer(&tokenizer)?;
+        let (lo, hi) = config.tempo_range;
+        let v = &config.vocab;
+        if config.tempo_bins < 2 || !(lo > 0.0 && hi > lo) || v.instruments.is_empty() || v.moods.is_empty() {
+            return Err(ModelError::Invalid(format!(
+                "music planner needs 2+ tempo bins over a rising range and some instruments and moods: {config:?}"
+            )));
+        }
+        let d = config.text.dim;
+        let sizes = [
+            2,
+            v.instruments.len(),
+            v.moods.len(),
+            config.tempo_bins,
+            v.ambiences.len() + 1,
+        ];
+        let names = ["music", "instrument", "mood", "tempo", "ambience"];
+        let head = |i: usize| Dense::new(d, sizes[i], vb.pp(format!("head.{}", names[i])));
+        Ok(MusicPlanner {
+            text: TextEncoder::new(&config.text, vb.pp("text"))?,
+            hidden: Dense::new(d, d, vb.pp("hidden"))?,
+            heads: [head(0)?, head(1)?, head(2)?, head(3)?, head(4)?],
+            tokenizer,
+            config: config.clone(),
+            device: device.clone(),
+        })
+    }
+
+    /// Reads a music-planner folder.
+    pub fn load(dir: &Path, device: &Device) -> Result<MusicPlanner> {
+        load_folder(dir, device, "music planner", |c: &MusicPlannerConfig, tok, vb| {
+            MusicPlanner::new(c, tok, vb, device)
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MusicPlannerConfig {
+        &self.config
+    }
+
+    /// Its tokenizer.
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+
+    /// The logits for token ids (b, L) under mask (b, L).
+    pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<MusicPlannerOutput> {
+        let (_, pooled) = self.text.forward(ids, mask)?;
+        let h = gelu(&self.hidden.forward(&pooled)?)?;
+        let out = |i: usize| -> Result<Tensor> { Ok(self.heads[i].forward(&h)?) };
+        Ok(MusicPlannerOutput {
+            music: out(0)?,
+            instrument: out(1)?,
+            mood: out(2)?,
+            tempo: out(3)?,
+            ambience: out(4)?,
+        })
+    }
+
+    /// Sound plans for `(prompt, seed)` requests. Each choice is drawn from the seed
+    /// among the classes at least a tenth as likely as the likeliest: what the prompt
+    /// states is kept, what it leaves free varies with the seed.
+    pub fn plan(&self, requests: &[(&str, u64)]) -> Result<Vec<SoundPlan>> {
+        self.plan_with(requests, false)
+    }
+
+    /// [`Self::plan`] for requests that ask for sound: each plan holds music, even
+    /// where the prompt names none (the likeliest instrument and mood).
+    pub fn plan_music(&self, requests: &[(&str, u64)]) -> Result<Vec<SoundPlan>> {
+        self.plan_with(requests, true)
+    }
+
+    fn plan_with(&self, requests: &[(&str, u64)], always_music: bool) -> Result<Vec<SoundPlan>> {
+        crate::sampling::check_prompts(requests.iter().map(|r| r.0), "to plan music for")?;
+        let prompts: Vec<&str> = requests.iter().map(|r| r.0).collect();
+        let (ids, mask) = self
+            .tokenizer
+            .encode_batch(&prompts, self.config.text.max_len, &self.device)?;
+        let out = self.forward(&ids, &mask)?;
+        let probs = |t: &Tensor| -> Result<Vec<Vec<f32>>> { Ok(candle_nn::ops::softmax(t, D::Minus1)?.to_vec2()?) };
+        let (music, instrument, mood, tempo, ambience) = (
+            probs(&out.music)?,
+            probs(&out.instrument)?,
+            probs(&out.mood)?,
+            probs(&out.tempo)?,
+            probs(&out.ambience)?,
+        );
+        let v = &self.config.vocab;
+        let mut plans = Vec::with_capacity(requests.len());
+        for (i, (_, seed)) in requests.iter().enumerate() {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x4D55_5349);
+            let ambience_id = choose(&ambience[i], &mut rng);
+            let music_plan = (always_music || music[i][1] >= 0.5).then(|| MusicPlan {
+                instrument: v.instruments[choose(&instrument[i], &mut rng)].clone(),
+                mood: v.moods[choose(&mood[i], &mut rng)].clone(),
+                tempo_bpm: (self.config.tempo_of_bin(choose(&tempo[i], &mut rng)) * 10.0).round() / 10.0,
+            });
+            plans.push(SoundPlan {
+                music: music_plan,
+                ambience: v.ambiences.get(ambience_id).cloned(),
+            });
+        }
+        Ok(plans)
+    }
+}
+
+/// A class drawn from `p` among those at least a tenth as likely as the likeliest.
+fn choose(p: &[f32], rng: &mut impl Rng) -> usize {
+    let top = p.iter().cloned().fold(0.0, f32::max);
+    let kept: Vec<(usize, f32)> = p.iter().cloned().enumerate().filter(|(_, q)| *q >= 0.1 * top).collect();
+    let total: f32 = kept.iter().map(|(_, q)| q).sum();
+    let mut pick = rng.random::<f32>() * total;
+    for &(i, q) in &kept {
+        pick -= q;
+        if pick <= 0.0 {
+            return i;
+        }
+    }
+    kept.last().map(|k| k.0).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tempo_bins_cover_the_range_and_invert() {
+        let vocab = MusicVocab {
+            instruments: vec!["a".into()],
+            moods: vec!["b".into()],
+            ambiences: vec![],
+        };
+        let c = MusicPlannerConfig::base(vocab, 100, (60.0, 160.0));
+        assert_eq!(c.tempo_bin(10.0), 0);
+        assert_eq!(c.tempo_bin(1000.0), 47);
+        for bpm in [60.0f32, 75.0, 92.0, 128.0, 159.0] {
+            let back = c.tempo_of_bin(c.tempo_bin(bpm));
+            assert!((back - bpm).abs() / bpm < 0.025, "{bpm} -> {back}");
+        }
+    }
+
+    #[test]
+    fn choices_keep_what_is_likely() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        for _ in 0..100 {
+            assert_eq!(choose(&[0.001, 0.99, 0.009], &mut rng), 1);
+        }
+        let picks: std::collections::HashSet<usize> = (0..100).map(|_| choose(&[0.5, 0.5], &mut rng)).collect();
+        assert_eq!(picks.len(), 2);
+    }
+}
