@@ -281,6 +281,22 @@ pub fn fit_vars<B>(
     Ok(outcome)
 }
 
+/// Writes a model folder whose `metrics.json` holds `model`'s runs, `history` (the
+/// runs of the folder it resumed) then this run's `record`, and their hours in all.
+pub fn save_model_runs(
+    dir: &Path,
+    config: &impl Serialize,
+    varmap: &VarMap,
+    model: &str,
+    mut history: Vec<serde_json::Value>,
+    record: &serde_json::Value,
+) -> Result<()> {
+    history.push(record.clone());
+    let hours: f64 = history.iter().filter_map(|r| r["train_seconds"].as_f64()).sum::<f64>() / 3600.0;
+    let metrics = serde_json::json!({"model": model, "train_hours_total": hours, "runs": history});
+    save_model_folder(dir, config, varmap, &metrics)
+}
+
 /// Writes `config.json`, `model.safetensors` (f16) and `metrics.json` into `dir`.
 pub fn save_model_folder(
     dir: &Path,

@@ -23,7 +23,7 @@ use rand::Rng;
 use serde_json::json;
 
 use crate::error::Result;
-use crate::fit::{fit, resume, save_model_folder, FitOptions, RunInfo, StepReport};
+use crate::fit::{fit, resume, save_model_runs, FitOptions, RunInfo, StepReport};
 use crate::renderer::previous_runs;
 use mmgen_models::weights::{load_f32, set_inflated};
 
@@ -275,15 +275,7 @@ pub fn train_notes(
         },
     });
     outcome.record_into(&mut record, fit_options.batch);
-    let mut runs = history;
-    runs.push(record.clone());
-    let hours: f64 = runs.iter().filter_map(|r| r["train_seconds"].as_f64()).sum::<f64>() / 3600.0;
-    save_model_folder(
-        run.out,
-        &config,
-        &varmap,
-        &json!({"model": "grounded-notes", "train_hours_total": hours, "runs": runs}),
-    )?;
+    save_model_runs(run.out, &config, &varmap, "grounded-notes", history, &record)?;
     Ok(record)
 }
 
@@ -504,15 +496,7 @@ pub fn train_synth(
         },
     });
     outcome.record_into(&mut record, fit_options.batch);
-    let mut runs = history;
-    runs.push(record.clone());
-    let hours: f64 = runs.iter().filter_map(|r| r["train_seconds"].as_f64()).sum::<f64>() / 3600.0;
-    save_model_folder(
-        run.out,
-        &config,
-        &varmap,
-        &json!({"model": "grounded-synth", "train_hours_total": hours, "runs": runs}),
-    )?;
+    save_model_runs(run.out, &config, &varmap, "grounded-synth", history, &record)?;
     Ok(record)
 }
 

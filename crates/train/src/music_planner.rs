@@ -17,7 +17,7 @@ use rand::Rng;
 use serde_json::json;
 
 use crate::error::Result;
-use crate::fit::{fit, resume, save_model_folder, FitOptions, RunInfo, StepReport};
+use crate::fit::{fit, resume, save_model_runs, FitOptions, RunInfo, StepReport};
 use crate::renderer::previous_runs;
 
 /// The world's instruments, moods and ambiences (the music planner's vocabulary).
@@ -265,15 +265,7 @@ pub fn train_music_planner(
         },
     });
     outcome.record_into(&mut record, fit_options.batch);
-    let mut runs = history;
-    runs.push(record.clone());
-    let hours: f64 = runs.iter().filter_map(|r| r["train_seconds"].as_f64()).sum::<f64>() / 3600.0;
-    save_model_folder(
-        run.out,
-        &config,
-        &varmap,
-        &json!({"model": "grounded-music-planner", "train_hours_total": hours, "runs": runs}),
-    )?;
+    save_model_runs(run.out, &config, &varmap, "grounded-music-planner", history, &record)?;
     tokenizer.save(&run.out.join("tokenizer.json"))?;
     Ok(record)
 }

@@ -15,7 +15,7 @@ use rand::Rng;
 use serde_json::json;
 
 use crate::error::Result;
-use crate::fit::{fit, resume, save_model_folder, FitOptions, RunInfo, StepReport};
+use crate::fit::{fit, resume, save_model_runs, FitOptions, RunInfo, StepReport};
 use crate::renderer::previous_runs;
 
 /// One batch: rest poses (n, 4), motion ids (n,), times (n,), target poses (n, 4).
@@ -150,15 +150,7 @@ pub fn train_trajectory(
         },
     });
     outcome.record_into(&mut record, fit_options.batch);
-    let mut runs = history;
-    runs.push(record.clone());
-    let hours: f64 = runs.iter().filter_map(|r| r["train_seconds"].as_f64()).sum::<f64>() / 3600.0;
-    save_model_folder(
-        run.out,
-        &config,
-        &varmap,
-        &json!({"model": "grounded-trajectory", "train_hours_total": hours, "runs": runs}),
-    )?;
+    save_model_runs(run.out, &config, &varmap, "grounded-trajectory", history, &record)?;
     Ok(record)
 }
 
