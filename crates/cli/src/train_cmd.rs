@@ -546,58 +546,63 @@ fn music_planner(args: MusicPlannerArgs) -> Result<()> {
     Ok(())
 }
 
-fn trajectory(args: TrainArgs) -> Result<()> {
-    let motions = world_motions();
-    let config = if args.tiny {
-        TrajectoryConfig::tiny(motions)
-    } else {
-        TrajectoryConfig::base(motions)
-    };
+/// A model trained by `train(config, fit, run, device, progress)` on TrainArgs alone:
+/// the run's `shown` record is printed when it ends.
+type Trainer<C> = fn(
+    &C,
+    &FitOptions,
+    &RunInfo,
+    &candle_core::Device,
+    &mut dyn FnMut(&StepReport),
+) -> mmgen_train::Result<serde_json::Value>;
+
+fn train_simple<C>(args: TrainArgs, config: C, train: Trainer<C>, shown: &[&str]) -> Result<()> {
     let fit = fit_options(&args)?;
     let bar = bar(&args);
-    let record = train_trajectory(&config, &fit, &run_info(&args), &args.device.open()?, |r| {
-        report(&bar, r, args.max_minutes.is_some())
-    })?;
+    let mut progress = |r: &StepReport| report(&bar, r, args.max_minutes.is_some());
+    let record = train(&config, &fit, &run_info(&args), &args.device.open()?, &mut progress)?;
     bar.finish();
-    println!("{}", serde_json::to_string_pretty(&record["error"]["final"])?);
+    let shown = shown.iter().fold(&record, |value, key| &value[key]);
+    println!("{}", serde_json::to_string_pretty(shown)?);
     eprintln!("wrote {}", args.out.display());
     Ok(())
+}
+
+fn trajectory(args: TrainArgs) -> Result<()> {
+    let motions = world_motions();
+    let config = match args.tiny {
+        true => TrajectoryConfig::tiny(motions),
+        false => TrajectoryConfig::base(motions),
+    };
+    train_simple(
+        args,
+        config,
+        |c, f, r, d, p| train_trajectory(c, f, r, d, p),
+        &["error", "final"],
+    )
 }
 
 fn notes(args: TrainArgs) -> Result<()> {
     let vocab = world_score_vocab();
-    let config = if args.tiny {
-        NoteModelConfig::tiny(vocab)
-    } else {
-        NoteModelConfig::base(vocab)
+    let config = match args.tiny {
+        true => NoteModelConfig::tiny(vocab),
+        false => NoteModelConfig::base(vocab),
     };
-    let fit = fit_options(&args)?;
-    let bar = bar(&args);
-    let record = train_notes(&config, &fit, &run_info(&args), &args.device.open()?, |r| {
-        report(&bar, r, args.max_minutes.is_some())
-    })?;
-    bar.finish();
-    println!("{}", serde_json::to_string_pretty(&record["scores"])?);
-    eprintln!("wrote {}", args.out.display());
-    Ok(())
+    train_simple(args, config, |c, f, r, d, p| train_notes(c, f, r, d, p), &["scores"])
 }
 
 fn synth(args: TrainArgs) -> Result<()> {
     let timbres = world_timbres();
-    let config = if args.tiny {
-        SynthConfig::tiny(timbres)
-    } else {
-        SynthConfig::base(timbres)
+    let config = match args.tiny {
+        true => SynthConfig::tiny(timbres),
+        false => SynthConfig::base(timbres),
     };
-    let fit = fit_options(&args)?;
-    let bar = bar(&args);
-    let record = train_synth(&config, &fit, &run_info(&args), &args.device.open()?, |r| {
-        report(&bar, r, args.max_minutes.is_some())
-    })?;
-    bar.finish();
-    println!("{}", serde_json::to_string_pretty(&record["stft_loss"]["final"])?);
-    eprintln!("wrote {}", args.out.display());
-    Ok(())
+    train_simple(
+        args,
+        config,
+        |c, f, r, d, p| train_synth(c, f, r, d, p),
+        &["stft_loss", "final"],
+    )
 }
 
 fn renderer(args: RendererArgs) -> Result<()> {

@@ -32,10 +32,22 @@ pub fn load_folder<C: serde::de::DeserializeOwned, M>(
     what: &str,
     build: impl FnOnce(&C, TextTokenizer, VarBuilder<'static>) -> Result<M>,
 ) -> Result<M> {
-    let config = read_folder_config(dir, what)?;
     let tokenizer = TextTokenizer::load(&dir.join("tokenizer.json"))?;
+    load_weights_folder(dir, device, what, |config, vb| build(config, tokenizer, vb))
+}
+
+/// Loads a model folder without a tokenizer: its `what` config and its weights,
+/// handed to `build`; weights that do not fit the config are reported against the
+/// weights file.
+pub fn load_weights_folder<C: serde::de::DeserializeOwned, M>(
+    dir: &Path,
+    device: &Device,
+    what: &str,
+    build: impl FnOnce(&C, VarBuilder<'static>) -> Result<M>,
+) -> Result<M> {
+    let config = read_folder_config(dir, what)?;
     let weights = dir.join("model.safetensors");
-    build(&config, tokenizer, var_builder(&weights, device)?).map_err(|e| match e {
+    build(&config, var_builder(&weights, device)?).map_err(|e| match e {
         ModelError::Candle(c) => ModelError::file(&weights, format!("does not fit config.json: {c}")),
         other => other,
     })

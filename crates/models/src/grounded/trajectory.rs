@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
 use crate::grounded::field::fourier;
-use crate::weights::{read_folder_config, var_builder};
+use crate::weights::load_weights_folder;
 
 /// Scale of the rotation output: the network's unit is half a turn.
 const ANGLE_UNIT: f64 = std::f64::consts::PI;
@@ -111,11 +111,8 @@ impl TrajectoryNet {
 
     /// Reads a trajectory folder (`config.json`, `model.safetensors`).
     pub fn load(dir: &Path, device: &Device) -> Result<TrajectoryNet> {
-        let config: TrajectoryConfig = read_folder_config(dir, "trajectory model")?;
-        let weights = dir.join("model.safetensors");
-        TrajectoryNet::new(&config, var_builder(&weights, device)?, device).map_err(|e| match e {
-            ModelError::Candle(c) => ModelError::file(&weights, format!("does not fit config.json: {c}")),
-            other => other,
+        load_weights_folder(dir, device, "trajectory model", |c: &TrajectoryConfig, vb| {
+            TrajectoryNet::new(c, vb, device)
         })
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::score::{Score, ScoreVocab, Token, TokenLayout, BEATS_PER_BAR};
 use crate::error::{ModelError, Result};
-use crate::weights::{read_folder_config, var_builder};
+use crate::weights::load_weights_folder;
 
 /// Shape of a note model.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -134,11 +134,8 @@ impl NoteModel {
 
     /// Reads a note-model folder.
     pub fn load(dir: &Path, device: &Device) -> Result<NoteModel> {
-        let config: NoteModelConfig = read_folder_config(dir, "note model")?;
-        let weights = dir.join("model.safetensors");
-        NoteModel::new(&config, var_builder(&weights, device)?, device).map_err(|e| match e {
-            ModelError::Candle(c) => ModelError::file(&weights, format!("does not fit config.json: {c}")),
-            other => other,
+        load_weights_folder(dir, device, "note model", |c: &NoteModelConfig, vb| {
+            NoteModel::new(c, vb, device)
         })
     }
 

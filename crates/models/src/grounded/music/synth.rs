@@ -23,7 +23,7 @@ use realfft::RealFftPlanner;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
-use crate::weights::{read_folder_config, var_builder};
+use crate::weights::load_weights_folder;
 
 const TAU: f64 = std::f64::consts::TAU;
 
@@ -193,11 +193,8 @@ impl Synth {
 
     /// Reads a synthesiser folder.
     pub fn load(dir: &Path, device: &Device) -> Result<Synth> {
-        let config: SynthConfig = read_folder_config(dir, "synthesiser")?;
-        let weights = dir.join("model.safetensors");
-        Synth::new(&config, var_builder(&weights, device)?, device).map_err(|e| match e {
-            ModelError::Candle(c) => ModelError::file(&weights, format!("does not fit config.json: {c}")),
-            other => other,
+        load_weights_folder(dir, device, "synthesiser", |c: &SynthConfig, vb| {
+            Synth::new(c, vb, device)
         })
     }
 
