@@ -89,6 +89,10 @@ pub struct PlannerArgs {
     /// A hybrid model folder with the same tokenizer whose trained text encoder starts the run.
     #[arg(long)]
     text_from: Option<PathBuf>,
+    /// Offset bins per side of the relative centre grid (places an object beside the
+    /// previous one); resuming a planner without one adds it [default: 24 for a new planner]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    relative_bins: Option<u32>,
 }
 
 #[derive(Args)]
@@ -117,6 +121,11 @@ pub struct RendererArgs {
     /// clips (it then reads each frame's clip time).
     #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
     clip_share: f64,
+    /// Adds the pixel head (every trunk cell's map from the grounding channels to its
+    /// pixels' colour, starting at zero) to a resumed renderer that lacks it; new
+    /// renderers have it.
+    #[arg(long)]
+    pixel_head: bool,
 }
 
 /// `--preconditioning`'s values.
@@ -510,6 +519,7 @@ fn planner(args: PlannerArgs) -> Result<()> {
         &config,
         &tokenizer,
         args.text_from.as_deref(),
+        args.relative_bins.map(|n| n as usize),
         &fit,
         &run_info(&args.train),
         &args.train.device.open()?,
@@ -631,6 +641,7 @@ fn renderer(args: RendererArgs) -> Result<()> {
             PreconditioningArg::Edm => Preconditioning::Edm,
         }),
         clip_share: args.clip_share,
+        pixel_head: args.pixel_head,
         ..RendererOptions::default()
     };
     let fit = fit_options(&args.train)?;

@@ -4,13 +4,13 @@
 
 use std::path::PathBuf;
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use image::{GrayImage, RgbImage};
 use mmgen_diffusion::gaussian;
 use mmgen_models::grounded::planner::{Planner, PlannerConfig};
 use mmgen_models::grounded::{
-    GroundedRenderer, GroundedRendererConfig, PlanIds, PlanPose, PlanVocab, PlannedObject, ScenePlan,
+    GroundedRenderer, GroundedRendererConfig, PlanBatch, PlanIds, PlanPose, PlanVocab, PlannedObject, ScenePlan,
 };
 use mmgen_models::hybrid_image::ImageSettings;
 use mmgen_models::tokenizer::TextTokenizer;
@@ -226,4 +226,69 @@ fn planner_is_deterministic_batch_invariant_and_round_trips() {
     assert_eq!(again[0].background, one[0].background);
     assert!(model.plan(&[("  ", 1)]).is_err(), "an empty prompt is refused");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_pixel_head_starts_silent_and_then_draws_within_a_block() {
+    let dev = Device::Cpu;
+    let (with_head, varmap, config) = renderer();
+    // The same weights without the head: a renderer trained before the head existed.
+    let without = GroundedRendererConfig {
+        pixel_head: false,
+        ..config.clone()
+    };
+    let old = || {
+        let weights: std::collections::HashMap<String, Tensor> = varmap
+            .data()
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(name, _)| !name.starts_with("pixel_head."))
+            .map(|(name, var)| (name.clone(), var.as_tensor().copy().unwrap()))
+            .collect();
+        GroundedRenderer::new(&without, VarBuilder::from_tensors(weights, DType::F32, &dev), &dev).unwrap()
+    };
+    let plan = plan("shape1", 0.45);
+    let ids = with_head.plan_ids(&plan).unwrap();
+    let batch = PlanBatch::new(&[Some(&ids)], config.null_globals(), &dev).unwrap();
+    let xs = gaussian((1, 3, 16, 16), 3, &dev).unwrap();
+    let t = Tensor::new(&[400f32], &dev).unwrap();
+    let predict = |m: &GroundedRenderer| m.predict(&xs, &t, &m.ground(&batch).unwrap()).unwrap();
+    let zero = |name: &str| {
+        let data = varmap.data().lock().unwrap();
+        let var = &data[name];
+        var.set(&var.zeros_like().unwrap()).unwrap();
+    };
+    zero("pixel_head.weight");
+    zero("pixel_head.bias");
+    let difference = |a: &Tensor, b: &Tensor| {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    assert_eq!(
+        difference(&predict(&with_head), &predict(&old())),
+        0.0,
+        "a zero head changes nothing"
+    );
+    randomise(&varmap);
+    let head_only = (predict(&with_head) - predict(&old())).unwrap();
+    assert!(head_only.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() > 1e-3);
+    // Within one 2x2 block of the trunk the head's term varies from pixel to pixel.
+    let block: Vec<f32> = head_only
+        .narrow(2, 8, 2)
+        .unwrap()
+        .narrow(3, 8, 2)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let spread = block.iter().cloned().fold(f32::MIN, f32::max) - block.iter().cloned().fold(f32::MAX, f32::min);
+    assert!(spread > 1e-4, "the head's term is not constant over a block: {block:?}");
 }

@@ -19,12 +19,12 @@ use candle_nn::VarMap;
 use mmgen_models::grounded::planner::{Planner, PlannerConfig, PlannerOutput};
 use mmgen_models::grounded::MAX_OBJECTS;
 use mmgen_models::tokenizer::TextTokenizer;
-use mmgen_models::weights::{load_f32, save_f16, set_prefixed};
+use mmgen_models::weights::{load_f32, save_f16, set_inflated, set_prefixed};
 use mmgen_nn::seeded_var_builder;
 use mmgen_world::caption::{caption, CaptionOptions, Lang, Medium};
 use mmgen_world::layout::layout;
 use mmgen_world::rng::{mix64, rng_for, Purpose};
-use mmgen_world::{OrderedWorkers, SceneSpec, SpecSampler, Split};
+use mmgen_world::{OrderedWorkers, Placement, SceneSpec, SpecSampler, Split};
 use rand::Rng;
 use serde_json::json;
 
@@ -73,7 +73,6 @@ fn planner_batch(
     device: &Device,
 ) -> Result<PlannerBatch> {
     let sampler = SpecSampler::default();
-    let bins = config.bins;
     let (mut texts, mut specs) = (Vec::with_capacity(batch), Vec::with_capacity(batch));
     let mut globals = Vec::with_capacity(batch * 3);
     let mut slots = vec![0u32; batch * MAX_OBJECTS * 6];
@@ -110,8 +109,15 @@ fn planner_batch(
         globals.extend([spec.background.index(), spec.style.index(), spec.lighting.index()].map(|v| v as u32));
         for (k, (o, p)) in spec.objects.iter().zip(&poses).enumerate().take(MAX_OBJECTS) {
             let slot = j * MAX_OBJECTS + k;
-            let bx = ((p.cx * bins as f32) as usize).min(bins - 1);
-            let by = ((p.cy * bins as f32) as usize).min(bins - 1);
+            // An object placed beside the previous one is labelled by its offset from it
+            // (when the planner has a relative grid), any other by its absolute bin.
+            let relative = match o.placement {
+                Placement::Relative { of, .. } if k > 0 && of == k - 1 => {
+                    config.relative_class(p.cx - poses[of].cx, p.cy - poses[of].cy)
+                }
+                _ => None,
+            };
+            let centre = relative.unwrap_or_else(|| config.absolute_class(p.cx, p.cy));
             slots[slot * 6..slot * 6 + 6].copy_from_slice(
                 &[
                     1,
@@ -119,7 +125,7 @@ fn planner_batch(
                     o.colour.index(),
                     o.size.index(),
                     o.motion.index(),
-                    by * bins + bx,
+                    centre,
                 ]
                 .map(|v| v as u32),
             );
@@ -236,23 +242,39 @@ pub fn plan_accuracy(model: &Planner, b: &PlannerBatch) -> Result<serde_json::Va
 
 /// Trains a planner (or continues `run.resume`) and writes its folder: config.json,
 /// tokenizer.json, model.safetensors (f16), metrics.json with every run.
+///
+/// `relative_bins`, when given, sets the relative grid of a new planner, or adds one
+/// to a resumed planner that has none (its head starts from its initialisation).
+#[allow(clippy::too_many_arguments)]
 pub fn train_planner(
     config: &PlannerConfig,
     tokenizer: &TextTokenizer,
     text_from: Option<&Path>,
+    relative_bins: Option<usize>,
     fit_options: &FitOptions,
     run: &RunInfo,
     device: &Device,
     mut progress: impl FnMut(&StepReport),
 ) -> Result<serde_json::Value> {
     let mut history = Vec::new();
-    let config = match run.resume {
+    let mut config = match run.resume {
         Some(dir) => {
             history = crate::renderer::previous_runs(dir);
             mmgen_models::weights::read_folder_config(dir, "planner")?
         }
         None => config.clone(),
     };
+    let mut adds_relative = false;
+    if let Some(n) = relative_bins.filter(|&n| n != config.relative_bins) {
+        if run.resume.is_some() && config.relative_bins > 0 {
+            return Err(TrainError::Invalid(format!(
+                "relative_bins {n}: the resumed planner has a relative grid of {} bins, which cannot change",
+                config.relative_bins
+            )));
+        }
+        adds_relative = run.resume.is_some();
+        config.relative_bins = n;
+    }
     let varmap = VarMap::new();
     let model = Planner::new(
         &config,
@@ -261,7 +283,8 @@ pub fn train_planner(
         device,
     )?;
     if let Some(dir) = run.resume {
-        set_prefixed(&varmap, "", &load_f32(&dir.join("model.safetensors"), device)?)?;
+        let added = |name: &str| adds_relative && name.starts_with("head.relative.");
+        set_inflated(&varmap, &load_f32(&dir.join("model.safetensors"), device)?, added)?;
     } else if let Some(dir) = text_from {
         // A trained text encoder (the end-to-end model's, same tokenizer) starts the run.
         let path = dir.join("model.safetensors");
@@ -379,7 +402,7 @@ mod tests {
             checkpoint_every: 0,
             resume: None,
         };
-        let record = train_planner(&config, &tokenizer, None, &options, &run, &Device::Cpu, |_| {}).unwrap();
+        let record = train_planner(&config, &tokenizer, None, None, &options, &run, &Device::Cpu, |_| {}).unwrap();
         let (first, last) = (
             record["first_loss"].as_f64().unwrap(),
             record["final_loss"].as_f64().unwrap(),

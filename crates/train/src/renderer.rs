@@ -52,10 +52,10 @@ pub fn world_vocab() -> PlanVocab {
 }
 
 /// Zero-initialised layers that a folder trained before they existed may lack.
-const ADDED_LAYERS: [&str; 3] = ["out_film.", "input_skip.", "clip_light."];
+const ADDED_LAYERS: [&str; 4] = ["out_film.", "input_skip.", "clip_light.", "pixel_head."];
 
 /// The layers that map the trunk (and the noisy input) to the prediction.
-const OUTPUT_LAYERS: [&str; 3] = ["out.", "out_film.", "input_skip."];
+const OUTPUT_LAYERS: [&str; 4] = ["out.", "out_film.", "input_skip.", "pixel_head."];
 
 /// Choices of a renderer run beyond the loop's.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -79,6 +79,8 @@ pub struct RendererOptions {
     /// Share of samples that are a frame at a random clip time (poses and light of
     /// that moment) rather than the still; above 0 the renderer reads clip time.
     pub clip_share: f64,
+    /// Adds the pixel head to a resumed renderer that lacks it (starting at zero).
+    pub pixel_head: bool,
 }
 
 impl Default for RendererOptions {
@@ -92,6 +94,7 @@ impl Default for RendererOptions {
             prediction: None,
             preconditioning: None,
             clip_share: 0.0,
+            pixel_head: false,
         }
     }
 }
@@ -294,6 +297,7 @@ pub fn train_renderer(
         )));
     }
     config.clip_time |= options.clip_share > 0.0;
+    config.pixel_head |= options.pixel_head;
     let varmap = VarMap::new();
     let model = GroundedRenderer::new(
         &config,
@@ -441,7 +445,11 @@ mod tests {
     #[test]
     fn tiny_renderer_training_lowers_the_validation_loss_and_resumes() {
         let root = std::env::temp_dir().join(format!("mmgen-renderer-{}", std::process::id()));
-        let config = GroundedRendererConfig::tiny(world_vocab());
+        // Trained without the pixel head, which the resumed run adds.
+        let config = GroundedRendererConfig {
+            pixel_head: false,
+            ..GroundedRendererConfig::tiny(world_vocab())
+        };
         let fit = FitOptions {
             log_every: 5,
             ..FitOptions::new(60, 8, 3e-3, 1)
@@ -476,6 +484,7 @@ mod tests {
         // Resuming a stills-only folder with clip frames adds the clip-time layers.
         let clips = RendererOptions {
             clip_share: 0.5,
+            pixel_head: true,
             ..RendererOptions::default()
         };
         train_renderer(&config, &clips, &short, &again, &Device::Cpu, |_| {}).unwrap();
@@ -484,7 +493,7 @@ mod tests {
         assert_eq!(metrics["runs"].as_array().unwrap().len(), 2, "both runs recorded");
         let resumed_config: GroundedRendererConfig =
             mmgen_models::weights::read_folder_config(&resumed, "grounded renderer").unwrap();
-        assert!(resumed_config.clip_time);
+        assert!(resumed_config.clip_time && resumed_config.pixel_head);
         GroundedRenderer::load(&resumed, &Device::Cpu).unwrap();
         let _ = std::fs::remove_dir_all(&root);
     }

@@ -12,6 +12,11 @@
 //! their object unaided (DETR's slow convergence, Carion et al. 2020). A centre is a
 //! categorical over a grid of bins (sampled with the seed, then jittered within its
 //! bin), so a free placement spreads over the canvas and a named one stays put.
+//! The same categorical also holds a grid of *offsets from the previous slot's
+//! centre* (the relative bins): "above the circle" is then one offset class, whatever
+//! the sampled anchor, where an absolute grid must learn a translation of the anchor's
+//! pose for every place it can stand. The planner chooses between the two grids the
+//! way it chooses a bin, from what the prompt says.
 //!
 //! A planner folder holds `config.json` ([`PlannerConfig`]), `tokenizer.json` and
 //! `model.safetensors`; the class names it emits come from its config's vocabulary.
@@ -43,6 +48,10 @@ pub struct PlannerConfig {
     pub depth: usize,
     /// Centre bins per side (a centre is one of `bins x bins`).
     pub bins: usize,
+    /// Offset bins per side of the relative grid (offsets of up to
+    /// [`RELATIVE_SPAN`] from the previous slot's centre); 0 for planners without it.
+    #[serde(default)]
+    pub relative_bins: usize,
 }
 
 impl PlannerConfig {
@@ -55,6 +64,7 @@ impl PlannerConfig {
             text: TextEncoderConfig::base(vocab_size),
             depth: 2,
             bins: 16,
+            relative_bins: 24,
         }
     }
 
@@ -65,12 +75,62 @@ impl PlannerConfig {
             text: TextEncoderConfig::tiny(vocab_size),
             depth: 1,
             bins: 4,
+            relative_bins: 4,
         }
     }
 }
 
 /// Fourier octaves of the previous slot's pose.
 const POSE_OCTAVES: usize = 3;
+
+/// Reach of the relative grid: offsets in `[-RELATIVE_SPAN, RELATIVE_SPAN]` on each
+/// axis (an object beside a large anchor stands up to about 0.55 from its centre).
+pub const RELATIVE_SPAN: f32 = 0.6;
+
+/// Logit given to the relative bins of slot 0, which has no previous slot.
+const NO_RELATIVE: f64 = -1e4;
+
+impl PlannerConfig {
+    /// Classes of the centre categorical: the absolute bins, then the relative ones.
+    pub fn centre_classes(&self) -> usize {
+        self.bins * self.bins + self.relative_bins * self.relative_bins
+    }
+
+    /// The centre class of a pose at (cx, cy) placed absolutely.
+    pub fn absolute_class(&self, cx: f32, cy: f32) -> usize {
+        let bin = |v: f32| ((v * self.bins as f32).max(0.0) as usize).min(self.bins - 1);
+        bin(cy) * self.bins + bin(cx)
+    }
+
+    /// The centre class of an offset (dx, dy) from the previous slot's centre, if the
+    /// planner has a relative grid and the offset is within its reach.
+    pub fn relative_class(&self, dx: f32, dy: f32) -> Option<usize> {
+        let n = self.relative_bins;
+        let bin = |v: f32| {
+            let at = (v + RELATIVE_SPAN) / (2.0 * RELATIVE_SPAN) * n as f32;
+            (at >= 0.0 && at < n as f32).then_some(at as usize)
+        };
+        Some(self.bins * self.bins + bin(dy)? * n + bin(dx)?)
+    }
+
+    /// The centre of class `class` jittered by `(ux, uy)` in [0, 1)^2 within its bin;
+    /// `previous` is the previous slot's centre, for relative classes. Clamped to the
+    /// canvas.
+    pub fn centre_of(&self, class: usize, ux: f32, uy: f32, previous: (f32, f32)) -> (f32, f32) {
+        let absolute = self.bins * self.bins;
+        let (cx, cy) = if class < absolute {
+            let (bx, by) = (class % self.bins, class / self.bins);
+            ((bx as f32 + ux) / self.bins as f32, (by as f32 + uy) / self.bins as f32)
+        } else {
+            let n = self.relative_bins.max(1);
+            let r = class - absolute;
+            let width = 2.0 * RELATIVE_SPAN / n as f32;
+            let offset = |b: usize, u: f32| -RELATIVE_SPAN + (b as f32 + u) * width;
+            (previous.0 + offset(r % n, ux), previous.1 + offset(r / n, uy))
+        };
+        (cx.clamp(0.0, 1.0), cy.clamp(0.0, 1.0))
+    }
+}
 
 struct DecoderLayer {
     norm1: LayerNorm,
@@ -121,14 +181,16 @@ pub struct PlannerOutput {
     pub size: Tensor,
     /// (b, K, motions).
     pub motion: Tensor,
-    /// (b, K, bins^2): the centre's bin, row-major (y, then x).
+    /// (b, K, bins^2 + relative_bins^2): the centre's class: an absolute bin,
+    /// row-major (y, then x), or an offset bin from the previous slot's centre
+    /// ([`PlannerConfig::centre_of`]).
     pub centre: Tensor,
     /// (b, K): the radius.
     pub radius: Tensor,
 }
 
 /// The planner. Parameters `text.*`, `queries`, `pose`, `layers.{i}`, `norm`, and one
-/// linear head per output.
+/// linear head per output (`head.relative` for the relative grid).
 pub struct Planner {
     tokenizer: TextTokenizer,
     text: TextEncoder,
@@ -138,6 +200,7 @@ pub struct Planner {
     layers: Vec<DecoderLayer>,
     norm: LayerNorm,
     heads: Vec<Linear>,
+    relative: Option<Linear>,
     config: PlannerConfig,
     device: Device,
 }
@@ -201,6 +264,9 @@ impl Planner {
                 .collect::<Result<Vec<_>>>()?,
             norm: LayerNorm::new(d, true, vb.pp("norm"))?,
             heads,
+            relative: (config.relative_bins > 0)
+                .then(|| linear(d, config.relative_bins * config.relative_bins, vb.pp("head.relative")))
+                .transpose()?,
             config: config.clone(),
             device: device.clone(),
         })
@@ -274,9 +340,21 @@ impl Planner {
             colour: head(5, &slots)?,
             size: head(6, &slots)?,
             motion: head(7, &slots)?,
-            centre: head(8, &slots)?,
+            centre: self.centre_logits(&slots, &given)?,
             radius: head(9, &slots)?.squeeze(2)?.affine(0.1, 0.0)?,
         })
+    }
+
+    /// The centre logits of `slots` (b, K, d): absolute bins, then relative bins, which
+    /// a slot without a previous one (`given` (b, K, 1) is 0) cannot choose.
+    fn centre_logits(&self, slots: &Tensor, given: &Tensor) -> Result<Tensor> {
+        let absolute = self.heads[8].forward(slots)?;
+        let Some(relative) = &self.relative else {
+            return Ok(absolute);
+        };
+        let unreachable = given.affine(-NO_RELATIVE, NO_RELATIVE)?;
+        let relative = relative.forward(slots)?.broadcast_add(&unreachable)?;
+        Ok(Tensor::cat(&[absolute, relative], 2)?)
     }
 
     /// Plans for `(prompt, seed)` requests: globals and objects by their most likely
@@ -297,7 +375,6 @@ impl Planner {
         let mut previous_ids: Vec<u32> = self.no_previous().repeat(b * MAX_OBJECTS);
         let mut poses = vec![[0f32; 3]; b * MAX_OBJECTS];
         let mut out = None;
-        let bins = self.config.bins;
         for k in 0..MAX_OBJECTS {
             let prev = Tensor::from_vec(previous.clone(), (b, MAX_OBJECTS, 3), &self.device)?;
             let prev_ids = Tensor::from_vec(previous_ids.clone(), (b, MAX_OBJECTS, 3), &self.device)?;
@@ -310,10 +387,14 @@ impl Planner {
                 candle_nn::ops::softmax_last_dim(&o.centre.narrow(1, k, 1)?.squeeze(1)?.contiguous()?)?.to_vec2()?;
             let radius: Vec<f32> = o.radius.narrow(1, k, 1)?.squeeze(1)?.to_vec1()?;
             for (i, rng) in rngs.iter_mut().enumerate() {
-                let bin = sample_index(&probs[i], rng.random::<f32>());
-                let (bx, by) = (bin % bins, bin / bins);
-                let cx = (bx as f32 + rng.random::<f32>()) / bins as f32;
-                let cy = (by as f32 + rng.random::<f32>()) / bins as f32;
+                let class = sample_index(&probs[i], rng.random::<f32>());
+                let (ux, uy) = (rng.random::<f32>(), rng.random::<f32>());
+                let before = if k > 0 {
+                    poses[i * MAX_OBJECTS + k - 1]
+                } else {
+                    [0.5; 3]
+                };
+                let (cx, cy) = self.config.centre_of(class, ux, uy, (before[0], before[1]));
                 let r = radius[i].clamp(0.02, 0.5);
                 poses[i * MAX_OBJECTS + k] = [cx, cy, r];
                 if k + 1 < MAX_OBJECTS {
@@ -375,4 +456,49 @@ fn sample_index(probs: &[f32], u: f32) -> usize {
         }
     }
     probs.len().saturating_sub(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> PlannerConfig {
+        PlannerConfig::base(PlanVocab::tiny(), 64)
+    }
+
+    #[test]
+    fn a_relative_class_places_its_object_at_the_offset_from_the_previous_one() {
+        let c = config();
+        let previous = (0.4, 0.7);
+        for (dx, dy) in [(0.0, -0.3), (0.25, 0.01), (-0.55, 0.02), (0.1, 0.5)] {
+            let class = c.relative_class(dx, dy).unwrap();
+            assert!(class >= c.bins * c.bins && class < c.centre_classes());
+            let (cx, cy) = c.centre_of(class, 0.5, 0.5, previous);
+            let width = 2.0 * RELATIVE_SPAN / c.relative_bins as f32;
+            let (want_x, want_y) = ((previous.0 + dx).clamp(0.0, 1.0), (previous.1 + dy).clamp(0.0, 1.0));
+            assert!((cx - want_x).abs() <= width / 2.0 + 1e-6, "dx {dx}: {cx} vs {want_x}");
+            assert!((cy - want_y).abs() <= width / 2.0 + 1e-6, "dy {dy}: {cy} vs {want_y}");
+        }
+        assert_eq!(
+            c.relative_class(RELATIVE_SPAN + 0.01, 0.0),
+            None,
+            "beyond the grid's reach"
+        );
+        let off = PlannerConfig {
+            relative_bins: 0,
+            ..config()
+        };
+        assert_eq!(off.relative_class(0.1, 0.1), None, "no grid, no relative class");
+    }
+
+    #[test]
+    fn an_absolute_class_holds_its_centre() {
+        let c = config();
+        for (x, y) in [(0.0, 0.0), (0.31, 0.77), (0.999, 0.5)] {
+            let class = c.absolute_class(x, y);
+            assert!(class < c.bins * c.bins);
+            let (cx, cy) = c.centre_of(class, 0.5, 0.5, (0.9, 0.9));
+            assert!((cx - x).abs() <= 0.5 / c.bins as f32 + 1e-6 && (cy - y).abs() <= 0.5 / c.bins as f32 + 1e-6);
+        }
+    }
 }

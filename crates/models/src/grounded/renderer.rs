@@ -12,6 +12,13 @@
 //! weighting (Hang et al. 2023). The trunk works on pixel blocks (space-to-depth, 4x4 in the shipped shape), so that
 //! its first level costs a sixteenth of a full-resolution one; convolutions are the
 //! GEMM-based [`mmgen_nn::Conv3x3`].
+//!
+//! The pixel head gives the blocks back their pixels: each cell of the trunk's last
+//! level emits a small linear map from the grounding channels to colour, applied at
+//! every pixel of its block (a pixel-adaptive 1x1 layer, as in Su et al. 2019's
+//! pixel-adaptive convolutions and SPADE's per-pixel modulation). The object fields'
+//! silhouettes then reach the output at full resolution, where the per-cell output
+//! layer alone must carry a 4-pixel shape's edge through the trunk's features.
 
 use candle_core::{Device, Module, Tensor};
 use candle_nn::{embedding, linear, Embedding, Init, Linear, VarBuilder};
@@ -63,6 +70,10 @@ pub struct GroundedRendererConfig {
     /// trained on stills alone do not.
     #[serde(default)]
     pub clip_time: bool,
+    /// Whether it has the pixel head (see the module docs); renderers trained before
+    /// it existed do not.
+    #[serde(default)]
+    pub pixel_head: bool,
 }
 
 /// How the trunk's output becomes the renderer's prediction.
@@ -101,6 +112,7 @@ impl GroundedRendererConfig {
             prediction: Prediction::Sample,
             preconditioning: Preconditioning::Edm,
             clip_time: false,
+            pixel_head: true,
         }
     }
 
@@ -229,6 +241,17 @@ fn resample(grid: &CellGrid, lin: &Dense, down: bool) -> Result<Tensor> {
     })
 }
 
+/// The pixel head's term: every cell's map from the `G` grounding channels to colour,
+/// applied at each of its `patch^2` pixels. hidden (b, H, W, c), grounding
+/// (b, H patch, W patch, G) -> (b, H, W, patch^2 3), in the layout of the output layer.
+fn pixel_adaptive(head: &Dense, hidden: &Tensor, grounding: &Tensor, patch: usize) -> Result<Tensor> {
+    let (b, h, w, _) = hidden.dims4()?;
+    let g = grounding.dim(3)?;
+    let maps = head.forward(hidden)?.reshape((b * h * w, g, 3))?;
+    let pixels = space_to_depth(&grounding.contiguous()?, patch)?.reshape((b * h * w, patch * patch, g))?;
+    Ok(pixels.matmul(&maps)?.reshape((b, h, w, patch * patch * 3))?)
+}
+
 /// The light at a clip time: an MLP of the time's Fourier features and the lighting's
 /// embedding, added to the globals. Its output layer starts at zero, so a renderer
 /// trained on stills draws as before until it has learnt the light over time.
@@ -269,7 +292,8 @@ pub struct Grounding {
 
 /// The grounded renderer. Parameters `backgrounds`, `styles`, `lightings`, `time.*`,
 /// `objects.*`, `background.*`, `stem`, `down.{i}`, `downsample.{i}`, `mid.{j}`,
-/// `upsample.{i}`, `merge.{i}`, `up.{i}`, `out_norm`, `out`.
+/// `upsample.{i}`, `merge.{i}`, `up.{i}`, `out_norm`, `out`, `out_film`, `input_skip`,
+/// `pixel_head`, `clip_light.*`.
 pub struct GroundedRenderer {
     backgrounds: Embedding,
     styles: Embedding,
@@ -289,6 +313,7 @@ pub struct GroundedRenderer {
     out_film: Dense,
     out: Dense,
     input_skip: Dense,
+    pixel_head: Option<Dense>,
     clip_light: Option<ClipLight>,
     uv: Tensor,
     schedule: NoiseSchedule,
@@ -359,6 +384,11 @@ impl GroundedRenderer {
             out_film,
             out,
             input_skip,
+            // Zero at first, as the layers above.
+            pixel_head: c
+                .pixel_head
+                .then(|| Dense::zeros(ch[0], 3 * grounding, vb.pp("pixel_head")))
+                .transpose()?,
             clip_light: c
                 .clip_time
                 .then(|| ClipLight::new(e, c.octaves, vb.pp("clip_light")))
@@ -447,9 +477,13 @@ impl GroundedRenderer {
             xs.dim(2)?,
             2 * c0,
         ))?;
-        let xs =
-            ((self.out_norm.forward(&xs)? * film.narrow(3, 0, c0)?.affine(1.0, 1.0)?)? + film.narrow(3, c0, c0)?)?;
-        let xs = self.out.forward(&xs.silu()?)?;
+        let hidden = ((self.out_norm.forward(&xs)? * film.narrow(3, 0, c0)?.affine(1.0, 1.0)?)?
+            + film.narrow(3, c0, c0)?)?
+        .silu()?;
+        let mut xs = self.out.forward(&hidden)?;
+        if let Some(head) = &self.pixel_head {
+            xs = (xs + pixel_adaptive(head, &hidden, &grounding.pixels, p)?)?;
+        }
         // A direct, time-dependent linear path from the noisy pixels to the output: the
         // share of x_t in the target (the noise, in v) need not squeeze through the
         // per-cell norms of the trunk.
