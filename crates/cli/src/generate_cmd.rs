@@ -9,9 +9,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mmgen_models::grounded::ScenePlan;
 use mmgen_models::hybrid_image::ImageSettings;
 use mmgen_pipeline::output::check_out;
-use mmgen_pipeline::{Cache, CacheOutcome, Modality, OutputPolicy, Pipeline, Request};
+use mmgen_pipeline::{CacheOutcome, Modality, OutputPolicy, Request};
 
 use crate::device::DeviceArg;
+use crate::model_args::{open_cache, ModelArgs};
 use crate::sampling::SamplingArgs;
 
 #[derive(Args)]
@@ -30,46 +31,12 @@ pub struct GenerateArgs {
     /// prompt ("video", "视频" add video; "music", "配乐" add audio; else an image).
     #[arg(long)]
     modalities: Option<String>,
-    /// The end-to-end text-to-image model folder. Stills are drawn by the grounded
-    /// model (--planner, --renderer) unless this is given.
-    #[arg(long)]
-    model: Option<PathBuf>,
-    /// The grounded model's planner folder (prompt -> scene plan).
-    #[arg(long, default_value = "models/grounded-planner")]
-    planner: PathBuf,
-    /// The grounded model's renderer folder (scene plan -> image).
-    #[arg(long, default_value = "models/grounded-renderer")]
-    renderer: PathBuf,
+    #[command(flatten)]
+    models: ModelArgs,
     /// Draw this scene plan (JSON, as `mmgen plan` prints it) instead of the planner's:
     /// objects, poses, background and style under your control.
     #[arg(long, conflicts_with = "model")]
     plan: Option<PathBuf>,
-    /// The grounded model's trajectory folder (plan -> poses over a clip): clips are
-    /// drawn by the grounded model when it exists and no --video-model is given
-    /// [default: models/grounded-trajectory].
-    #[arg(long, conflicts_with_all = ["model", "video_model"])]
-    trajectory: Option<PathBuf>,
-    /// The end-to-end text-to-video model folder, the baseline [default:
-    /// models/hybrid-video, when it exists and the grounded model makes no clips].
-    #[arg(long)]
-    video_model: Option<PathBuf>,
-    /// The grounded sound's music planner folder (prompt -> instrument, mood, tempo): the
-    /// sound is the grounded model's when its three folders exist and no --audio-model
-    /// is given [default: models/grounded-music-planner].
-    #[arg(long, conflicts_with = "audio_model")]
-    music_planner: Option<PathBuf>,
-    /// The grounded sound's note model folder (attributes -> score) [default:
-    /// models/grounded-notes].
-    #[arg(long, conflicts_with = "audio_model")]
-    notes: Option<PathBuf>,
-    /// The grounded sound's synthesiser folder (score -> audio) [default:
-    /// models/grounded-synth].
-    #[arg(long, conflicts_with = "audio_model")]
-    synth: Option<PathBuf>,
-    /// The end-to-end text-to-audio model folder, the baseline [default:
-    /// models/hybrid-audio, when it exists and the grounded sound models do not].
-    #[arg(long)]
-    audio_model: Option<PathBuf>,
     /// Video frames: the grounded model draws them in batches from shared noise, the
     /// end-to-end model in blended windows [default: 24].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=14_400))]
@@ -210,102 +177,9 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     };
     request.image.check()?;
     request.grounded.check()?;
-    let cache = match (args.no_cache, &args.cache) {
-        (true, _) => None,
-        // A cache the user named that cannot be written is said now, under its flag;
-        // the request still runs, unstored.
-        (false, Some(dir)) => {
-            let cache = Cache::new(dir);
-            match cache.check_writable() {
-                Ok(()) => Some(cache),
-                Err(e) => {
-                    eprintln!("warning: --cache {e}; this request will not be stored");
-                    None
-                }
-            }
-        }
-        (false, None) => Cache::default_dir().map(Cache::new),
-    };
+    let cache = open_cache(args.no_cache, args.cache.as_ref());
     let device = args.device.open()?;
-    let mut pipeline = match &args.model {
-        Some(model) => Pipeline::load(model, &device).with_context(|| {
-            format!(
-                "--model {}: cannot load the text-to-image model (models/README.md says how it is trained)",
-                model.display()
-            )
-        })?,
-        None => Pipeline::grounded(&args.planner, &args.renderer, &device).with_context(|| {
-            format!(
-                "--planner {} --renderer {}: cannot load the grounded text-to-image model (models/README.md says how it is trained)",
-                args.planner.display(),
-                args.renderer.display()
-            )
-        })?,
-    };
-    // A default video or audio folder that is absent is no error (a request that needs
-    // it says so); a folder given by name must load.
-    let trajectory = match (&args.model, &args.video_model) {
-        (None, None) => optional_folder(&args.trajectory, "models/grounded-trajectory"),
-        _ => None,
-    };
-    let sound = match &args.audio_model {
-        None => {
-            let folders = [
-                optional_folder(&args.music_planner, "models/grounded-music-planner"),
-                optional_folder(&args.notes, "models/grounded-notes"),
-                optional_folder(&args.synth, "models/grounded-synth"),
-            ];
-            match folders {
-                [Some(planner), Some(notes), Some(synth)] => Some((planner, notes, synth)),
-                // One named while another default is absent: say which.
-                _ if args.music_planner.is_some() || args.notes.is_some() || args.synth.is_some() => {
-                    let flags = ["--music-planner", "--notes", "--synth"];
-                    let missing: Vec<&str> = flags
-                        .iter()
-                        .zip(&folders)
-                        .filter(|(_, f)| f.is_none())
-                        .map(|(flag, _)| *flag)
-                        .collect();
-                    anyhow::bail!(
-                        "--music-planner, --notes and --synth make the sound together; give {} as well (its default folder is absent)",
-                        missing.join(" and ")
-                    )
-                }
-                _ => None,
-            }
-        }
-        Some(_) => None,
-    };
-    let (video, audio) = (
-        optional_folder(&args.video_model, "models/hybrid-video").filter(|_| trajectory.is_none()),
-        optional_folder(&args.audio_model, "models/hybrid-audio").filter(|_| sound.is_none()),
-    );
-    if let Some(dir) = trajectory {
-        pipeline = pipeline
-            .with_grounded_video(&dir, &device)
-            .with_context(|| format!("--trajectory {}: cannot load the trajectory model", dir.display()))?;
-    } else if let Some(dir) = video {
-        pipeline = pipeline
-            .with_video(&dir, &device)
-            .with_context(|| format!("--video-model {}: cannot load the text-to-video model", dir.display()))?;
-    }
-    if let Some((planner, notes, synth)) = sound {
-        pipeline = pipeline
-            .with_grounded_audio(&planner, &notes, &synth, &device)
-            .with_context(|| {
-                format!(
-                    "--music-planner {} --notes {} --synth {}: cannot load the grounded sound models",
-                    planner.display(),
-                    notes.display(),
-                    synth.display()
-                )
-            })?;
-    } else if let Some(dir) = audio {
-        pipeline = pipeline
-            .with_audio(&dir, &device)
-            .with_context(|| format!("--audio-model {}: cannot load the text-to-audio model", dir.display()))?;
-    }
-    let pipeline = pipeline.with_cache(cache);
+    let pipeline = args.models.load(&device)?.with_cache(cache);
     let bar = ProgressBar::new(request.image.steps as u64).with_style(
         ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} steps ({eta} left)")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -366,12 +240,4 @@ fn ignored_options(args: &GenerateArgs, made: &[Modality]) -> Vec<String> {
         }
     }
     ignored
-}
-
-/// The folder given, or the default one when it exists.
-fn optional_folder(given: &Option<PathBuf>, default: &str) -> Option<PathBuf> {
-    match given {
-        Some(dir) => Some(dir.clone()),
-        None => Some(PathBuf::from(default)).filter(|d| d.exists()),
-    }
 }

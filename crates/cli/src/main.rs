@@ -6,8 +6,10 @@ mod choices;
 mod device;
 mod eval_cmd;
 mod generate_cmd;
+mod model_args;
 mod plan_cmd;
 mod sampling;
+mod serve_cmd;
 mod train_cmd;
 mod world_cmd;
 
@@ -60,6 +62,9 @@ enum Command {
     /// What the audio probe still hears after log-mel -> Griffin-Lim (the vocoder
     /// baseline of mel-spectrogram audio decoders).
     EvalVocoder(eval_cmd::EvalVocoderArgs),
+    /// The content studio: an HTTP API (jobs, progress events, sessions of turns,
+    /// feedback, OpenAI-style images) and its web page at /, over the generate models.
+    Serve(Box<serve_cmd::ServeArgs>),
     /// Benchmarks (speed is measured here, never in tests).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -86,6 +91,7 @@ fn main() {
         Command::CalibrateProbe(args) => eval_cmd::run_calibrate_probe(args),
         Command::EvalVae(args) => eval_cmd::run_vae(args),
         Command::EvalVocoder(args) => eval_cmd::run_vocoder(args),
+        Command::Serve(args) => serve_cmd::run(*args),
         Command::Bench(cmd) => bench::run(cmd),
     };
     if let Err(err) = result {

@@ -1,6 +1,7 @@
 //! The denoising loop every pipeline shares (image, video and audio latents):
 //! initial noise or a noised init (img2img), one network call and one sampler step
-//! per level, inpainting by re-imposing the known region, progress by callback.
+//! per level, inpainting by re-imposing the known region, progress by callback, a
+//! cancellation check before every step.
 
 use candle_core::{Device, Tensor};
 
@@ -106,6 +107,7 @@ pub fn denoise(
     }
     let total = steps - start;
     for i in start..steps {
+        crate::cancel::check()?;
         let level = sampler.levels()[i];
         let xs = ys.affine(1.0 / (1.0 + level.sigma * level.sigma).sqrt(), 0.0)?;
         let output = model(&xs, level.timestep)?;

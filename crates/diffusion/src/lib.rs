@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cancel;
 mod ddim;
 mod denoise;
 mod dpmpp_2m;

@@ -38,6 +38,17 @@ impl PipelineError {
             message: message.to_string(),
         }
     }
+
+    /// Whether the request stopped because it was cancelled
+    /// (`mmgen_diffusion::cancel`), not because something failed.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(
+            self,
+            PipelineError::Model(mmgen_models::ModelError::Diffusion(
+                mmgen_diffusion::DiffusionError::Cancelled
+            ))
+        )
+    }
 }
 
 /// Result with [`PipelineError`].

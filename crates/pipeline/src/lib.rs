@@ -36,7 +36,7 @@ use std::time::Instant;
 use candle_core::{DType, Device};
 use image::RgbImage;
 use mmgen_models::grounded::planner::Planner;
-use mmgen_models::grounded::{ClipPlan, ClipSettings, GroundedRenderer, ScenePlan, TrajectoryNet};
+use mmgen_models::grounded::{ClipPlan, ClipSettings, GroundedRenderer, PlanVocab, ScenePlan, TrajectoryNet};
 use mmgen_models::hybrid_audio::AudioSettings;
 use mmgen_models::hybrid_image::{HybridImage, ImageRequest, ImageSettings};
 use mmgen_models::hybrid_video::{HybridVideo, VideoRequest, VideoSettings};
@@ -93,6 +93,24 @@ impl Request {
             first_frame: None,
             grounded: mmgen_models::grounded::image::default_settings(),
             scene_plan: None,
+        }
+    }
+
+    /// This request with sampler options over each model's defaults (None keeps the
+    /// model's own: 50 steps and guidance 4 for the end-to-end models, the grounded
+    /// renderer's for it).
+    pub fn with_sampling(self, steps: Option<usize>, guidance: Option<f64>, sampler: &str, negative: &str) -> Request {
+        let over = |defaults: ImageSettings| ImageSettings {
+            steps: steps.unwrap_or(defaults.steps),
+            guidance: guidance.unwrap_or(defaults.guidance),
+            sampler: sampler.to_string(),
+            negative: negative.to_string(),
+            ..defaults
+        };
+        Request {
+            image: over(ImageSettings::default()),
+            grounded: over(mmgen_models::grounded::image::default_settings()),
+            ..self
         }
     }
 
@@ -322,6 +340,24 @@ impl Pipeline {
             ImageModel::Hybrid(m) => Some(&m.model),
             ImageModel::Grounded(_) => None,
         }
+    }
+
+    /// The grounded planner's scene plan of `prompt` at `seed`, as [`Self::generate`]
+    /// would draw it (None when the stills are the end-to-end model's). Edit it and pass
+    /// it back as [`Request::scene_plan`] to change what is drawn and keep the rest.
+    pub fn plan_scene(&self, prompt: &str, seed: u64) -> Result<Option<ScenePlan>> {
+        check_prompt(prompt)?;
+        let prompt = prompt.split_whitespace().collect::<Vec<_>>().join(" ");
+        match self.grounded_model() {
+            Some(g) => Ok(g.planner.model.plan(&[(prompt.as_str(), seed)])?.pop()),
+            None => Ok(None),
+        }
+    }
+
+    /// The names a scene plan may use (backgrounds, styles, ...), from the grounded
+    /// renderer's config (None without the grounded model).
+    pub fn plan_vocab(&self) -> Option<&PlanVocab> {
+        self.grounded_model().map(|g| &g.renderer.model.config().vocab)
     }
 
     /// The grounded model, when it draws the stills.

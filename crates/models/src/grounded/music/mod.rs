@@ -108,7 +108,7 @@ pub fn render_sound(
     plan: &SoundPlan,
     seed: u64,
     settings: &SoundSettings,
-    sink: impl FnMut(&[f32]) -> Result<()>,
+    mut sink: impl FnMut(&[f32]) -> Result<()>,
 ) -> Result<Option<Score>> {
     if !(settings.seconds.is_finite() && settings.seconds > 0.0) {
         return Err(ModelError::Invalid(format!(
@@ -147,6 +147,9 @@ pub fn render_sound(
         block: settings.block,
         gain: settings.gain,
     };
-    render_stream(synth, &all, seed, &mix, sink)?;
+    render_stream(synth, &all, seed, &mix, |block| {
+        mmgen_diffusion::cancel::check()?;
+        sink(block)
+    })?;
     Ok(score)
 }

@@ -192,6 +192,7 @@ impl NoteModel {
         let limit = bars * 16 * BEATS_PER_BAR * 4 + 16;
         let window = self.config.window;
         while tokens.len() < limit {
+            mmgen_diffusion::cancel::check()?;
             let context: Vec<u32> = if tokens.len() <= window {
                 tokens.clone()
             } else {

@@ -1,0 +1,68 @@
+//! `mmgen serve`: the content studio (HTTP API, job queue, sessions, the web page) over
+//! the same models as `mmgen generate`, loaded once.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Result};
+use clap::Args;
+use mmgen_serve::{Config, PipelineGenerator};
+
+use crate::device::DeviceArg;
+use crate::model_args::{open_cache, ModelArgs};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Folder of the studio's database and of every job's files (created if missing).
+    #[arg(long, default_value = "out/studio")]
+    data: PathBuf,
+    /// Clients must send 'Authorization: Bearer TOKEN' to /v1 [default: $MMGEN_TOKEN,
+    /// else no token].
+    #[arg(long, env = "MMGEN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Worker threads: jobs made at once (each uses every core it can get).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    workers: u64,
+    /// Jobs that may wait for a worker; beyond it requests are answered 429 with
+    /// Retry-After.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    queue: u64,
+    #[command(flatten)]
+    models: ModelArgs,
+    /// Cache folder of finished requests, shared with `mmgen generate` [default:
+    /// $MMGEN_CACHE, $XDG_CACHE_HOME/mmgen or ~/.cache/mmgen].
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Run the models for every request, even one made before, and store nothing.
+    #[arg(long, conflicts_with = "cache")]
+    no_cache: bool,
+    /// Where to run: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceArg,
+}
+
+pub fn run(args: ServeArgs) -> Result<()> {
+    if args.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        bail!("--token is empty; give a token, or leave the flag out to serve without one");
+    }
+    let cache = open_cache(args.no_cache, args.cache.as_ref());
+    let device = args.device.open()?;
+    let pipeline = args.models.load(&device)?.with_cache(cache);
+    let config = Config {
+        token: args.token,
+        workers: args.workers as usize,
+        queue_bound: args.queue as usize,
+        ..Config::new(&args.data)
+    };
+    eprintln!(
+        "mmgen serve: models loaded; data in {}, {} worker(s), queue of {}",
+        args.data.display(),
+        config.workers,
+        config.queue_bound
+    );
+    mmgen_serve::serve(args.addr, config, Arc::new(PipelineGenerator::new(pipeline))).map_err(|e| anyhow!(e))
+}
