@@ -88,8 +88,9 @@ fn the_check_would_catch_a_violation() {
     assert!(!reaches(&graph, "mmgen-media", "mmgen-world"));
 }
 
-/// The crates `mmgen generate` runs on.
+/// The crates `mmgen generate` and `mmgen serve` run on.
 const INFERENCE: &[&str] = &[
+    "mmgen-serve",
     "mmgen-pipeline",
     "mmgen-models",
     "mmgen-media",
