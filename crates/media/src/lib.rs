@@ -9,10 +9,9 @@
 
 mod mp4;
 
-pub use mp4::{read_mp4_tracks, write_mp4, Mp4Audio, Mp4Summary, Mp4Track, OPUS_SAMPLE_RATES};
+pub use mp4::{encode_mp4, read_mp4_tracks, write_mp4, Mp4Audio, Mp4Summary, Mp4Track, OPUS_SAMPLE_RATES};
 
 use std::fs::File;
-use std::io::BufWriter;
 use std::path::Path;
 
 use image::codecs::gif::{GifEncoder, Repeat};
@@ -69,8 +68,27 @@ pub enum MediaError {
 /// Result with [`MediaError`].
 pub type Result<T> = std::result::Result<T, MediaError>;
 
-fn create(path: &Path) -> Result<BufWriter<File>> {
-    File::create(path).map(BufWriter::new).map_err(|source| MediaError::Io {
+/// The name an encoder's errors give before the bytes have a file.
+const IN_MEMORY: &str = "(in memory)";
+
+impl MediaError {
+    /// This error, said of the file at `path`.
+    fn at(self, path: &Path) -> MediaError {
+        let path = path.display().to_string();
+        match self {
+            MediaError::Io { source, .. } => MediaError::Io { path, source },
+            MediaError::Png { message, .. } => MediaError::Png { path, message },
+            MediaError::Gif { message, .. } => MediaError::Gif { path, message },
+            MediaError::Wav { message, .. } => MediaError::Wav { path, message },
+            MediaError::Mp4 { message, .. } => MediaError::Mp4 { path, message },
+            invalid @ MediaError::Invalid(_) => invalid,
+        }
+    }
+}
+
+/// Writes `bytes` to `path`.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|source| MediaError::Io {
         path: path.display().to_string(),
         source,
     })
@@ -78,12 +96,17 @@ fn create(path: &Path) -> Result<BufWriter<File>> {
 
 /// Writes an RGB PNG with `text` as international (UTF-8) text chunks.
 pub fn write_png(path: &Path, image: &RgbImage, text: &[(&str, &str)]) -> Result<()> {
-    let name = path.display().to_string();
+    write_file(path, &encode_png(image, text).map_err(|e| e.at(path))?)
+}
+
+/// An RGB PNG with `text` as international (UTF-8) text chunks, as bytes.
+pub fn encode_png(image: &RgbImage, text: &[(&str, &str)]) -> Result<Vec<u8>> {
     let err = |e: png::EncodingError| MediaError::Png {
-        path: name.clone(),
+        path: IN_MEMORY.into(),
         message: e.to_string(),
     };
-    let mut encoder = png::Encoder::new(create(path)?, image.width(), image.height());
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, image.width(), image.height());
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
     for (key, value) in text {
@@ -93,7 +116,8 @@ pub fn write_png(path: &Path, image: &RgbImage, text: &[(&str, &str)]) -> Result
     }
     let mut writer = encoder.write_header().map_err(err)?;
     writer.write_image_data(image.as_raw()).map_err(err)?;
-    writer.finish().map_err(err)
+    writer.finish().map_err(err)?;
+    Ok(bytes)
 }
 
 /// Reads the text chunks of a PNG (tEXt, zTXt and iTXt), in file order.
@@ -124,34 +148,45 @@ pub fn read_png_text(path: &Path) -> Result<Vec<(String, String)>> {
 /// Writes an endlessly looping GIF at `fps` frames per second (GIF stores delays in
 /// whole centiseconds, so 8 fps plays at 120 ms a frame).
 pub fn write_gif(path: &Path, frames: &[RgbImage], fps: u32) -> Result<()> {
+    write_file(path, &encode_gif(frames, fps).map_err(|e| e.at(path))?)
+}
+
+/// An endlessly looping GIF at `fps` frames per second, as bytes.
+pub fn encode_gif(frames: &[RgbImage], fps: u32) -> Result<Vec<u8>> {
     if frames.is_empty() || fps == 0 {
         return Err(MediaError::Invalid(format!(
             "a GIF needs at least one frame and fps >= 1 (got {} frames at {fps} fps)",
             frames.len()
         )));
     }
-    let name = path.display().to_string();
     let err = |e: image::ImageError| MediaError::Gif {
-        path: name.clone(),
+        path: IN_MEMORY.into(),
         message: e.to_string(),
     };
-    let mut encoder = GifEncoder::new_with_speed(create(path)?, 10);
-    encoder.set_repeat(Repeat::Infinite).map_err(err)?;
-    let delay = Delay::from_numer_denom_ms(1000, fps);
-    for frame in frames {
-        let rgba: RgbaImage = image::DynamicImage::ImageRgb8(frame.clone()).into_rgba8();
-        encoder
-            .encode_frame(Frame::from_parts(rgba, 0, 0, delay))
-            .map_err(err)?;
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = GifEncoder::new_with_speed(&mut bytes, 10);
+        encoder.set_repeat(Repeat::Infinite).map_err(err)?;
+        let delay = Delay::from_numer_denom_ms(1000, fps);
+        for frame in frames {
+            let rgba: RgbaImage = image::DynamicImage::ImageRgb8(frame.clone()).into_rgba8();
+            encoder
+                .encode_frame(Frame::from_parts(rgba, 0, 0, delay))
+                .map_err(err)?;
+        }
     }
-    Ok(())
+    Ok(bytes)
 }
 
 /// Writes mono 16-bit PCM; samples are clipped to [-1, 1].
 pub fn write_wav(path: &Path, samples: &[f32], sample_rate: u32) -> Result<()> {
-    let name = path.display().to_string();
+    write_file(path, &encode_wav(samples, sample_rate).map_err(|e| e.at(path))?)
+}
+
+/// Mono 16-bit PCM as WAV bytes; samples are clipped to [-1, 1].
+pub fn encode_wav(samples: &[f32], sample_rate: u32) -> Result<Vec<u8>> {
     let err = |e: hound::Error| MediaError::Wav {
-        path: name.clone(),
+        path: IN_MEMORY.into(),
         message: e.to_string(),
     };
     let spec = hound::WavSpec {
@@ -160,13 +195,15 @@ pub fn write_wav(path: &Path, samples: &[f32], sample_rate: u32) -> Result<()> {
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
-    let mut writer = hound::WavWriter::new(create(path)?, spec).map_err(err)?;
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    let mut writer = hound::WavWriter::new(&mut bytes, spec).map_err(err)?;
     for s in samples {
         writer
             .write_sample((s.clamp(-1.0, 1.0) * i16::MAX as f32).round() as i16)
             .map_err(err)?;
     }
-    writer.finalize().map_err(err)
+    writer.finalize().map_err(err)?;
+    Ok(bytes.into_inner())
 }
 
 /// Reads a WAV as mono f32 in [-1, 1] (channels are averaged) and its sample rate.

@@ -10,7 +10,6 @@
 //! prebuilt binaries, not to this source build. The GIF and WAV written beside an MP4
 //! are free of that question.
 
-use std::io::Write;
 use std::path::Path;
 
 use image::RgbImage;
@@ -22,7 +21,7 @@ use openh264::formats::{RgbSliceU8, YUVBuffer};
 use openh264::OpenH264API;
 use opus_rs::{Application, OpusEncoder};
 
-use crate::{create, MediaError, Result};
+use crate::{write_file, MediaError, Result, IN_MEMORY};
 
 /// Sample rates the Opus encoder takes.
 pub const OPUS_SAMPLE_RATES: [u32; 5] = [8000, 12000, 16000, 24000, 48000];
@@ -55,7 +54,14 @@ pub struct Mp4Summary {
 /// Writes `frames` at `fps` as H.264 (constrained quality, a key frame every second)
 /// and, with `audio`, an Opus track (64 kbit/s, music mode), to `path`.
 pub fn write_mp4(path: &Path, frames: &[RgbImage], fps: u32, audio: Option<Mp4Audio>) -> Result<Mp4Summary> {
-    let name = path.display().to_string();
+    let (bytes, summary) = encode_mp4(frames, fps, audio).map_err(|e| e.at(path))?;
+    write_file(path, &bytes)?;
+    Ok(summary)
+}
+
+/// [`write_mp4`]'s file, as bytes.
+pub fn encode_mp4(frames: &[RgbImage], fps: u32, audio: Option<Mp4Audio>) -> Result<(Vec<u8>, Mp4Summary)> {
+    let name = IN_MEMORY.to_string();
     let (width, height) = check_frames(frames, fps)?;
     if let Some(a) = audio {
         if !OPUS_SAMPLE_RATES.contains(&a.sample_rate) {
@@ -82,7 +88,7 @@ pub fn write_mp4(path: &Path, frames: &[RgbImage], fps: u32, audio: Option<Mp4Au
         None => Vec::new(),
     };
 
-    let mut builder = MuxerBuilder::new(create(path)?)
+    let mut builder = MuxerBuilder::new(std::io::Cursor::new(Vec::new()))
         .video(VideoCodec::H264, width, height, fps as f64)
         .with_fast_start(true);
     if audio.is_some() {
@@ -109,20 +115,14 @@ pub fn write_mp4(path: &Path, frames: &[RgbImage], fps: u32, audio: Option<Mp4Au
         }
     }
     muxer.finish_in_place().map_err(|e| mp4_err("finishing", &e))?;
-    let mut file = muxer.into_writer();
-    file.flush().map_err(|source| MediaError::Io {
-        path: name.clone(),
-        source,
-    })?;
-    let bytes = std::fs::metadata(path)
-        .map_err(|source| MediaError::Io { path: name, source })?
-        .len();
-    Ok(Mp4Summary {
+    let bytes = muxer.into_writer().into_inner();
+    let summary = Mp4Summary {
         frames: frames.len(),
         video_seconds: frames.len() as f64 / fps as f64,
         audio_packets: packets.len(),
-        bytes,
-    })
+        bytes: bytes.len() as u64,
+    };
+    Ok((bytes, summary))
 }
 
 fn check_frames(frames: &[RgbImage], fps: u32) -> Result<(u32, u32)> {

@@ -443,7 +443,7 @@ impl Pipeline {
                 scene: scene.as_ref(),
                 clip: clip.as_ref(),
             };
-            let files = self.make_media(request, &plan, drawn, dir, progress, &mut timings)?;
+            let files = self.make_media(request, &plan, drawn, progress, &mut timings)?;
             if let Some(cache) = writable_cache {
                 // The package is made: a cache that fails now costs only the entry.
                 if let Err(e) = cache.put(&key, &files) {
@@ -593,7 +593,6 @@ impl Pipeline {
         request: &Request,
         plan: &Plan,
         drawn: Drawn,
-        out: &Path,
         progress: &mut Progress,
         timings: &mut serde_json::Map<String, serde_json::Value>,
     ) -> Result<Vec<(String, Vec<u8>)>> {
@@ -605,9 +604,10 @@ impl Pipeline {
                 let t = Instant::now();
                 let heard = audio.make(request, self.audio_seconds(request, plan), progress)?;
                 timings.insert("audio_seconds".into(), json!(t.elapsed().as_secs_f64()));
-                let path = out.join("audio.wav");
-                mmgen_media::write_wav(&path, &heard.samples, heard.rate)?;
-                files.push(("audio.wav".to_string(), read(&path)?));
+                files.push((
+                    "audio.wav".to_string(),
+                    mmgen_media::encode_wav(&heard.samples, heard.rate)?,
+                ));
                 if let Some((sound_plan, score, midi)) = &heard.plan {
                     files.push(("score.mid".to_string(), midi.clone()));
                     let part = json!({"sound_plan": sound_plan, "score": score});
@@ -647,16 +647,13 @@ impl Pipeline {
                         .unwrap_or_default(),
                 };
                 timings.insert("video_seconds".into(), json!(t.elapsed().as_secs_f64()));
-                let mp4 = out.join("video.mp4");
                 let track = audio.as_ref().map(|(samples, rate)| mmgen_media::Mp4Audio {
                     samples,
                     sample_rate: *rate,
                 });
-                mmgen_media::write_mp4(&mp4, &clip, fps, track)?;
-                let gif = out.join("video.gif");
-                mmgen_media::write_gif(&gif, &clip, fps)?;
-                files.insert(0, ("video.gif".to_string(), read(&gif)?));
-                files.insert(0, ("video.mp4".to_string(), read(&mp4)?));
+                let (mp4, _) = mmgen_media::encode_mp4(&clip, fps, track)?;
+                files.insert(0, ("video.gif".to_string(), mmgen_media::encode_gif(&clip, fps)?));
+                files.insert(0, ("video.mp4".to_string(), mp4));
                 clip.get(clip.len() / 2).cloned()
             }
             _ => None,
@@ -689,26 +686,22 @@ impl Pipeline {
             None => None,
         };
         if let Some(image) = image {
-            files.insert(0, ("image.png".to_string(), self.png(request, plan, &image, out)?));
+            files.insert(0, ("image.png".to_string(), self.png(request, plan, &image)?));
         }
         Ok(files)
     }
 
-    /// Writes `image.png` with prompt, seed and settings in its text chunks; returns
-    /// its bytes.
-    fn png(&self, request: &Request, plan: &Plan, image: &RgbImage, out: &Path) -> Result<Vec<u8>> {
-        let path = out.join("image.png");
+    /// `image.png`'s bytes, with prompt, seed and settings in its text chunks.
+    fn png(&self, request: &Request, plan: &Plan, image: &RgbImage) -> Result<Vec<u8>> {
         let settings = self.settings_json(request, plan).to_string();
-        mmgen_media::write_png(
-            &path,
+        Ok(mmgen_media::encode_png(
             image,
             &[
                 ("prompt", &request.prompt),
                 ("seed", &request.seed.to_string()),
                 ("settings", &settings),
             ],
-        )?;
-        read(&path)
+        )?)
     }
 
     fn models_json(&self, plan: &Plan) -> serde_json::Value {
@@ -872,10 +865,6 @@ fn settings_without_folders(mut settings: serde_json::Value) -> String {
         }
     }
     settings.to_string()
-}
-
-fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| PipelineError::file(path, e))
 }
 
 fn names(modalities: &[Modality]) -> String {
