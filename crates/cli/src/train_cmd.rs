@@ -77,6 +77,11 @@ pub struct MusicPlannerArgs {
     /// The trained tokenizer (`mmgen train tokenizer`), copied into the planner folder.
     #[arg(long, default_value = "models/grounded-planner/tokenizer.json")]
     tokenizer: PathBuf,
+    /// Adds what new planners have to a resumed planner that lacks it: attention
+    /// pooling (a learned query per attribute over the tokens) and the medium head
+    /// (a still, a clip or sound alone).
+    #[arg(long)]
+    upgrade: bool,
 }
 
 #[derive(Args)]
@@ -545,6 +550,7 @@ fn music_planner(args: MusicPlannerArgs) -> Result<()> {
     let record = train_music_planner(
         &config,
         &args.tokenizer,
+        args.upgrade,
         &fit,
         &run_info(&args.train),
         &args.train.device.open()?,

@@ -26,6 +26,18 @@ pub fn world_music_vocab() -> MusicVocab {
         instruments: Instrument::ALL.iter().map(|i| i.name().to_string()).collect(),
         moods: Mood::ALL.iter().map(|m| m.name().to_string()).collect(),
         ambiences: Ambience::ALL.iter().map(|a| a.name().to_string()).collect(),
+        media: MEDIA.iter().map(|m| medium_name(*m).to_string()).collect(),
+    }
+}
+
+/// The media a request may ask for, in the music planner's id order.
+const MEDIA: [Medium; 3] = [Medium::Image, Medium::Video, Medium::Audio];
+
+fn medium_name(medium: Medium) -> &'static str {
+    match medium {
+        Medium::Image => "image",
+        Medium::Video => "video",
+        Medium::Audio => "audio",
     }
 }
 
@@ -35,11 +47,11 @@ pub fn world_tempo_range() -> (f32, f32) {
 }
 
 /// One batch: token ids, mask and targets (music, instrument, mood, tempo bin,
-/// ambience), with the specs for accuracy.
+/// ambience, medium), with the specs for accuracy.
 pub struct MusicPlannerBatch {
     ids: Tensor,
     mask: Tensor,
-    targets: [Tensor; 5],
+    targets: [Tensor; 6],
     /// 1 where the caption names music (instrument, mood and tempo are judged there).
     has_music: Tensor,
     specs: Vec<(SceneSpec, bool)>,
@@ -53,6 +65,8 @@ enum Captions {
     Training,
     /// Full audio captions of one split in one language (measurement).
     Audio(Split, Lang),
+    /// Full captions of one medium (measurement of the medium head).
+    Full(Split, Lang, Medium),
 }
 
 fn music_batch(
@@ -69,7 +83,7 @@ fn music_batch(
         ..SpecSampler::default()
     };
     let (mut texts, mut specs) = (Vec::with_capacity(batch), Vec::with_capacity(batch));
-    let mut targets: [Vec<u32>; 5] = Default::default();
+    let mut targets: [Vec<u32>; 6] = Default::default();
     let mut has_music = Vec::with_capacity(batch);
     let none_ambience = config.vocab.ambiences.len() as u32;
     for j in 0..batch {
@@ -93,9 +107,11 @@ fn music_batch(
                 (Split::Train, medium, lang, options)
             }
             Captions::Audio(split, lang) => (split, Medium::Audio, lang, CaptionOptions::full(Medium::Audio)),
+            Captions::Full(split, lang, medium) => (split, medium, lang, CaptionOptions::full(medium)),
         };
         let spec = match captions {
             Captions::Training => sampler.sample(split, sample_seed),
+            Captions::Full(..) => sampler.sample(split, sample_seed),
             // Measurement prompts always hold music, as the evaluation's audio prompts do.
             Captions::Audio(..) => SpecSampler {
                 p_music: 1.0,
@@ -115,6 +131,7 @@ fn music_batch(
                 .filter(|_| heard)
                 .map_or(none_ambience, |a| a.index() as u32),
         );
+        targets[5].push(MEDIA.iter().position(|m| *m == medium).unwrap_or(0) as u32);
         has_music.push(music.is_some() as u8 as f32);
         specs.push((spec, heard));
     }
@@ -130,6 +147,7 @@ fn music_batch(
             t(&targets[2])?,
             t(&targets[3])?,
             t(&targets[4])?,
+            t(&targets[5])?,
         ],
         has_music: Tensor::from_vec(has_music, batch, device)?,
         specs,
@@ -154,7 +172,41 @@ fn losses(planner: &MusicPlanner, b: &MusicPlannerBatch) -> Result<Tensor> {
         (per_row(&out.music, &b.targets[0])?.mean_all()? + per_row(&out.ambience, &b.targets[4])?.mean_all()?)?;
     let total = (total + masked(&out.instrument, &b.targets[1])?)?;
     let total = (total + masked(&out.mood, &b.targets[2])?)?;
-    Ok((total + masked(&out.tempo, &b.targets[3])?)?)
+    let total = (total + masked(&out.tempo, &b.targets[3])?)?;
+    Ok(match &out.medium {
+        Some(medium) => (total + per_row(medium, &b.targets[5])?.mean_all()?)?,
+        None => total,
+    })
+}
+
+/// On `n` full captions of each medium of `split` in `lang`: how often the medium head
+/// reads what is asked for (None without the head).
+fn measure_media(
+    planner: &MusicPlanner,
+    split: Split,
+    lang: Lang,
+    n: usize,
+    seed: u64,
+    device: &Device,
+) -> Result<Option<serde_json::Value>> {
+    let mut shares = serde_json::Map::new();
+    for (k, medium) in MEDIA.iter().enumerate() {
+        let b = music_batch(
+            planner,
+            Captions::Full(split, lang, *medium),
+            n,
+            seed ^ 0x4D44,
+            1 << 41 | k as u64,
+            device,
+        )?;
+        let texts: Vec<&str> = b.texts.iter().map(String::as_str).collect();
+        let Some(read) = planner.media(&texts)? else {
+            return Ok(None);
+        };
+        let right = read.iter().filter(|m| m.as_str() == medium_name(*medium)).count();
+        shares.insert(medium_name(*medium).into(), json!(right as f64 / n.max(1) as f64));
+    }
+    Ok(Some(serde_json::Value::Object(shares)))
 }
 
 /// On `n` full audio captions of `split` in `lang`: how often the plan's instrument
@@ -205,16 +257,19 @@ fn measure(
 }
 
 /// Trains a music planner (or continues `run.resume`) with `tokenizer` and writes
-/// its folder (the tokenizer copied in).
+/// its folder (the tokenizer copied in). `upgrade` adds what new planners have to a
+/// resumed planner that lacks it: attention pooling (its queries start near zero, so
+/// it reads the mean it read before) and the medium head.
 pub fn train_music_planner(
     config: &MusicPlannerConfig,
     tokenizer_path: &Path,
+    upgrade: bool,
     fit_options: &FitOptions,
     run: &RunInfo,
     device: &Device,
     progress: impl FnMut(&StepReport),
 ) -> Result<serde_json::Value> {
-    let (config, history, tokenizer_path) = match run.resume {
+    let (mut config, history, tokenizer_path) = match run.resume {
         Some(dir) => (
             mmgen_models::weights::read_folder_config(dir, "music planner")?,
             previous_runs(dir),
@@ -222,6 +277,15 @@ pub fn train_music_planner(
         ),
         None => (config.clone(), Vec::new(), tokenizer_path.to_path_buf()),
     };
+    let resumed = run.resume.is_some() && upgrade;
+    let adds_pool = resumed && !config.attention_pool;
+    let adds_medium = resumed && config.vocab.media.is_empty();
+    if upgrade {
+        config.attention_pool = true;
+        if config.vocab.media.is_empty() {
+            config.vocab.media = world_music_vocab().media;
+        }
+    }
     let tokenizer = TextTokenizer::load(&tokenizer_path)?;
     let mut varmap = VarMap::new();
     let planner = MusicPlanner::new(
@@ -231,7 +295,9 @@ pub fn train_music_planner(
         device,
     )?;
     if let Some(dir) = run.resume {
-        resume(&mut varmap, dir, device, |_| false)?;
+        resume(&mut varmap, dir, device, |name| {
+            (adds_pool && name.starts_with("pool.")) || (adds_medium && name.starts_with("head.medium."))
+        })?;
     }
     let (batch, seed) = (fit_options.batch, fit_options.seed);
     let batches = (0u64..).map(|i| music_batch(&planner, Captions::Training, batch, seed, i, device));
@@ -253,6 +319,9 @@ pub fn train_music_planner(
             name.to_string(),
             measure(&planner, split, lang, n, fit_options.seed, device)?,
         );
+    }
+    if let Some(media) = measure_media(&planner, Split::Heldout, Lang::En, n.min(200), fit_options.seed, device)? {
+        measured.insert("media_heldout_en".into(), media);
     }
     let mut record = json!({
         "command": run.command,
@@ -282,7 +351,13 @@ mod tests {
         std::fs::create_dir_all(&root).unwrap();
         let tokenizer_path = root.join("tokenizer.json");
         tokenizer.save(&tokenizer_path).unwrap();
-        let config = MusicPlannerConfig::tiny(world_music_vocab(), tokenizer.vocab_size(), world_tempo_range());
+        // Mean-pooled and without the medium head at first; the resumed run below
+        // adds both.
+        let mut config = MusicPlannerConfig {
+            attention_pool: false,
+            ..MusicPlannerConfig::tiny(world_music_vocab(), tokenizer.vocab_size(), world_tempo_range())
+        };
+        config.vocab.media.clear();
         let options = FitOptions {
             log_every: 5,
             ..FitOptions::new(600, 16, 1e-2, 1)
@@ -295,7 +370,8 @@ mod tests {
             checkpoint_every: 0,
             resume: None,
         };
-        let record = train_music_planner(&config, &tokenizer_path, &options, &run, &Device::Cpu, |_| {}).unwrap();
+        let record =
+            train_music_planner(&config, &tokenizer_path, false, &options, &run, &Device::Cpu, |_| {}).unwrap();
         let (first, last) = (
             record["first_loss"].as_f64().unwrap(),
             record["final_loss"].as_f64().unwrap(),
@@ -306,6 +382,26 @@ mod tests {
         let plans = planner.plan(&[(prompt, 1), (prompt, 1)]).unwrap();
         assert_eq!(plans[0], plans[1], "same prompt and seed, same plan");
         assert!(planner.plan(&[("  ", 0)]).is_err());
+        let pooled = root.join("pooled");
+        let again = RunInfo {
+            out: &pooled,
+            resume: Some(&out),
+            ..run
+        };
+        train_music_planner(
+            &config,
+            &tokenizer_path,
+            true,
+            &FitOptions::new(3, 8, 1e-3, 2),
+            &again,
+            &Device::Cpu,
+            |_| {},
+        )
+        .unwrap();
+        let resumed: MusicPlannerConfig = mmgen_models::weights::read_folder_config(&pooled, "music planner").unwrap();
+        assert!(resumed.attention_pool, "resuming added attention pooling");
+        assert_eq!(resumed.vocab.media, ["image", "video", "audio"], "and the medium head");
+        MusicPlanner::load(&pooled, &Device::Cpu).unwrap();
         let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -1,7 +1,13 @@
 //! The music planner: the Transformer stage of the grounded family's sound. A text
-//! encoder reads the prompt; heads on its pooled state read out whether music is
-//! asked for, its instrument, mood and tempo, and the ambience (MuseCoco's
-//! text-to-attribute stage, Lu et al. 2023).
+//! encoder reads the prompt; heads read out whether music is asked for, its
+//! instrument, mood and tempo, and the ambience (MuseCoco's text-to-attribute stage,
+//! Lu et al. 2023).
+//!
+//! Each head reads its own attention-pooled summary of the tokens (a learned query
+//! per attribute, as in Set Transformer's pooling by multihead attention, Lee et al.
+//! 2019): the instrument head finds the instrument's words whatever mood stands
+//! beside them. One mean-pooled state for every head let the instrument be read off
+//! the mood, so instrument x mood pairs held out of training were misread.
 //!
 //! A tempo is a categorical over log-spaced bins, so that "at 92 bpm" peaks at one
 //! bin, "slow" spreads over the slow ones, and a prompt that names no tempo samples
@@ -31,6 +37,10 @@ pub struct MusicVocab {
     pub moods: Vec<String>,
     /// Ambiences, in id order (id `len` is "none").
     pub ambiences: Vec<String>,
+    /// What a request may ask to be made (a still, a clip, sound alone), in id order;
+    /// empty for planners without the medium head.
+    #[serde(default)]
+    pub media: Vec<String>,
 }
 
 /// Shape of a music planner.
@@ -45,6 +55,10 @@ pub struct MusicPlannerConfig {
     pub tempo_bins: usize,
     /// Slowest and fastest tempo, bpm.
     pub tempo_range: (f32, f32),
+    /// Whether each head reads its own attention-pooled summary of the tokens
+    /// (planners trained before it read the mean of the tokens).
+    #[serde(default)]
+    pub attention_pool: bool,
 }
 
 impl MusicPlannerConfig {
@@ -61,6 +75,7 @@ impl MusicPlannerConfig {
             },
             tempo_bins: 48,
             tempo_range,
+            attention_pool: true,
         }
     }
 
@@ -121,14 +136,56 @@ pub struct MusicPlannerOutput {
     pub tempo: Tensor,
     /// (b, ambiences + 1): the last is none.
     pub ambience: Tensor,
+    /// (b, media): what the request asks to be made (with the medium head).
+    pub medium: Option<Tensor>,
 }
 
-/// The music planner. Parameters `text.*`, `hidden`, `head.{music,instrument,mood,tempo,ambience}`.
+/// Attention pooling with one learned query per head: (b, L, d) states -> (b, heads, d).
+/// Parameters `queries`, `keys`.
+struct AttentionPool {
+    queries: Tensor,
+    keys: Dense,
+}
+
+impl AttentionPool {
+    fn new(heads: usize, dim: usize, vb: VarBuilder) -> Result<AttentionPool> {
+        Ok(AttentionPool {
+            queries: vb.get_with_hints(
+                (heads, dim),
+                "queries",
+                candle_nn::Init::Randn { mean: 0.0, stdev: 0.02 },
+            )?,
+            keys: Dense::new(dim, dim, vb.pp("keys"))?,
+        })
+    }
+
+    /// states (b, L, d), mask (b, L) of 1 for tokens -> (b, heads, d).
+    fn forward(&self, states: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let (b, _, d) = states.dims3()?;
+        let keys = self.keys.forward(states)?;
+        let queries = self
+            .queries
+            .unsqueeze(0)?
+            .broadcast_as((b, self.queries.dim(0)?, d))?
+            .contiguous()?;
+        let scores = (queries.matmul(&keys.transpose(1, 2)?.contiguous()?)? / (d as f64).sqrt())?;
+        // Padding gets no weight: -1e4 where the mask is 0.
+        let padding = mask.affine(1e4, -1e4)?.unsqueeze(1)?;
+        let weights = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&padding)?.contiguous()?)?;
+        Ok(weights.matmul(states)?)
+    }
+}
+
+/// The music planner. Parameters `text.*`, `pool.*` (with attention pooling),
+/// `hidden`, `head.{music,instrument,mood,tempo,ambience}` and `head.medium` (with
+/// media in its vocabulary).
 pub struct MusicPlanner {
     tokenizer: TextTokenizer,
     text: TextEncoder,
+    pool: Option<AttentionPool>,
     hidden: Dense,
     heads: [Dense; 5],
+    medium: Option<Dense>,
     config: MusicPlannerConfig,
     device: Device,
 }
@@ -161,8 +218,15 @@ impl MusicPlanner {
         let head = |i: usize| Dense::new(d, sizes[i], vb.pp(format!("head.{}", names[i])));
         Ok(MusicPlanner {
             text: TextEncoder::new(&config.text, vb.pp("text"))?,
+            pool: config
+                .attention_pool
+                .then(|| AttentionPool::new(names.len(), d, vb.pp("pool")))
+                .transpose()?,
             hidden: Dense::new(d, d, vb.pp("hidden"))?,
             heads: [head(0)?, head(1)?, head(2)?, head(3)?, head(4)?],
+            medium: (!v.media.is_empty())
+                .then(|| Dense::new(d, v.media.len(), vb.pp("head.medium")))
+                .transpose()?,
             tokenizer,
             config: config.clone(),
             device: device.clone(),
@@ -188,16 +252,50 @@ impl MusicPlanner {
 
     /// The logits for token ids (b, L) under mask (b, L).
     pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<MusicPlannerOutput> {
-        let (_, pooled) = self.text.forward(ids, mask)?;
-        let h = gelu(&self.hidden.forward(&pooled)?)?;
-        let out = |i: usize| -> Result<Tensor> { Ok(self.heads[i].forward(&h)?) };
+        let (states, pooled) = self.text.forward(ids, mask)?;
+        // Per head: (b, d), its own summary or the shared mean.
+        let summaries = match &self.pool {
+            Some(pool) => Some(pool.forward(&states, &mask.to_dtype(states.dtype())?)?),
+            None => None,
+        };
+        let out = |i: usize| -> Result<Tensor> {
+            let summary = match &summaries {
+                Some(all) => all.narrow(1, i, 1)?.squeeze(1)?,
+                None => pooled.clone(),
+            };
+            Ok(self.heads[i].forward(&gelu(&self.hidden.forward(&summary)?)?)?)
+        };
+        // What is asked for is said by the whole prompt ("a clip of", "music:"): the mean.
+        let medium = match &self.medium {
+            Some(head) => Some(head.forward(&gelu(&self.hidden.forward(&pooled)?)?)?),
+            None => None,
+        };
         Ok(MusicPlannerOutput {
             music: out(0)?,
             instrument: out(1)?,
             mood: out(2)?,
             tempo: out(3)?,
             ambience: out(4)?,
+            medium,
         })
+    }
+
+    /// What each prompt asks to be made, its most likely medium (one of the
+    /// vocabulary's `media`); None for a planner without the medium head.
+    pub fn media(&self, prompts: &[&str]) -> Result<Option<Vec<String>>> {
+        if self.medium.is_none() {
+            return Ok(None);
+        }
+        crate::sampling::check_prompts(prompts.iter().copied(), "to read")?;
+        let (ids, mask) = self
+            .tokenizer
+            .encode_batch(prompts, self.config.text.max_len, &self.device)?;
+        let Some(logits) = self.forward(&ids, &mask)?.medium else {
+            return Ok(None);
+        };
+        let best: Vec<u32> = logits.argmax(D::Minus1)?.to_vec1()?;
+        let media = &self.config.vocab.media;
+        Ok(Some(best.iter().map(|&i| media[i as usize].clone()).collect()))
     }
 
     /// Sound plans for `(prompt, seed)` requests. Each choice is drawn from the seed
@@ -272,6 +370,7 @@ mod tests {
             instruments: vec!["a".into()],
             moods: vec!["b".into()],
             ambiences: vec![],
+            media: vec![],
         };
         let c = MusicPlannerConfig::base(vocab, 100, (60.0, 160.0));
         assert_eq!(c.tempo_bin(10.0), 0);
