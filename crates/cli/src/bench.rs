@@ -325,9 +325,9 @@ fn grounded(args: GroundedBenchArgs) -> Result<()> {
             "device": args.device.to_string(),
             "threads": threads,
             "image_size": size,
-            "steps": settings.steps,
-            "guidance": settings.guidance,
-            "sampler": settings.sampler,
+            "steps": settings.sampling.steps,
+            "guidance": settings.sampling.guidance,
+            "sampler": settings.sampling.sampler,
             "seconds_per_image": image_seconds,
             "seconds_per_plan": plan_seconds,
             "seconds_per_renderer_step": step_seconds,
@@ -336,9 +336,9 @@ fn grounded(args: GroundedBenchArgs) -> Result<()> {
     } else {
         println!(
             "{size}x{size} image, plan + {} {} steps, guidance {}: {image_seconds:.3} s per image (plan {:.1} ms, renderer step {:.1} ms; median of {} on {}, {threads} threads)",
-            settings.steps,
-            settings.sampler,
-            settings.guidance,
+            settings.sampling.steps,
+            settings.sampling.sampler,
+            settings.sampling.guidance,
             plan_seconds * 1e3,
             step_seconds * 1e3,
             args.iters,
@@ -375,19 +375,19 @@ fn generate(args: GenerateBenchArgs) -> Result<()> {
             "device": args.device.to_string(),
             "threads": threads,
             "image_size": size,
-            "steps": settings.steps,
-            "guidance": settings.guidance,
-            "sampler": settings.sampler,
+            "steps": settings.sampling.steps,
+            "guidance": settings.sampling.guidance,
+            "sampler": settings.sampling.sampler,
             "seconds_per_image": seconds,
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
             "{size}x{size} image, {} {} steps, guidance {} ({}): {seconds:.3} s per image (median of {} on {}, {threads} threads)",
-            settings.steps,
-            settings.sampler,
-            settings.guidance,
-            if settings.guidance != 1.0 { "2 network passes per step" } else { "1 pass per step" },
+            settings.sampling.steps,
+            settings.sampling.sampler,
+            settings.sampling.guidance,
+            if settings.sampling.guidance != 1.0 { "2 network passes per step" } else { "1 pass per step" },
             args.iters,
             args.device
         );
@@ -484,8 +484,8 @@ fn package(args: PackageBenchArgs) -> Result<()> {
             "files": files,
             "frames": args.frames,
             "seconds": args.seconds,
-            "steps": used.steps,
-            "guidance": used.guidance,
+            "steps": used.sampling.steps,
+            "guidance": used.sampling.guidance,
             "sampler": args.sampling.sampler,
             "device": args.device.to_string(),
             "threads": threads,
@@ -496,9 +496,9 @@ fn package(args: PackageBenchArgs) -> Result<()> {
         println!(
             "package of {} ({} {} steps, guidance {}; median of {} on {}, {threads} threads):",
             files.join(", "),
-            used.steps,
+            used.sampling.steps,
             args.sampling.sampler,
-            used.guidance,
+            used.sampling.guidance,
             args.iters,
             args.device
         );

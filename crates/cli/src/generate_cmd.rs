@@ -8,6 +8,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mmgen_models::grounded::ScenePlan;
 use mmgen_models::hybrid_image::ImageSettings;
+use mmgen_models::sampling::SamplingSettings;
 use mmgen_pipeline::output::check_out;
 use mmgen_pipeline::{CacheOutcome, Modality, OutputPolicy, Request};
 
@@ -155,16 +156,20 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let request = Request {
         modalities,
         image: ImageSettings {
-            negative: args.negative.clone(),
+            sampling: SamplingSettings {
+                negative: args.negative.clone(),
+                ..args.sampling.over(SamplingSettings::default())
+            },
             init: init.clone(),
             mask: mask.clone(),
-            ..args.sampling.image_settings()
         },
         grounded: ImageSettings {
-            negative: args.negative.clone(),
+            sampling: SamplingSettings {
+                negative: args.negative.clone(),
+                ..args.sampling.over(mmgen_models::grounded::image::default_settings().sampling)
+            },
             init,
             mask,
-            ..args.sampling.grounded_settings()
         },
         scene_plan,
         frames: args.frames.map_or(defaults.frames, |f| f as usize),
@@ -180,7 +185,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let cache = open_cache(args.no_cache, args.cache.as_ref());
     let device = args.device.open()?;
     let pipeline = args.models.load(&device)?.with_cache(cache);
-    let bar = ProgressBar::new(request.image.steps as u64).with_style(
+    let bar = ProgressBar::new(request.image.sampling.steps as u64).with_style(
         ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} steps ({eta} left)")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
@@ -205,7 +210,10 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let how = match package.cache {
         CacheOutcome::Hit => "from the cache".to_string(),
         CacheOutcome::Miss | CacheOutcome::Off => {
-            format!("{} {} steps, guidance {}", used.steps, used.sampler, used.guidance)
+            format!(
+                "{} {} steps, guidance {}",
+                used.sampling.steps, used.sampling.sampler, used.sampling.guidance
+            )
         }
     };
     eprintln!(

@@ -6,6 +6,7 @@ use clap::Args;
 use mmgen_models::hybrid_audio::AudioSettings;
 use mmgen_models::hybrid_image::ImageSettings;
 use mmgen_models::hybrid_video::VideoSettings;
+use mmgen_models::sampling::SamplingSettings;
 
 #[derive(Args, Clone, Debug)]
 pub struct SamplingArgs {
@@ -40,17 +41,21 @@ fn guidance_value(text: &str) -> Result<f64, String> {
     number_in(text, 0.0, 50.0)
 }
 
-/// Steps and guidance of the end-to-end models when not given.
-const HYBRID_STEPS: u64 = 50;
-const HYBRID_GUIDANCE: f64 = 4.0;
-
 impl SamplingArgs {
+    /// These options over `defaults` (a model's own steps and guidance where not given).
+    pub fn over(&self, defaults: SamplingSettings) -> SamplingSettings {
+        SamplingSettings {
+            steps: self.steps.map_or(defaults.steps, |s| s as usize),
+            guidance: self.guidance.unwrap_or(defaults.guidance),
+            sampler: self.sampler.clone(),
+            ..defaults
+        }
+    }
+
     /// Text-to-image settings with these options and no negative prompt, init or mask.
     pub fn image_settings(&self) -> ImageSettings {
         ImageSettings {
-            steps: self.steps.unwrap_or(HYBRID_STEPS) as usize,
-            guidance: self.guidance.unwrap_or(HYBRID_GUIDANCE),
-            sampler: self.sampler.clone(),
+            sampling: self.over(SamplingSettings::default()),
             ..ImageSettings::default()
         }
     }
@@ -59,9 +64,7 @@ impl SamplingArgs {
     pub fn grounded_settings(&self) -> ImageSettings {
         let defaults = mmgen_models::grounded::image::default_settings();
         ImageSettings {
-            steps: self.steps.map_or(defaults.steps, |s| s as usize),
-            guidance: self.guidance.unwrap_or(defaults.guidance),
-            sampler: self.sampler.clone(),
+            sampling: self.over(defaults.sampling.clone()),
             ..defaults
         }
     }
@@ -69,9 +72,7 @@ impl SamplingArgs {
     /// Text-to-video settings with these options (default frame count, no first frame).
     pub fn video_settings(&self) -> VideoSettings {
         VideoSettings {
-            steps: self.steps.unwrap_or(HYBRID_STEPS) as usize,
-            guidance: self.guidance.unwrap_or(HYBRID_GUIDANCE),
-            sampler: self.sampler.clone(),
+            sampling: self.over(SamplingSettings::default()),
             ..VideoSettings::default()
         }
     }
@@ -79,9 +80,7 @@ impl SamplingArgs {
     /// Text-to-audio settings with these options (default length).
     pub fn audio_settings(&self) -> AudioSettings {
         AudioSettings {
-            steps: self.steps.unwrap_or(HYBRID_STEPS) as usize,
-            guidance: self.guidance.unwrap_or(HYBRID_GUIDANCE),
-            sampler: self.sampler.clone(),
+            sampling: self.over(SamplingSettings::default()),
             ..AudioSettings::default()
         }
     }

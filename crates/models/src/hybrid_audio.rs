@@ -22,11 +22,11 @@ use serde::{Deserialize, Serialize};
 use crate::dit::{zero_linear, DitText, DitTrunk};
 use crate::error::{ModelError, Result};
 use crate::mel::{LogMel, MelConfig, MelSpectrogram};
-use crate::sampling::{check_prompts, check_sampling, encode_guided, guided_model};
+use crate::sampling::{check_prompts, encode_guided, guided_model, SamplingSettings};
 use crate::text_encoder::{TextEncoder, TextEncoderConfig, TextStates};
 use crate::tokenizer::TextTokenizer;
 use crate::weights::load_folder;
-use crate::windows::windowed;
+use crate::windows::windowed_dit;
 
 /// Shape of the mel diffusion transformer.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -226,26 +226,14 @@ impl AudioDit {
     }
 }
 
-/// One clip to make.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AudioRequest {
-    /// What to play, in English or Chinese.
-    pub prompt: String,
-    /// Seed of the noise and of the vocoder's phases.
-    pub seed: u64,
-}
+/// One clip of audio to make.
+pub type AudioRequest = crate::sampling::SeededPrompt;
 
 /// How to make them (shared by a batch).
 #[derive(Clone, Debug)]
 pub struct AudioSettings {
-    /// Sampler steps.
-    pub steps: usize,
-    /// Classifier-free guidance scale (1: no guidance).
-    pub guidance: f64,
-    /// What to steer away from.
-    pub negative: String,
-    /// Sampler name.
-    pub sampler: String,
+    /// Steps, guidance, negative prompt, sampler.
+    pub sampling: SamplingSettings,
     /// Length of the clip, seconds (no upper bound beyond [`MAX_AUDIO_SECONDS`]).
     pub seconds: f64,
     /// Griffin-Lim iterations of the vocoder.
@@ -258,10 +246,7 @@ pub const MAX_AUDIO_SECONDS: f64 = 3600.0;
 impl Default for AudioSettings {
     fn default() -> AudioSettings {
         AudioSettings {
-            steps: 50,
-            guidance: 4.0,
-            negative: String::new(),
-            sampler: "ddim".into(),
+            sampling: SamplingSettings::default(),
             seconds: 4.0,
             vocoder_iters: 32,
         }
@@ -271,7 +256,7 @@ impl Default for AudioSettings {
 impl AudioSettings {
     /// Rejects settings that cannot run, saying which and what is allowed.
     pub fn check(&self) -> Result<()> {
-        check_sampling(self.steps, self.guidance, &self.sampler)?;
+        self.sampling.check()?;
         if !(self.seconds.is_finite() && self.seconds >= 0.1 && self.seconds <= MAX_AUDIO_SECONDS) {
             return Err(ModelError::Invalid(format!(
                 "seconds is {}; allowed 0.1 to {MAX_AUDIO_SECONDS}",
@@ -366,13 +351,13 @@ impl HybridAudio {
         let frames = self.mel.frames_for(samples);
         let generated = (frames - 1).max(1);
         // 2. Text, once for all steps.
-        let guide = settings.guidance != 1.0;
+        let guide = settings.sampling.guidance != 1.0;
         let prompts: Vec<&str> = requests.iter().map(|r| r.prompt.as_str()).collect();
         let text = encode_guided(
             &self.text,
             &self.tokenizer,
             &prompts,
-            &settings.negative,
+            &settings.sampling.negative,
             guide,
             &self.device,
         )?;
@@ -380,23 +365,22 @@ impl HybridAudio {
         // 3. Denoise the whole clip as overlapping windows (a quarter overlap).
         let window = self.config.window_frames();
         let overlap = (self.config.dit.window_tokens / 4).max(1) * self.config.dit.frames_per_token;
-        let mut sampler = sampler_by_name(&settings.sampler, &self.schedule)?;
+        let mut sampler = sampler_by_name(&settings.sampling.sampler, &self.schedule)?;
         let seeds: Vec<u64> = requests.iter().map(|r| r.seed).collect();
         let request = DenoiseRequest {
-            steps: settings.steps,
+            steps: settings.sampling.steps,
             seeds: &seeds,
             prediction: self.config.prediction,
             init: None,
             inpaint: None,
         };
-        let network = |xs: &Tensor, t: &Tensor| -> Result<Tensor> {
-            let n = xs.dim(0)?;
-            windowed(xs, window, overlap, |windows| {
-                let k = windows.dim(0)? / n;
-                self.dit.forward_prepared(windows, &t.repeat(k)?, &text.repeat(k)?)
-            })
-        };
-        let model = guided_model(b, settings.guidance, &self.device, network);
+        let network = windowed_dit(
+            |xs, t, text| self.dit.forward_prepared(xs, t, text),
+            &text,
+            window,
+            overlap,
+        );
+        let model = guided_model(b, settings.sampling.guidance, &self.device, network);
         let shape = [b, generated, self.config.mel.n_mels];
         let mels = denoise(sampler.as_mut(), &shape, &self.device, &request, model, progress)?;
         let mels = if generated < frames {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dit::{Dit, DitConfig};
 use crate::error::{ModelError, Result};
-use crate::sampling::{check_prompts, check_sampling, encode_guided, guided_model};
+use crate::sampling::{check_prompts, encode_guided, guided_model, SamplingSettings};
 pub use crate::text_encoder::TextStates;
 use crate::text_encoder::{TextEncoder, TextEncoderConfig};
 use crate::tokenizer::TextTokenizer;
@@ -98,48 +98,23 @@ impl HybridImageConfig {
 }
 
 /// One image to make.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ImageRequest {
-    /// What to draw, in English or Chinese.
-    pub prompt: String,
-    /// Seed of the noise.
-    pub seed: u64,
-}
+pub type ImageRequest = crate::sampling::SeededPrompt;
 
 /// How to make them (shared by a batch).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ImageSettings {
-    /// Sampler steps (network evaluations per image, x2 with guidance).
-    pub steps: usize,
-    /// Classifier-free guidance scale (1: no guidance).
-    pub guidance: f64,
-    /// What to steer away from (the unconditional prompt of guidance; empty = none).
-    pub negative: String,
-    /// Sampler name (see [`mmgen_diffusion::SAMPLER_NAMES`]).
-    pub sampler: String,
+    /// Steps, guidance, negative prompt, sampler.
+    pub sampling: SamplingSettings,
     /// img2img: the starting image (resized to the model's size) and the strength.
     pub init: Option<(RgbImage, f64)>,
     /// Inpainting: white (> 127) where to generate, black where to keep `init`.
     pub mask: Option<GrayImage>,
 }
 
-impl Default for ImageSettings {
-    fn default() -> ImageSettings {
-        ImageSettings {
-            steps: 50,
-            guidance: 4.0,
-            negative: String::new(),
-            sampler: "ddim".into(),
-            init: None,
-            mask: None,
-        }
-    }
-}
-
 impl ImageSettings {
     /// Rejects settings that cannot run, saying which and what is allowed.
     pub fn check(&self) -> Result<()> {
-        check_sampling(self.steps, self.guidance, &self.sampler)?;
+        self.sampling.check()?;
         if let Some((_, strength)) = &self.init {
             if !(*strength > 0.0 && *strength <= 1.0) {
                 return Err(ModelError::Invalid(format!(
@@ -269,19 +244,19 @@ impl HybridImage {
         let b = requests.len();
         let size = self.config.vae.image_size as u32;
         // 2. Encode the prompts and, for guidance, the negative prompt.
-        let guide = settings.guidance != 1.0;
+        let guide = settings.sampling.guidance != 1.0;
         let prompts: Vec<&str> = requests.iter().map(|r| r.prompt.as_str()).collect();
         let text = encode_guided(
             &self.text,
             &self.tokenizer,
             &prompts,
-            &settings.negative,
+            &settings.sampling.negative,
             guide,
             &self.device,
         )?;
         let text = self.dit.prepare_text(&text.states, &text.mask, &text.pooled)?;
         // 3. The sampler and its noise levels.
-        let mut sampler = sampler_by_name(&settings.sampler, &self.schedule)?;
+        let mut sampler = sampler_by_name(&settings.sampling.sampler, &self.schedule)?;
         // 4. img2img / inpainting latents.
         let init = match &settings.init {
             Some((image, strength)) => {
@@ -300,7 +275,7 @@ impl HybridImage {
         let shape = [b, ls, ls, self.config.dit.latent_channels];
         let seeds: Vec<u64> = requests.iter().map(|r| r.seed).collect();
         let request = DenoiseRequest {
-            steps: settings.steps,
+            steps: settings.sampling.steps,
             seeds: &seeds,
             prediction: self.config.prediction,
             init: init.as_ref().map(|(x, s)| (x, *s)),
@@ -309,7 +284,7 @@ impl HybridImage {
                 _ => None,
             },
         };
-        let model = guided_model(b, settings.guidance, &self.device, |xs, t| {
+        let model = guided_model(b, settings.sampling.guidance, &self.device, |xs, t| {
             self.dit.forward_prepared(xs, t, &text)
         });
         let latents = denoise(sampler.as_mut(), &shape, &self.device, &request, model, progress)?;

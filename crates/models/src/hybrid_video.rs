@@ -22,10 +22,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
 use crate::hybrid_image::{images_to_tensor, tensor_to_images, HybridImage, HybridImageConfig};
-use crate::sampling::{check_prompts, check_sampling, encode_guided, guided_model};
+use crate::sampling::{check_prompts, encode_guided, guided_model, SamplingSettings};
 use crate::tokenizer::TextTokenizer;
 use crate::weights::load_folder;
-use crate::windows::windowed;
+use crate::windows::windowed_dit;
 
 /// Everything that shapes a hybrid text-to-video model.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -66,25 +66,13 @@ impl HybridVideoConfig {
 pub const MAX_FRAMES: usize = 14_400;
 
 /// One clip to make.
-#[derive(Clone, Debug, PartialEq)]
-pub struct VideoRequest {
-    /// What to show, in English or Chinese.
-    pub prompt: String,
-    /// Seed of the noise.
-    pub seed: u64,
-}
+pub type VideoRequest = crate::sampling::SeededPrompt;
 
 /// How to make them (shared by a batch).
 #[derive(Clone, Debug)]
 pub struct VideoSettings {
-    /// Sampler steps.
-    pub steps: usize,
-    /// Classifier-free guidance scale (1: no guidance).
-    pub guidance: f64,
-    /// What to steer away from.
-    pub negative: String,
-    /// Sampler name.
-    pub sampler: String,
+    /// Steps, guidance, negative prompt, sampler.
+    pub sampling: SamplingSettings,
     /// Frames per clip.
     pub frames: usize,
     /// Text + image -> video: the first frame to start from (resized).
@@ -94,10 +82,7 @@ pub struct VideoSettings {
 impl Default for VideoSettings {
     fn default() -> VideoSettings {
         VideoSettings {
-            steps: 50,
-            guidance: 4.0,
-            negative: String::new(),
-            sampler: "ddim".into(),
+            sampling: SamplingSettings::default(),
             frames: 24,
             first_frame: None,
         }
@@ -107,7 +92,7 @@ impl Default for VideoSettings {
 impl VideoSettings {
     /// Rejects settings that cannot run, saying which and what is allowed.
     pub fn check(&self) -> Result<()> {
-        check_sampling(self.steps, self.guidance, &self.sampler)?;
+        self.sampling.check()?;
         if self.frames == 0 || self.frames > MAX_FRAMES {
             return Err(ModelError::Invalid(format!(
                 "frames is {}; allowed 1 to {MAX_FRAMES}",
@@ -174,13 +159,13 @@ impl HybridVideo {
         let (b, frames) = (requests.len(), settings.frames);
         let (ls, lc) = (cfg.dit.latent_size, cfg.dit.latent_channels);
         // 2. Text, once for all steps.
-        let guide = settings.guidance != 1.0;
+        let guide = settings.sampling.guidance != 1.0;
         let prompts: Vec<&str> = requests.iter().map(|r| r.prompt.as_str()).collect();
         let text = encode_guided(
             m.text_encoder(),
             m.tokenizer(),
             &prompts,
-            &settings.negative,
+            &settings.sampling.negative,
             guide,
             device,
         )?;
@@ -205,23 +190,18 @@ impl HybridVideo {
         // 4. Denoise every window of every step in one batch.
         let window = cfg.dit.frames;
         let overlap = window / 2;
-        let mut sampler = sampler_by_name(&settings.sampler, m.schedule())?;
+        let mut sampler = sampler_by_name(&settings.sampling.sampler, m.schedule())?;
         let seeds: Vec<u64> = requests.iter().map(|r| r.seed).collect();
         let request = DenoiseRequest {
-            steps: settings.steps,
+            steps: settings.sampling.steps,
             seeds: &seeds,
             prediction: cfg.prediction,
             init: None,
             inpaint: first.as_ref().map(|(known, mask)| Inpaint { known, mask }),
         };
-        let network = |xs: &Tensor, t: &Tensor| -> Result<Tensor> {
-            let n = xs.dim(0)?;
-            windowed(xs, window, overlap, |windows| {
-                let k = windows.dim(0)? / n;
-                m.dit().forward_prepared(windows, &t.repeat(k)?, &text.repeat(k)?)
-            })
-        };
-        let model = guided_model(b, settings.guidance, device, network);
+        let dit = m.dit();
+        let network = windowed_dit(|xs, t, text| dit.forward_prepared(xs, t, text), &text, window, overlap);
+        let model = guided_model(b, settings.sampling.guidance, device, network);
         let shape = [b, frames, ls, ls, lc];
         let latents = denoise(sampler.as_mut(), &shape, device, &request, model, progress)?;
         // 5. Decode every frame, a bounded batch at a time: memory stays flat in the
@@ -265,7 +245,10 @@ mod tests {
             seed: 4,
         };
         let settings = VideoSettings {
-            steps: 3,
+            sampling: SamplingSettings {
+                steps: 3,
+                ..SamplingSettings::default()
+            },
             frames: 9,
             ..VideoSettings::default()
         };
@@ -310,7 +293,10 @@ mod tests {
             ),
             (
                 VideoSettings {
-                    steps: 0,
+                    sampling: SamplingSettings {
+                        steps: 0,
+                        ..settings.sampling.clone()
+                    },
                     ..settings.clone()
                 },
                 "steps is 0",

@@ -9,8 +9,50 @@ use crate::error::{ModelError, Result};
 use crate::text_encoder::{TextEncoder, TextStates};
 use crate::tokenizer::TextTokenizer;
 
+/// How a diffusion model samples, shared by the settings of every model that runs
+/// one (still, clip, audio): steps, guidance, negative prompt and sampler.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SamplingSettings {
+    /// Sampler steps (network evaluations per sample, x2 with guidance).
+    pub steps: usize,
+    /// Classifier-free guidance scale (1: no guidance).
+    pub guidance: f64,
+    /// What to steer away from (the unconditional prompt of guidance; empty = none).
+    pub negative: String,
+    /// Sampler name (see [`mmgen_diffusion::SAMPLER_NAMES`]).
+    pub sampler: String,
+}
+
+impl Default for SamplingSettings {
+    /// The end-to-end models' defaults: 50 DDIM steps, guidance 4.
+    fn default() -> SamplingSettings {
+        SamplingSettings {
+            steps: 50,
+            guidance: 4.0,
+            negative: String::new(),
+            sampler: "ddim".into(),
+        }
+    }
+}
+
+impl SamplingSettings {
+    /// Rejects settings that cannot run, saying which and what is allowed.
+    pub fn check(&self) -> Result<()> {
+        check_sampling(self.steps, self.guidance, &self.sampler)
+    }
+}
+
+/// A prompt and the seed of every random draw made for it: one sample to make.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeededPrompt {
+    /// What to make, in English or Chinese.
+    pub prompt: String,
+    /// Seed of the noise (and of the vocoder's phases, for audio).
+    pub seed: u64,
+}
+
 /// Rejects sampler settings that cannot run, saying which and what is allowed.
-pub fn check_sampling(steps: usize, guidance: f64, sampler: &str) -> Result<()> {
+fn check_sampling(steps: usize, guidance: f64, sampler: &str) -> Result<()> {
     let bad = |m: String| Err(ModelError::Invalid(m));
     if steps == 0 || steps > 1000 {
         return bad(format!("steps is {steps}; allowed 1 to 1000"));

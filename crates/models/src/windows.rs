@@ -7,6 +7,7 @@
 
 use candle_core::Tensor;
 
+use crate::dit::DitText;
 use crate::error::{ModelError, Result};
 
 /// The most windows one network call sees: enough rows for efficient GEMMs, few
@@ -102,6 +103,25 @@ pub fn windowed(
         computed.retain(|(s, _)| s + window > next);
     }
     Ok(Tensor::cat(&segments, 1)?)
+}
+
+/// The denoising network of a long sequence: a DiT's `forward` (noisy latents,
+/// timesteps, text) over overlapping windows of the latents (b, frames, ...), each
+/// window with the step's timesteps and the text states of its batch element (both
+/// repeated once per window).
+pub fn windowed_dit<'a>(
+    forward: impl Fn(&Tensor, &Tensor, &DitText) -> Result<Tensor> + 'a,
+    text: &'a DitText,
+    window: usize,
+    overlap: usize,
+) -> impl Fn(&Tensor, &Tensor) -> Result<Tensor> + 'a {
+    move |xs: &Tensor, t: &Tensor| {
+        let n = xs.dim(0)?;
+        windowed(xs, window, overlap, |windows| {
+            let k = windows.dim(0)? / n;
+            forward(windows, &t.repeat(k)?, &text.repeat(k)?)
+        })
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use mmgen_models::grounded::{
     GroundedRenderer, GroundedRendererConfig, PlanBatch, PlanIds, PlanPose, PlanVocab, PlannedObject, ScenePlan,
 };
 use mmgen_models::hybrid_image::ImageSettings;
+use mmgen_models::sampling::SamplingSettings;
 use mmgen_models::tokenizer::TextTokenizer;
 use mmgen_models::weights::save_f16;
 
@@ -61,7 +62,10 @@ fn plan(shape: &str, cx: f32) -> ScenePlan {
 
 fn settings() -> ImageSettings {
     ImageSettings {
-        steps: 3,
+        sampling: SamplingSettings {
+            steps: 3,
+            ..(mmgen_models::grounded::image::default_settings()).sampling
+        },
         ..mmgen_models::grounded::image::default_settings()
     }
 }
@@ -122,7 +126,10 @@ fn renderer_guides_and_inpaints() {
     let (model, _, _) = renderer();
     let a = plan("shape1", 0.5);
     let guided = ImageSettings {
-        guidance: 3.0,
+        sampling: SamplingSettings {
+            guidance: 3.0,
+            ..(settings()).sampling
+        },
         ..settings()
     };
     assert_ne!(

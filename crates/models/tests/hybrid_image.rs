@@ -8,6 +8,7 @@ use candle_nn::{VarBuilder, VarMap};
 use image::{GrayImage, RgbImage};
 use mmgen_diffusion::{gaussian, SAMPLER_NAMES};
 use mmgen_models::hybrid_image::{HybridImage, HybridImageConfig, ImageRequest, ImageSettings};
+use mmgen_models::sampling::SamplingSettings;
 use mmgen_models::tokenizer::TextTokenizer;
 use mmgen_models::weights::save_f16;
 
@@ -50,8 +51,11 @@ fn request(prompt: &str, seed: u64) -> ImageRequest {
 
 fn settings(sampler: &str) -> ImageSettings {
     ImageSettings {
-        steps: 4,
-        sampler: sampler.into(),
+        sampling: SamplingSettings {
+            steps: 4,
+            sampler: sampler.into(),
+            ..SamplingSettings::default()
+        },
         ..ImageSettings::default()
     }
 }
@@ -139,10 +143,12 @@ fn img2img_inpainting_and_progress() {
     }
     let mut calls = Vec::new();
     let s = ImageSettings {
-        steps: 10,
+        sampling: SamplingSettings {
+            steps: 10,
+            ..SamplingSettings::default()
+        },
         init: Some((init, 0.5)),
         mask: Some(mask),
-        ..ImageSettings::default()
     };
     let out = model
         .generate(&[request("a red circle", 1)], &s, |done, total| {
@@ -159,14 +165,20 @@ fn bad_settings_fail_clearly() {
     let cases: Vec<(ImageSettings, &str)> = vec![
         (
             ImageSettings {
-                steps: 0,
+                sampling: SamplingSettings {
+                    steps: 0,
+                    ..(settings("ddim")).sampling
+                },
                 ..settings("ddim")
             },
             "steps is 0; allowed 1 to 1000",
         ),
         (
             ImageSettings {
-                guidance: f64::NAN,
+                sampling: SamplingSettings {
+                    guidance: f64::NAN,
+                    ..(settings("ddim")).sampling
+                },
                 ..settings("ddim")
             },
             "guidance is NaN",

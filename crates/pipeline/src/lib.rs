@@ -40,6 +40,7 @@ use mmgen_models::grounded::{ClipPlan, ClipSettings, GroundedRenderer, PlanVocab
 use mmgen_models::hybrid_audio::AudioSettings;
 use mmgen_models::hybrid_image::{HybridImage, ImageRequest, ImageSettings};
 use mmgen_models::hybrid_video::{HybridVideo, VideoRequest, VideoSettings};
+use mmgen_models::sampling::SamplingSettings;
 use serde_json::json;
 
 pub use cache::Cache;
@@ -101,10 +102,12 @@ impl Request {
     /// renderer's for it).
     pub fn with_sampling(self, steps: Option<usize>, guidance: Option<f64>, sampler: &str, negative: &str) -> Request {
         let over = |defaults: ImageSettings| ImageSettings {
-            steps: steps.unwrap_or(defaults.steps),
-            guidance: guidance.unwrap_or(defaults.guidance),
-            sampler: sampler.to_string(),
-            negative: negative.to_string(),
+            sampling: SamplingSettings {
+                steps: steps.unwrap_or(defaults.sampling.steps),
+                guidance: guidance.unwrap_or(defaults.sampling.guidance),
+                sampler: sampler.to_string(),
+                negative: negative.to_string(),
+            },
             ..defaults
         };
         Request {
@@ -116,10 +119,7 @@ impl Request {
 
     fn video_settings(&self) -> VideoSettings {
         VideoSettings {
-            steps: self.image.steps,
-            guidance: self.image.guidance,
-            negative: self.image.negative.clone(),
-            sampler: self.image.sampler.clone(),
+            sampling: self.image.sampling.clone(),
             frames: self.frames,
             first_frame: self.first_frame.clone(),
         }
@@ -141,10 +141,7 @@ impl Request {
 
     fn audio_settings(&self, seconds: f64) -> AudioSettings {
         AudioSettings {
-            steps: self.image.steps,
-            guidance: self.image.guidance,
-            negative: self.image.negative.clone(),
-            sampler: self.image.sampler.clone(),
+            sampling: self.image.sampling.clone(),
             seconds,
             ..AudioSettings::default()
         }
@@ -802,7 +799,7 @@ impl Pipeline {
             // only past the encoder's length share no entry (image.png holds the prompt).
             .part("prompt", request.prompt.as_bytes())
             .part("prompt_embedding", &embedding(&request.prompt)?)
-            .part("negative_embedding", &embedding(&settings.negative)?)
+            .part("negative_embedding", &embedding(&settings.sampling.negative)?)
             .part(
                 "settings",
                 settings_without_folders(self.settings_json(request, plan)).as_bytes(),
@@ -912,10 +909,10 @@ fn missing_models(plan: &Plan, has_video: bool, has_audio: bool) -> Result<()> {
 fn image_settings_json(settings: &ImageSettings, model: &Path) -> serde_json::Value {
     json!({
         "model": model.display().to_string(),
-        "steps": settings.steps,
-        "guidance": settings.guidance,
-        "sampler": settings.sampler,
-        "negative": settings.negative,
+        "steps": settings.sampling.steps,
+        "guidance": settings.sampling.guidance,
+        "sampler": settings.sampling.sampler,
+        "negative": settings.sampling.negative,
         "init": settings.init.is_some(),
         "strength": settings.init.as_ref().map(|(_, s)| *s),
         "mask": settings.mask.is_some(),

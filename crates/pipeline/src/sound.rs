@@ -154,8 +154,8 @@ impl AudioModel {
         match self {
             AudioModel::Hybrid(audio) => {
                 let a = request.audio_settings(seconds);
-                json!({"model": audio.dir.display().to_string(), "steps": a.steps, "guidance": a.guidance,
-                       "sampler": a.sampler, "negative": a.negative, "seconds": a.seconds,
+                json!({"model": audio.dir.display().to_string(), "steps": a.sampling.steps, "guidance": a.sampling.guidance,
+                       "sampler": a.sampling.sampler, "negative": a.sampling.negative, "seconds": a.seconds,
                        "vocoder": "griffin-lim", "vocoder_iters": a.vocoder_iters,
                        "sample_rate": audio.model.config().mel.sample_rate})
             }

@@ -44,15 +44,15 @@ impl VideoModel {
         match self {
             VideoModel::Hybrid(m) => {
                 let v = request.video_settings();
-                json!({"model": m.dir.display().to_string(), "steps": v.steps, "guidance": v.guidance,
-                       "sampler": v.sampler, "negative": v.negative, "frames": v.frames,
+                json!({"model": m.dir.display().to_string(), "steps": v.sampling.steps, "guidance": v.sampling.guidance,
+                       "sampler": v.sampling.sampler, "negative": v.sampling.negative, "frames": v.frames,
                        "fps": m.model.config().fps, "window": m.model.config().model.dit.frames,
                        "first_frame": v.first_frame.is_some()})
             }
             VideoModel::Grounded(m) => {
                 let c = request.clip_settings();
-                json!({"model": m.dir.display().to_string(), "steps": c.image.steps, "guidance": c.image.guidance,
-                       "sampler": c.image.sampler, "negative": c.image.negative, "frames": c.frames,
+                json!({"model": m.dir.display().to_string(), "steps": c.image.sampling.steps, "guidance": c.image.sampling.guidance,
+                       "sampler": c.image.sampling.sampler, "negative": c.image.sampling.negative, "frames": c.frames,
                        "fps": CLIP_FPS, "batch": c.batch, "first_frame": c.first_frame.is_some(),
                        "first_frame_strength": c.first_frame_strength, "noise": "shared across frames"})
             }

@@ -9,6 +9,7 @@ use mmgen_media::read_mp4_tracks;
 use mmgen_models::hybrid_audio::{HybridAudio, HybridAudioConfig};
 use mmgen_models::hybrid_image::{HybridImage, HybridImageConfig, ImageSettings};
 use mmgen_models::hybrid_video::{HybridVideo, HybridVideoConfig};
+use mmgen_models::sampling::SamplingSettings;
 use mmgen_models::tokenizer::TextTokenizer;
 use mmgen_models::weights::save_f16;
 use mmgen_pipeline::{Cache, CacheOutcome, Modality, Pipeline, Request};
@@ -33,7 +34,10 @@ fn model_folder(name: &str) -> PathBuf {
 fn request(prompt: &str) -> Request {
     Request {
         image: ImageSettings {
-            steps: 3,
+            sampling: SamplingSettings {
+                steps: 3,
+                ..SamplingSettings::default()
+            },
             ..ImageSettings::default()
         },
         ..Request::new(prompt, 1)
@@ -131,7 +135,10 @@ fn package_files_cache_and_errors() {
             "steps",
             Request {
                 image: ImageSettings {
-                    steps: 4,
+                    sampling: SamplingSettings {
+                        steps: 4,
+                        ..(base.image.clone()).sampling
+                    },
                     ..base.image.clone()
                 },
                 ..base.clone()
@@ -141,7 +148,10 @@ fn package_files_cache_and_errors() {
             "guidance",
             Request {
                 image: ImageSettings {
-                    guidance: 2.0,
+                    sampling: SamplingSettings {
+                        guidance: 2.0,
+                        ..(base.image.clone()).sampling
+                    },
                     ..base.image.clone()
                 },
                 ..base.clone()
@@ -151,7 +161,10 @@ fn package_files_cache_and_errors() {
             "negative",
             Request {
                 image: ImageSettings {
-                    negative: "snow".into(),
+                    sampling: SamplingSettings {
+                        negative: "snow".into(),
+                        ..(base.image.clone()).sampling
+                    },
                     ..base.image.clone()
                 },
                 ..base.clone()
@@ -161,7 +174,10 @@ fn package_files_cache_and_errors() {
             "sampler",
             Request {
                 image: ImageSettings {
-                    sampler: "euler".into(),
+                    sampling: SamplingSettings {
+                        sampler: "euler".into(),
+                        ..(base.image.clone()).sampling
+                    },
                     ..base.image.clone()
                 },
                 ..base.clone()
@@ -203,7 +219,10 @@ fn package_files_cache_and_errors() {
     );
     let err = fails(Request {
         image: ImageSettings {
-            steps: 0,
+            sampling: SamplingSettings {
+                steps: 0,
+                ..(base.image.clone()).sampling
+            },
             ..base.image.clone()
         },
         ..base.clone()
@@ -243,7 +262,10 @@ fn video_and_audio_package() {
     let request = Request {
         frames: 6,
         image: ImageSettings {
-            steps: 2,
+            sampling: SamplingSettings {
+                steps: 2,
+                ..SamplingSettings::default()
+            },
             ..ImageSettings::default()
         },
         ..Request::new("生成一段描述海边日落的短视频,配乐为钢琴曲", 3)

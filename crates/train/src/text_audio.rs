@@ -189,6 +189,7 @@ mod tests {
     use super::*;
     use crate::corpus::train_tokenizer;
     use mmgen_models::hybrid_audio::{AudioRequest, AudioSettings};
+    use mmgen_models::sampling::SamplingSettings;
 
     /// The tiny configuration trains in seconds, measurably lowers the validation
     /// loss, and the folder it writes loads and generates audio of the asked length.
@@ -228,10 +229,12 @@ mod tests {
         assert!(metrics["mel_statistics"]["std"].as_f64().unwrap() > 0.5);
         let model = HybridAudio::load(&root, &Device::Cpu).unwrap();
         let settings = AudioSettings {
-            steps: 3,
+            sampling: SamplingSettings {
+                steps: 3,
+                ..SamplingSettings::default()
+            },
             seconds: 0.7,
             vocoder_iters: 4,
-            ..AudioSettings::default()
         };
         let request = AudioRequest {
             prompt: "calm piano music".into(),

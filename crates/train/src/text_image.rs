@@ -186,6 +186,7 @@ mod tests {
     use crate::corpus::train_tokenizer;
     use crate::vae::train_vae;
     use mmgen_models::hybrid_image::{ImageRequest, ImageSettings};
+    use mmgen_models::sampling::SamplingSettings;
 
     /// The tiny configuration trains in seconds, measurably lowers the loss, and the
     /// folder it writes loads and generates.
@@ -227,7 +228,10 @@ mod tests {
         assert!(last < 0.85 * first, "validation loss {first} -> {last}");
         let model = HybridImage::load(&root.join("model"), &Device::Cpu).unwrap();
         let settings = ImageSettings {
-            steps: 3,
+            sampling: SamplingSettings {
+                steps: 3,
+                ..SamplingSettings::default()
+            },
             ..ImageSettings::default()
         };
         let images = model

@@ -190,6 +190,7 @@ mod tests {
     use crate::vae::train_vae;
     use mmgen_models::hybrid_image::HybridImageConfig;
     use mmgen_models::hybrid_video::{VideoRequest, VideoSettings};
+    use mmgen_models::sampling::SamplingSettings;
     use mmgen_models::vae::VaeConfig;
 
     /// A tiny image model inflates, trains, lowers the loss, and the folder loads and
@@ -246,7 +247,10 @@ mod tests {
         assert!(last < 0.9 * first, "validation loss {first} -> {last}");
         let model = HybridVideo::load(&root.join("video"), &Device::Cpu).unwrap();
         let settings = VideoSettings {
-            steps: 2,
+            sampling: SamplingSettings {
+                steps: 2,
+                ..SamplingSettings::default()
+            },
             frames: 7,
             ..VideoSettings::default()
         };

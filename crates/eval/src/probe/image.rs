@@ -560,22 +560,9 @@ fn flip_width(xs: &Tensor) -> Result<Tensor> {
     Ok(xs.index_select(&reversed, 3)?)
 }
 
-/// Images as a (b, 3, h, w) tensor in [-1, 1].
+/// Images as a (b, 3, h, w) tensor in [-1, 1] (the models' own conversion).
 pub fn images_to_tensor(images: &[RgbImage], device: &Device) -> Result<Tensor> {
-    let (w, h) = images.first().map(|i| i.dimensions()).unwrap_or((0, 0));
-    if let Some(other) = images.iter().find(|i| i.dimensions() != (w, h)) {
-        return Err(EvalError::Invalid(format!(
-            "images of different sizes in one batch: {:?} and {:?}",
-            (w, h),
-            other.dimensions()
-        )));
-    }
-    let data = mmgen_world::stream::pixels(images);
-    Ok(Tensor::from_vec(
-        data,
-        (images.len(), 3, h as usize, w as usize),
-        device,
-    )?)
+    Ok(mmgen_models::hybrid_image::images_to_tensor(images, device)?)
 }
 
 #[cfg(test)]

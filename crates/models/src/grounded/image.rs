@@ -15,15 +15,18 @@ use crate::error::{ModelError, Result};
 use crate::grounded::plan::{PlanBatch, PlanIds, ScenePlan};
 use crate::grounded::renderer::{GroundedRenderer, GroundedRendererConfig};
 use crate::hybrid_image::{images_to_tensor, tensor_to_images, ImageSettings};
-use crate::sampling::guided_model;
+use crate::sampling::{guided_model, SamplingSettings};
 use crate::weights::{read_folder_config, var_builder};
 
 /// The grounded renderer's default sampling: fewer steps than the end-to-end model
 /// needs, since the plan already fixes what goes where.
 pub fn default_settings() -> ImageSettings {
     ImageSettings {
-        steps: 20,
-        guidance: 1.0,
+        sampling: SamplingSettings {
+            steps: 20,
+            guidance: 1.0,
+            ..SamplingSettings::default()
+        },
         ..ImageSettings::default()
     }
 }
@@ -60,7 +63,7 @@ impl GroundedRenderer {
         let b = requests.len();
         let size = self.config().image_size;
         // 2. Ground the plans and, for guidance, as many null plans: once per request.
-        let guide = settings.guidance != 1.0;
+        let guide = settings.sampling.guidance != 1.0;
         let mut plans: Vec<Option<&PlanIds>> = requests.iter().map(|(p, _)| Some(p)).collect();
         if guide {
             plans.extend(std::iter::repeat_n(None, b));
@@ -68,7 +71,7 @@ impl GroundedRenderer {
         let grounding = self.ground(&PlanBatch::new(&plans, self.config().null_globals(), &device)?)?;
         // 3. The sampler and its noise levels.
         let schedule = NoiseSchedule::new(self.config().schedule, self.config().train_steps)?;
-        let mut sampler = sampler_by_name(&settings.sampler, &schedule)?;
+        let mut sampler = sampler_by_name(&settings.sampling.sampler, &schedule)?;
         // 4. img2img / inpainting in pixel space.
         let s = size as u32;
         let init = match &settings.init {
@@ -89,7 +92,7 @@ impl GroundedRenderer {
         // 5. Denoise, with guidance against the null plan.
         let seeds: Vec<u64> = requests.iter().map(|(_, seed)| *seed).collect();
         let request = DenoiseRequest {
-            steps: settings.steps,
+            steps: settings.sampling.steps,
             seeds: &seeds,
             prediction: self.config().prediction,
             init: init.as_ref().map(|(x, s)| (x, *s)),
@@ -98,7 +101,9 @@ impl GroundedRenderer {
                 _ => None,
             },
         };
-        let model = guided_model(b, settings.guidance, &device, |xs, t| self.predict(xs, t, &grounding));
+        let model = guided_model(b, settings.sampling.guidance, &device, |xs, t| {
+            self.predict(xs, t, &grounding)
+        });
         let images = denoise(
             sampler.as_mut(),
             &[b, 3, size, size],

@@ -151,7 +151,7 @@ impl GroundedRenderer {
             image.init = Some((first.clone(), settings.first_frame_strength));
         }
         let batches = clip.frames.len().div_ceil(settings.batch);
-        let per_batch = image.steps;
+        let per_batch = image.sampling.steps;
         let mut frames = Vec::with_capacity(clip.frames.len());
         for (i, chunk) in clip.frames.chunks(settings.batch).enumerate() {
             let requests: Vec<(PlanIds, u64)> = chunk.iter().map(|ids| (ids.clone(), seed)).collect();
@@ -227,7 +227,7 @@ mod tests {
 
     fn settings(frames: usize, batch: usize) -> ClipSettings {
         let mut settings = ClipSettings::new(frames);
-        settings.image.steps = 3;
+        settings.image.sampling.steps = 3;
         settings.batch = batch;
         settings
     }
