@@ -384,6 +384,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         &prompts,
         args.seed,
         media,
+        per_prompt.is_some(),
         |done, total, result| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);

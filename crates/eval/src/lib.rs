@@ -18,6 +18,7 @@ pub mod probes;
 pub mod report;
 pub mod run;
 mod score;
+pub mod track;
 pub mod vocoder;
 
 pub use error::{EvalError, Result};

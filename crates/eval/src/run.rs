@@ -102,7 +102,9 @@ impl Default for MediaOptions {
 }
 
 /// Evaluates `generator` on `prompts`, calling `progress(done, total, result)` with each
-/// prompt's result as it goes.
+/// prompt's result as it goes; each result's `reading` (what the probes read, frame by
+/// frame for clips) is built only with `per_prompt`.
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     generator: &mut dyn Generator,
     probes: &Probes,
@@ -110,6 +112,7 @@ pub fn evaluate(
     prompts: &Prompts,
     seed: u64,
     media: MediaOptions,
+    per_prompt: bool,
     mut progress: impl FnMut(usize, usize, &PromptResult),
 ) -> Result<EvalReport> {
     let texts = prompts.texts(task.medium(), seed);
@@ -133,7 +136,7 @@ pub fn evaluate(
         let out = generator.generate(text, s, &settings)?;
         // A fresh render of the same request: the real side of the world-FD.
         let real = Oracle.generate(text, mix64(s), &settings)?;
-        let scored = score_prompt(probes, task, &request, &out, &real, &generator.name(), text)?;
+        let scored = score_prompt(probes, task, &request, &out, &real, &generator.name(), text, per_prompt)?;
         for &(category, ok) in &scored.checks {
             let row = rows.entry(category).or_default();
             row.0 += ok as usize;
@@ -200,7 +203,6 @@ pub fn evaluate(
 mod tests {
     use super::*;
     use crate::align::fixtures::{det, reading, unsure};
-    use crate::align::Track;
     use crate::generator::RandomScene;
     use crate::probe::audio::{AudioProbe, AudioProbeConfig};
     use crate::probe::image::{ImageProbe, ImageProbeConfig};
@@ -209,6 +211,7 @@ mod tests {
     use crate::probes::*;
     use crate::report::*;
     use crate::score::*;
+    use crate::track::Track;
     use candle_core::DType;
     use candle_core::Device;
     use candle_nn::VarBuilder;
@@ -289,10 +292,19 @@ mod tests {
         let mut counted_objects = 0;
         for task in [Task::Image, Task::Video, Task::Audio] {
             let mut per_prompt = Vec::new();
-            let report = evaluate(&mut Oracle, &probes, task, &prompts, 1, media, |done, _, result| {
-                per_prompt.push(result.clone());
-                assert_eq!(done, per_prompt.len());
-            })
+            let report = evaluate(
+                &mut Oracle,
+                &probes,
+                task,
+                &prompts,
+                1,
+                media,
+                true,
+                |done, _, result| {
+                    per_prompt.push(result.clone());
+                    assert_eq!(done, per_prompt.len());
+                },
+            )
             .unwrap();
             assert_eq!((report.prompts, per_prompt.len()), (6, 6));
             assert!(!report.categories.is_empty(), "{task:?}");
@@ -376,8 +388,28 @@ mod tests {
         }
         assert!(counted_objects > 0, "the prompts ask for a counted object in a clip");
         // The same run twice gives the same report.
-        let a = evaluate(&mut RandomScene, &probes, Task::Image, &prompts, 3, media, |_, _, _| ()).unwrap();
-        let b = evaluate(&mut RandomScene, &probes, Task::Image, &prompts, 3, media, |_, _, _| ()).unwrap();
+        let a = evaluate(
+            &mut RandomScene,
+            &probes,
+            Task::Image,
+            &prompts,
+            3,
+            media,
+            false,
+            |_, _, _| (),
+        )
+        .unwrap();
+        let b = evaluate(
+            &mut RandomScene,
+            &probes,
+            Task::Image,
+            &prompts,
+            3,
+            media,
+            false,
+            |_, _, _| (),
+        )
+        .unwrap();
         assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
     }
 
@@ -449,6 +481,7 @@ mod tests {
             &prompts,
             1,
             MediaOptions::default(),
+            false,
             |_, _, _| (),
         )
         .unwrap_err();

@@ -3,11 +3,12 @@
 
 use mmgen_world::caption::parse::{AskedObject, Request};
 
-use crate::align::{audio_checks, find_copies, image_checks, Category, Track, TRACK_THRESHOLD};
+use crate::align::{audio_checks, image_checks, Category};
 use crate::error::{EvalError, Result};
 use crate::generator::Generated;
 use crate::probe::image::{Detection, ImageReading};
 use crate::probe::video::{middle_frame, motion_features, track_frame_indices, TrackPoint};
+use crate::track::{find_copies, Track, TRACK_THRESHOLD};
 
 use crate::probes::Probes;
 use crate::run::Task;
@@ -105,6 +106,7 @@ pub(crate) fn misreads(
         .collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn score_prompt(
     probes: &Probes,
     task: Task,
@@ -113,6 +115,7 @@ pub(crate) fn score_prompt(
     real: &Generated,
     name: &str,
     text: &str,
+    detail: bool,
 ) -> Result<Scored> {
     let missing = |what: &str| EvalError::Invalid(format!("{name} returned no {what} for {text:?}"));
     match task {
@@ -122,7 +125,11 @@ pub(crate) fn score_prompt(
             let readings = probes.read_images(&[image.clone(), real_image.clone()])?;
             Ok(Scored {
                 checks: image_checks(request, &readings[0]),
-                reading: image_reading_json(&readings[0]),
+                reading: if detail {
+                    image_reading_json(&readings[0])
+                } else {
+                    serde_json::Value::Null
+                },
                 generated: readings[0].features.clone(),
                 real: readings[1].features.clone(),
             })
@@ -221,33 +228,38 @@ pub(crate) fn score_prompt(
                     .all(|t| t.as_ref().is_some_and(Track::consistent));
                 checks.push((Category::TemporalConsistency, ok));
             }
-            let objects: Vec<serde_json::Value> = request
-                .objects
-                .iter()
-                .zip(&copies)
-                .zip(&motions_read)
-                .map(|((o, c), m)| {
-                    let mut object = serde_json::json!({
-                        "asked": o,
-                        "frames": c[0].as_ref().map(track_pattern),
-                        "motion": m,
-                    });
-                    if c.len() > 1 {
-                        object["copies"] = c.iter().map(|t| t.as_ref().map(track_pattern)).collect();
-                    }
-                    let misread: Vec<serde_json::Value> = c
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(k, t)| t.as_ref().map(|t| (k, t)))
-                        .flat_map(|(k, t)| misreads(t, &readings, o, (c.len() > 1).then_some(k)))
-                        .collect();
-                    if !misread.is_empty() {
-                        object["misread"] = misread.into();
-                    }
-                    object
-                })
-                .collect();
-            let reading = serde_json::json!({ "objects": objects, "style": readings[mid].style });
+            // What was read, frame by frame, only when the caller shows it (--per-prompt).
+            let reading = if detail {
+                let objects: Vec<serde_json::Value> = request
+                    .objects
+                    .iter()
+                    .zip(&copies)
+                    .zip(&motions_read)
+                    .map(|((o, c), m)| {
+                        let mut object = serde_json::json!({
+                            "asked": o,
+                            "frames": c[0].as_ref().map(track_pattern),
+                            "motion": m,
+                        });
+                        if c.len() > 1 {
+                            object["copies"] = c.iter().map(|t| t.as_ref().map(track_pattern)).collect();
+                        }
+                        let misread: Vec<serde_json::Value> = c
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(k, t)| t.as_ref().map(|t| (k, t)))
+                            .flat_map(|(k, t)| misreads(t, &readings, o, (c.len() > 1).then_some(k)))
+                            .collect();
+                        if !misread.is_empty() {
+                            object["misread"] = misread.into();
+                        }
+                        object
+                    })
+                    .collect();
+                serde_json::json!({ "objects": objects, "style": readings[mid].style })
+            } else {
+                serde_json::Value::Null
+            };
             let real_frames = real.video.as_ref().ok_or_else(|| missing("video"))?;
             let real_readings = probes.read_images(real_frames)?;
             Ok(Scored {
@@ -265,11 +277,15 @@ pub(crate) fn score_prompt(
             let heard = &readings[0];
             Ok(Scored {
                 checks: audio_checks(request, heard),
-                reading: serde_json::json!({
-                    "instrument": heard.instrument,
-                    "mood": heard.mood,
-                    "tempo_bpm": heard.tempo_bpm.map(|t| (t * 10.0).round() / 10.0),
-                }),
+                reading: if detail {
+                    serde_json::json!({
+                        "instrument": heard.instrument,
+                        "mood": heard.mood,
+                        "tempo_bpm": heard.tempo_bpm.map(|t| (t * 10.0).round() / 10.0),
+                    })
+                } else {
+                    serde_json::Value::Null
+                },
                 generated: readings[0].features.clone(),
                 real: readings[1].features.clone(),
             })

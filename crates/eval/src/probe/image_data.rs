@@ -12,8 +12,9 @@ use serde::Serialize;
 
 use super::image::{images_to_tensor, ImageProbe, ImageReading};
 use super::shape::{ObjectBox, ShapeProbe};
-use crate::align::{in_region, MIN_JUDGED_RADIUS};
+use crate::align::in_region;
 use crate::error::Result;
+use crate::track::MIN_JUDGED_RADIUS;
 use mmgen_world::layout::{relation_holds, Pose};
 use mmgen_world::render::{frame_time, Scene};
 use mmgen_world::rng::{mix64, rng_for, Purpose};
@@ -386,7 +387,7 @@ pub fn clip_frame_accuracy(
 /// Whether the video task judges object `k` of a frame whose objects stand at
 /// `poses`: it is at least [`MIN_JUDGED_RADIUS`] in radius and no other object covers
 /// its middle (their centres are closer than the larger radius), as
-/// [`crate::align::Track::judge_visibility`] decides from tracks.
+/// [`crate::track::Track::judge_visibility`] decides from tracks.
 fn judged_in_frame(poses: &[Pose], k: usize) -> bool {
     let p = poses[k];
     p.radius >= MIN_JUDGED_RADIUS
