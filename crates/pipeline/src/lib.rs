@@ -21,32 +21,38 @@
 #![warn(missing_docs)]
 
 pub mod cache;
+mod caption;
+mod describe;
 pub mod error;
+mod loaded;
 pub mod output;
 pub mod plan;
+mod request;
 mod sound;
 mod video;
 
+use caption::{caption, Made};
+use loaded::{Grounded, ImageModel, Loaded, VideoModel};
+use request::check_prompt;
 use sound::AudioModel;
 use video::Drawn;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{DType, Device};
+use candle_core::Device;
 use image::RgbImage;
 use mmgen_models::grounded::planner::Planner;
-use mmgen_models::grounded::{ClipPlan, ClipSettings, GroundedRenderer, PlanVocab, ScenePlan, TrajectoryNet};
-use mmgen_models::hybrid_audio::AudioSettings;
-use mmgen_models::hybrid_image::{HybridImage, ImageRequest, ImageSettings};
-use mmgen_models::hybrid_video::{HybridVideo, VideoRequest, VideoSettings};
-use mmgen_models::sampling::SamplingSettings;
+use mmgen_models::grounded::{ClipPlan, GroundedRenderer, PlanVocab, ScenePlan, TrajectoryNet};
+use mmgen_models::hybrid_image::{HybridImage, ImageRequest};
+use mmgen_models::hybrid_video::{HybridVideo, VideoRequest};
 use serde_json::json;
 
 pub use cache::Cache;
 pub use error::{PipelineError, Result};
 pub use output::OutputPolicy;
 pub use plan::{Lang, Modality, Plan, MODALITY_NAMES};
+pub use request::{Request, MAX_PROMPT_CHARS};
 
 /// Version of the package format and of what generation makes; part of every cache
 /// key, so bump it when the same request would now make other bytes.
@@ -55,98 +61,6 @@ const PACKAGE_FORMAT: &str = "mmgen-package-6";
 /// The cache entry that holds the grounded sound's plan and score: it goes into
 /// `meta.json`, not onto disk.
 const SOUND_META: &str = ".sound.json";
-
-/// One request.
-#[derive(Clone, Debug)]
-pub struct Request {
-    /// What to make, in English or Chinese.
-    pub prompt: String,
-    /// Seed of every random draw.
-    pub seed: u64,
-    /// The modalities to make; None reads them from the prompt ([`Plan::from_prompt`]).
-    pub modalities: Option<Vec<Modality>>,
-    /// How to make the image; its steps, guidance, sampler and negative prompt also
-    /// drive the video and audio models.
-    pub image: ImageSettings,
-    /// Frames of the video.
-    pub frames: usize,
-    /// Seconds of audio when there is no video (with a video, the audio lasts as long
-    /// as the clip).
-    pub seconds: f64,
-    /// Text + image -> video: the clip's first frame.
-    pub first_frame: Option<RgbImage>,
-    /// How the grounded renderer draws a still (when the pipeline has it).
-    pub grounded: ImageSettings,
-    /// A scene plan to draw instead of the planner's (layout control; grounded only).
-    pub scene_plan: Option<ScenePlan>,
-}
-
-impl Request {
-    /// A request with the default settings (50 steps, 24 frames, 4 s of audio).
-    pub fn new(prompt: &str, seed: u64) -> Request {
-        Request {
-            prompt: prompt.into(),
-            seed,
-            modalities: None,
-            image: ImageSettings::default(),
-            frames: VideoSettings::default().frames,
-            seconds: AudioSettings::default().seconds,
-            first_frame: None,
-            grounded: mmgen_models::grounded::image::default_settings(),
-            scene_plan: None,
-        }
-    }
-
-    /// This request with sampler options over each model's defaults (None keeps the
-    /// model's own: 50 steps and guidance 4 for the end-to-end models, the grounded
-    /// renderer's for it).
-    pub fn with_sampling(self, steps: Option<usize>, guidance: Option<f64>, sampler: &str, negative: &str) -> Request {
-        let over = |defaults: ImageSettings| ImageSettings {
-            sampling: SamplingSettings {
-                steps: steps.unwrap_or(defaults.sampling.steps),
-                guidance: guidance.unwrap_or(defaults.sampling.guidance),
-                sampler: sampler.to_string(),
-                negative: negative.to_string(),
-            },
-            ..defaults
-        };
-        Request {
-            image: over(ImageSettings::default()),
-            grounded: over(mmgen_models::grounded::image::default_settings()),
-            ..self
-        }
-    }
-
-    fn video_settings(&self) -> VideoSettings {
-        VideoSettings {
-            sampling: self.image.sampling.clone(),
-            frames: self.frames,
-            first_frame: self.first_frame.clone(),
-        }
-    }
-
-    /// How the grounded model draws the clip: the still's sampling, the clip's frames
-    /// and first frame.
-    fn clip_settings(&self) -> ClipSettings {
-        ClipSettings {
-            image: ImageSettings {
-                init: None,
-                mask: None,
-                ..self.grounded.clone()
-            },
-            first_frame: self.first_frame.clone(),
-            ..ClipSettings::new(self.frames)
-        }
-    }
-
-    fn audio_settings(&self, seconds: f64) -> AudioSettings {
-        AudioSettings {
-            sampling: self.image.sampling.clone(),
-            seconds,
-            ..AudioSettings::default()
-        }
-    }
-}
 
 /// Whether a package came from the cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -180,73 +94,6 @@ pub struct Package {
 
 /// Progress of a request, for a bar: `(stage, done, total)`.
 pub type Progress<'a> = dyn FnMut(&str, usize, usize) + 'a;
-
-/// A loaded model, its folder and the SHA-256 of its weights (in meta.json) and of
-/// every file of the folder that loading reads (in cache keys).
-struct Loaded<M> {
-    model: M,
-    dir: PathBuf,
-    weights_sha256: String,
-    folder_sha256: String,
-}
-
-/// The files of a model folder that loading reads.
-const MODEL_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
-
-impl<M> Loaded<M> {
-    fn load(dir: &Path, load: impl FnOnce(&Path) -> mmgen_models::Result<M>) -> Result<Loaded<M>> {
-        let model = load(dir)?;
-        let mut folder = cache::KeyBuilder::new("model-folder");
-        let mut weights_sha256 = String::new();
-        for name in MODEL_FILES {
-            let path = dir.join(name);
-            // A renderer has no tokenizer: an absent file is a part of its own.
-            let bytes = match std::fs::read(&path) {
-                Ok(bytes) => Some(bytes),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && name == "tokenizer.json" => None,
-                Err(e) => return Err(PipelineError::file(&path, e)),
-            };
-            let digest = bytes.as_deref().map(cache::sha256_hex).unwrap_or_default();
-            if name == "model.safetensors" {
-                weights_sha256 = digest.clone();
-            }
-            folder = folder.part(name, digest.as_bytes());
-        }
-        Ok(Loaded {
-            model,
-            dir: dir.to_path_buf(),
-            weights_sha256,
-            folder_sha256: folder.finish(),
-        })
-    }
-
-    fn json(&self) -> serde_json::Value {
-        json!({"folder": self.dir.display().to_string(), "weights_sha256": self.weights_sha256})
-    }
-}
-
-/// The grounded text-to-image model: planner and renderer.
-struct Grounded {
-    planner: Loaded<Planner>,
-    renderer: Loaded<GroundedRenderer>,
-}
-
-/// The model that draws stills.
-enum ImageModel {
-    /// The end-to-end model (text encoder, DiT, VAE).
-    Hybrid(Box<Loaded<HybridImage>>),
-    /// The grounded model (planner, renderer).
-    Grounded(Box<Grounded>),
-}
-
-/// The model that makes clips.
-enum VideoModel {
-    /// The end-to-end text-to-video model.
-    Hybrid(Box<Loaded<HybridVideo>>),
-    /// The grounded model's planner and renderer, its plan posed over time by this
-    /// trajectory model.
-    Grounded(Box<Loaded<TrajectoryNet>>),
-}
 
 /// The loaded models and the cache.
 pub struct Pipeline {
@@ -384,7 +231,7 @@ impl Pipeline {
         check_prompt(&request.prompt)?;
         request.image.check()?;
         let plan = match &request.modalities {
-            Some(m) => Plan::given(&request.prompt, Modality::parse_list(&names(m))?),
+            Some(m) => Plan::given(&request.prompt, Modality::ordered(m.clone())?),
             None => Plan::from_prompt(&request.prompt),
         };
         missing_models(&plan, self.video.is_some(), self.audio.is_some())?;
@@ -700,172 +547,6 @@ impl Pipeline {
             ],
         )?)
     }
-
-    fn models_json(&self, plan: &Plan) -> serde_json::Value {
-        let mut models = serde_json::Map::new();
-        let wants = |m: Modality| plan.modalities.contains(&m);
-        let grounded_video = matches!(self.video, Some(VideoModel::Grounded(_))) && wants(Modality::Video);
-        if (wants(Modality::Image) && !wants(Modality::Video)) || grounded_video {
-            match &self.image {
-                ImageModel::Hybrid(m) => {
-                    models.insert("image".into(), m.json());
-                }
-                ImageModel::Grounded(g) => {
-                    models.insert("planner".into(), g.planner.json());
-                    models.insert("renderer".into(), g.renderer.json());
-                }
-            }
-        }
-        if let (Some(video), true) = (&self.video, wants(Modality::Video)) {
-            let name = match video {
-                VideoModel::Hybrid(_) => "video",
-                VideoModel::Grounded(_) => "trajectory",
-            };
-            models.insert(name.into(), video.json());
-        }
-        if let (Some(audio), true) = (&self.audio, wants(Modality::Audio)) {
-            if let serde_json::Value::Object(parts) = audio.json() {
-                models.extend(parts);
-            }
-        }
-        serde_json::Value::Object(models)
-    }
-
-    fn settings_json(&self, request: &Request, plan: &Plan) -> serde_json::Value {
-        let mut settings = serde_json::Map::new();
-        let wants = |m: Modality| plan.modalities.contains(&m);
-        if wants(Modality::Image) && !wants(Modality::Video) {
-            let (image, dir) = match &self.image {
-                ImageModel::Hybrid(m) => (&request.image, &m.dir),
-                ImageModel::Grounded(g) => (&request.grounded, &g.renderer.dir),
-            };
-            settings.insert("image".into(), image_settings_json(image, dir));
-        }
-        if let (Some(video), true) = (&self.video, wants(Modality::Video)) {
-            settings.insert("video".into(), video.settings_json(request));
-        }
-        if let (Some(audio), true) = (&self.audio, wants(Modality::Audio)) {
-            settings.insert(
-                "audio".into(),
-                audio.settings_json(request, self.audio_seconds(request, plan)),
-            );
-        }
-        serde_json::Value::Object(settings)
-    }
-
-    /// SHA-256 over what decides the media (see [`cache`]).
-    fn cache_key(&self, request: &Request, plan: &Plan, scene: Option<&ScenePlan>) -> Result<String> {
-        // What the prompt becomes inside the model: the end-to-end model's text states;
-        // for the grounded model, the prompt itself (its plan is a part of its own).
-        let embedding = |text: &str| -> Result<Vec<u8>> {
-            let ImageModel::Hybrid(m) = &self.image else {
-                return Ok(text.as_bytes().to_vec());
-            };
-            let states = m.model.encode_text(&[text])?;
-            let values: Vec<f32> = states.states.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-            let mask: Vec<f32> = states.mask.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-            Ok(values.iter().chain(&mask).flat_map(|v| v.to_le_bytes()).collect())
-        };
-        let settings = if scene.is_some() {
-            &request.grounded
-        } else {
-            &request.image
-        };
-        let pixels = |image: Option<&[u8]>| image.map(<[u8]>::to_vec).unwrap_or_default();
-        let folder = |m: Option<&String>| m.map(|s| s.as_bytes().to_vec()).unwrap_or_default();
-        let mut key = cache::KeyBuilder::new(PACKAGE_FORMAT);
-        // A still drawn by the grounded model adds its plan.
-        let image_models = match &self.image {
-            ImageModel::Hybrid(m) => m.folder_sha256.clone(),
-            ImageModel::Grounded(g) => {
-                if let Some(scene) = scene {
-                    let scene = serde_json::to_string(scene).map_err(|e| PipelineError::Invalid(e.to_string()))?;
-                    key = key.part("scene_plan", scene.as_bytes());
-                }
-                format!("{}+{}", g.planner.folder_sha256, g.renderer.folder_sha256)
-            }
-        };
-        Ok(key
-            .part("image_models", image_models.as_bytes())
-            .part(
-                "video_model",
-                &folder(self.video.as_ref().map(VideoModel::folder_sha256)),
-            )
-            .part(
-                "audio_model",
-                &folder(self.audio.as_ref().map(AudioModel::folder_sha256).as_ref()),
-            )
-            // The text as well as what the encoder makes of it: prompts that differ
-            // only past the encoder's length share no entry (image.png holds the prompt).
-            .part("prompt", request.prompt.as_bytes())
-            .part("prompt_embedding", &embedding(&request.prompt)?)
-            .part("negative_embedding", &embedding(&settings.sampling.negative)?)
-            .part(
-                "settings",
-                settings_without_folders(self.settings_json(request, plan)).as_bytes(),
-            )
-            .part(
-                "init",
-                &pixels(settings.init.as_ref().map(|(i, _)| i.as_raw().as_slice())),
-            )
-            .part("mask", &pixels(settings.mask.as_ref().map(|m| m.as_raw().as_slice())))
-            .part(
-                "first_frame",
-                &pixels(request.first_frame.as_ref().map(|i| i.as_raw().as_slice())),
-            )
-            .part("seed", &request.seed.to_le_bytes())
-            .part("modalities", names(&plan.modalities).as_bytes())
-            .finish())
-    }
-}
-
-/// The longest prompt, in characters: far beyond what a text encoder reads (64
-/// tokens), short enough that meta.json, caption.txt and image.png stay small.
-pub const MAX_PROMPT_CHARS: usize = 2000;
-
-/// Refuses prompts that are empty, too long or hold control characters (they would go
-/// raw into caption.txt and meta.json); tabs and newlines are spaces.
-fn check_prompt(prompt: &str) -> Result<()> {
-    if prompt.trim().is_empty() {
-        return Err(PipelineError::Invalid(
-            "the prompt is empty; say what to make, e.g. \"a red star over the sea at sunset\"".into(),
-        ));
-    }
-    let chars = prompt.chars().count();
-    if chars > MAX_PROMPT_CHARS {
-        return Err(PipelineError::Invalid(format!(
-            "the prompt is {chars} characters long; at most {MAX_PROMPT_CHARS} are allowed"
-        )));
-    }
-    if let Some((i, c)) = prompt
-        .chars()
-        .enumerate()
-        .find(|(_, c)| c.is_control() && !c.is_whitespace())
-    {
-        return Err(PipelineError::Invalid(format!(
-            "the prompt holds a control character (U+{:04X}) at character {}; remove it",
-            c as u32,
-            i + 1
-        )));
-    }
-    Ok(())
-}
-
-/// The settings JSON without the model folders: the weights' digests identify the
-/// models, so the same request through another path to the same weights is a hit.
-fn settings_without_folders(mut settings: serde_json::Value) -> String {
-    if let Some(map) = settings.as_object_mut() {
-        for stage in map.values_mut() {
-            if let Some(stage) = stage.as_object_mut() {
-                stage.remove("model");
-            }
-        }
-    }
-    settings.to_string()
-}
-
-fn names(modalities: &[Modality]) -> String {
-    modalities.iter().map(|m| m.name()).collect::<Vec<_>>().join(",")
 }
 
 /// Fails when the plan needs a model that is not loaded.
@@ -906,100 +587,9 @@ fn missing_models(plan: &Plan, has_video: bool, has_audio: bool) -> Result<()> {
     )))
 }
 
-fn image_settings_json(settings: &ImageSettings, model: &Path) -> serde_json::Value {
-    json!({
-        "model": model.display().to_string(),
-        "steps": settings.sampling.steps,
-        "guidance": settings.sampling.guidance,
-        "sampler": settings.sampling.sampler,
-        "negative": settings.sampling.negative,
-        "init": settings.init.is_some(),
-        "strength": settings.init.as_ref().map(|(_, s)| *s),
-        "mask": settings.mask.is_some(),
-    })
-}
-
-/// What a package holds: image side, (frames, fps) of a video, seconds of audio.
-struct Made {
-    size: usize,
-    video: Option<(usize, u32)>,
-    audio_seconds: Option<f64>,
-}
-
-/// What was made, in the prompt's language.
-fn caption(plan: &Plan, made: &Made, prompt: &str, seed: u64) -> String {
-    let prompt = prompt.trim();
-    let size = made.size;
-    match plan.lang {
-        Lang::En => {
-            let mut parts = Vec::new();
-            if let Some((frames, fps)) = made.video {
-                parts.push(format!(
-                    "a {size}x{size} video of {frames} frames ({:.1} s at {fps} fps) with its key frame",
-                    frames as f64 / fps as f64
-                ));
-            } else if plan.modalities.contains(&Modality::Image) {
-                parts.push(format!("a {size}x{size} image"));
-            }
-            if let Some(seconds) = made.audio_seconds {
-                parts.push(format!("{seconds:.1} s of music"));
-            }
-            let what = parts.join(" and ");
-            let mut chars = what.chars();
-            let what = chars
-                .next()
-                .map(|c| c.to_uppercase().collect::<String>() + chars.as_str())
-                .unwrap_or_default();
-            format!("{what} made for the request \"{prompt}\" (seed {seed}).")
-        }
-        Lang::Zh => {
-            let mut parts = Vec::new();
-            if let Some((frames, fps)) = made.video {
-                parts.push(format!(
-                    "{size}x{size} 的 {frames} 帧视频({:.1} 秒,每秒 {fps} 帧)及其关键帧",
-                    frames as f64 / fps as f64
-                ));
-            } else if plan.modalities.contains(&Modality::Image) {
-                parts.push(format!("{size}x{size} 图像"));
-            }
-            if let Some(seconds) = made.audio_seconds {
-                parts.push(format!("{seconds:.1} 秒音乐"));
-            }
-            format!("根据请求“{prompt}”生成的{}(种子 {seed})。", parts.join("和"))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn captions_follow_the_prompt_language() {
-        let image = Made {
-            size: 64,
-            video: None,
-            audio_seconds: None,
-        };
-        let en = caption(&Plan::from_prompt("a red star"), &image, "a red star", 3);
-        assert_eq!(en, "A 64x64 image made for the request \"a red star\" (seed 3).");
-        let zh = caption(&Plan::from_prompt("一颗红色的星星"), &image, "一颗红色的星星", 3);
-        assert_eq!(zh, "根据请求“一颗红色的星星”生成的64x64 图像(种子 3)。");
-        let all = Made {
-            size: 64,
-            video: Some((24, 8)),
-            audio_seconds: Some(3.0),
-        };
-        let prompt = "生成一段描述海边日落的短视频,配乐为钢琴曲";
-        let zh = caption(&Plan::from_prompt(prompt), &all, prompt, 0);
-        assert!(zh.contains("24 帧视频(3.0 秒") && zh.contains("3.0 秒音乐"), "{zh}");
-        let prompt = "a short video of the sea with piano music";
-        let en = caption(&Plan::from_prompt(prompt), &all, prompt, 0);
-        assert!(
-            en.starts_with("A 64x64 video of 24 frames (3.0 s at 8 fps) with its key frame and 3.0 s of music"),
-            "{en}"
-        );
-    }
 
     #[test]
     fn requests_say_which_model_is_missing() {

@@ -51,15 +51,21 @@ impl Modality {
             };
             out.push(modality);
         }
-        if out.is_empty() {
+        Modality::ordered(out)
+    }
+
+    /// A list of modalities in the order of a package (image, video, audio), each
+    /// once; an empty list is refused.
+    pub fn ordered(mut list: Vec<Modality>) -> Result<Vec<Modality>> {
+        if list.is_empty() {
             return Err(PipelineError::Invalid(format!(
                 "no modality given; allowed: {} (comma-separated)",
                 MODALITY_NAMES.join(", ")
             )));
         }
-        out.sort();
-        out.dedup();
-        Ok(out)
+        list.sort();
+        list.dedup();
+        Ok(list)
     }
 }
 
