@@ -57,6 +57,10 @@ pub(crate) fn caption(plan: &Plan, made: &Made, prompt: &str, seed: u64) -> Stri
 mod tests {
     use super::*;
 
+    fn all_three() -> Vec<Modality> {
+        vec![Modality::Image, Modality::Video, Modality::Audio]
+    }
+
     #[test]
     fn captions_follow_the_prompt_language() {
         let image = Made {
@@ -64,9 +68,9 @@ mod tests {
             video: None,
             audio_seconds: None,
         };
-        let en = caption(&Plan::from_prompt("a red star"), &image, "a red star", 3);
+        let en = caption(&Plan::read("a red star", None), &image, "a red star", 3);
         assert_eq!(en, "A 64x64 image made for the request \"a red star\" (seed 3).");
-        let zh = caption(&Plan::from_prompt("一颗红色的星星"), &image, "一颗红色的星星", 3);
+        let zh = caption(&Plan::read("一颗红色的星星", None), &image, "一颗红色的星星", 3);
         assert_eq!(zh, "根据请求“一颗红色的星星”生成的64x64 图像(种子 3)。");
         let all = Made {
             size: 64,
@@ -74,10 +78,10 @@ mod tests {
             audio_seconds: Some(3.0),
         };
         let prompt = "生成一段描述海边日落的短视频,配乐为钢琴曲";
-        let zh = caption(&Plan::from_prompt(prompt), &all, prompt, 0);
+        let zh = caption(&Plan::given(prompt, all_three()), &all, prompt, 0);
         assert!(zh.contains("24 帧视频(3.0 秒") && zh.contains("3.0 秒音乐"), "{zh}");
         let prompt = "a short video of the sea with piano music";
-        let en = caption(&Plan::from_prompt(prompt), &all, prompt, 0);
+        let en = caption(&Plan::given(prompt, all_three()), &all, prompt, 0);
         assert!(
             en.starts_with("A 64x64 video of 24 frames (3.0 s at 8 fps) with its key frame and 3.0 s of music"),
             "{en}"

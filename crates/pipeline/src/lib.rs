@@ -230,9 +230,21 @@ impl Pipeline {
         // 1. Validate and plan.
         check_prompt(&request.prompt)?;
         request.image.check()?;
+        // Whitespace is not content: "a red star" and " a  red star " are one request
+        // (the tokenizer keeps spaces, so they would otherwise encode differently).
+        let request = &Request {
+            prompt: request.prompt.split_whitespace().collect::<Vec<_>>().join(" "),
+            ..request.clone()
+        };
         let plan = match &request.modalities {
             Some(m) => Plan::given(&request.prompt, Modality::ordered(m.clone())?),
-            None => Plan::from_prompt(&request.prompt),
+            None => {
+                let reading = match &self.audio {
+                    Some(audio) => audio.read(&request.prompt)?,
+                    None => None,
+                };
+                Plan::read(&request.prompt, reading.as_ref())
+            }
         };
         missing_models(&plan, self.video.is_some(), self.audio.is_some())?;
         match (&self.video, plan.modalities.contains(&Modality::Video)) {
@@ -243,12 +255,6 @@ impl Pipeline {
         if let (Some(audio), true) = (&self.audio, plan.modalities.contains(&Modality::Audio)) {
             audio.check(request, self.audio_seconds(request, &plan))?;
         }
-        // Whitespace is not content: "a red star" and " a  red star " are one request
-        // (the tokenizer keeps spaces, so they would otherwise encode differently).
-        let request = &Request {
-            prompt: request.prompt.split_whitespace().collect::<Vec<_>>().join(" "),
-            ..request.clone()
-        };
         // Where the package is made until it is complete; `out` is checked here,
         // before any work.
         let staging = output::Staging::begin(out, policy)?;
@@ -559,8 +565,8 @@ fn missing_models(plan: &Plan, has_video: bool, has_audio: bool) -> Result<()> {
             Modality::Video => !has_video,
             Modality::Audio => !has_audio,
         })
-        .map(|(m, word)| match word {
-            Some(word) => format!("{} (the prompt says '{word}')", m.name()),
+        .map(|(m, why)| match why {
+            Some(why) => format!("{} ({why})", m.name()),
             None => m.name().to_string(),
         })
         .collect();
@@ -593,14 +599,19 @@ mod tests {
 
     #[test]
     fn requests_say_which_model_is_missing() {
-        let plan = Plan::from_prompt("生成一段描述海边日落的短视频,配乐为钢琴曲");
+        let reading = plan::Reading {
+            medium: Some("video".into()),
+            music: true,
+            ambience: None,
+        };
+        let plan = Plan::read("生成一段描述海边日落的短视频,配乐为钢琴曲", Some(&reading));
         let err = missing_models(&plan, false, false).unwrap_err().to_string();
-        assert!(err.contains("video (the prompt says '视频')"), "{err}");
-        assert!(err.contains("audio (the prompt says '配乐')"), "{err}");
+        assert!(err.contains("video (the request reads as a clip)"), "{err}");
+        assert!(err.contains("audio (the request reads as asking for music)"), "{err}");
         assert!(err.contains("--modalities image"), "{err}");
         let err = missing_models(&plan, true, false).unwrap_err().to_string();
         assert!(!err.contains("video (") && err.contains("audio ("), "{err}");
         assert!(missing_models(&plan, true, true).is_ok());
-        assert!(missing_models(&Plan::from_prompt("a red star"), false, false).is_ok());
+        assert!(missing_models(&Plan::read("a red star", None), false, false).is_ok());
     }
 }

@@ -1,9 +1,10 @@
 //! Which modalities a request asks for, and in which language it was written.
 //!
-//! The plan is read from the prompt's own words ("a short video ... with piano music",
-//! "生成一段...短视频,配乐为钢琴曲") by keyword, not by the world's caption parser: the
-//! pipeline must work for any prompt, and nothing that generates may depend on the
-//! world (the design's rule; `crates/cli/tests/architecture.rs`).
+//! The modalities are read from the prompt by a network (the grounded sound's music
+//! planner, whose medium, music and ambience heads were trained on the world's
+//! image, clip and sound captions), not by keywords or the world's caption parser:
+//! what `generate` decides, a trained network decides, and nothing that generates
+//! may depend on the world (the design's rule; `crates/cli/tests/architecture.rs`).
 
 use serde::{Deserialize, Serialize};
 
@@ -98,60 +99,45 @@ pub struct Plan {
     pub modalities: Vec<Modality>,
     /// The prompt's language.
     pub lang: Lang,
-    /// For each planned modality, the prompt word that asked for it (none when it was
-    /// the default or given by `--modalities`).
+    /// For each planned modality, what the request reader read that asked for it
+    /// (none for a still, and for modalities given by `--modalities`).
     pub because: Vec<(Modality, Option<String>)>,
 }
 
-const VIDEO_WORDS: [&str; 12] = [
-    "video",
-    "clip",
-    "animation",
-    "animated",
-    "movie",
-    "film",
-    "footage",
-    "视频",
-    "短片",
-    "动画",
-    "影片",
-    "录像",
-];
-const AUDIO_WORDS: [&str; 15] = [
-    "music",
-    "song",
-    "audio",
-    "sound",
-    "melody",
-    "soundtrack",
-    "tune",
-    "piano",
-    "音乐",
-    "配乐",
-    "乐曲",
-    "歌",
-    "音频",
-    "声音",
-    "钢琴",
-];
+/// What the request reader (the grounded sound's music planner, a network trained on
+/// the world's image, clip and sound captions) made of a prompt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reading {
+    /// "image", "video" or "audio": a still, a clip, or sound alone (None where the
+    /// reader has no medium head).
+    pub medium: Option<String>,
+    /// Whether it asks for music.
+    pub music: bool,
+    /// The ambience it asks for, if any.
+    pub ambience: Option<String>,
+}
 
 impl Plan {
-    /// Reads the plan from the prompt: video words ("video", "视频", ...) add video,
-    /// music words ("music", "配乐", ...) add audio; a video comes with its key image;
-    /// a prompt that names neither gets an image.
-    pub fn from_prompt(prompt: &str) -> Plan {
-        let lower = prompt.to_lowercase();
-        let find = |words: &[&str]| words.iter().find(|w| lower.contains(*w)).map(|w| w.to_string());
-        let (video, audio) = (find(&VIDEO_WORDS), find(&AUDIO_WORDS));
-        let mut because = Vec::new();
-        if video.is_some() || audio.is_none() {
-            because.push((Modality::Image, None));
-        }
-        if let Some(word) = video {
-            because.push((Modality::Video, Some(word)));
-        }
-        if let Some(word) = audio {
-            because.push((Modality::Audio, Some(word)));
+    /// The plan of a prompt as the request reader read it: a clip comes with its key
+    /// image, sound alone with no picture, music or ambience adds sound to a still or
+    /// a clip. Without a reading (no reader loaded), a still.
+    pub fn read(prompt: &str, reading: Option<&Reading>) -> Plan {
+        let medium = reading.and_then(|r| r.medium.as_deref());
+        let said = |what: &str| Some(format!("the request reads as {what}"));
+        let mut because = match medium {
+            Some("video") => vec![(Modality::Image, None), (Modality::Video, said("a clip"))],
+            Some("audio") => vec![(Modality::Audio, said("sound alone"))],
+            _ => vec![(Modality::Image, None)],
+        };
+        if let Some(r) = reading.filter(|_| medium != Some("audio")) {
+            let sound = match (&r.ambience, r.music) {
+                (_, true) => Some("asking for music".to_string()),
+                (Some(ambience), false) => Some(format!("asking for the sound of {ambience}")),
+                (None, false) => None,
+            };
+            if let Some(sound) = sound {
+                because.push((Modality::Audio, said(&sound)));
+            }
         }
         Plan {
             modalities: because.iter().map(|(m, _)| *m).collect(),
@@ -174,18 +160,42 @@ impl Plan {
 mod tests {
     use super::*;
 
+    fn reading(medium: Option<&str>, music: bool, ambience: Option<&str>) -> Reading {
+        Reading {
+            medium: medium.map(String::from),
+            music,
+            ambience: ambience.map(String::from),
+        }
+    }
+
     #[test]
-    fn reads_the_modalities_from_the_prompt() {
+    fn a_reading_becomes_the_modalities() {
         let all = vec![Modality::Image, Modality::Video, Modality::Audio];
-        let zh = Plan::from_prompt("生成一段描述海边日落的短视频,配乐为钢琴曲");
-        assert_eq!((zh.modalities.clone(), zh.lang), (all.clone(), Lang::Zh));
-        assert_eq!(zh.because[1], (Modality::Video, Some("视频".into())));
-        let en = Plan::from_prompt("A short video of a sunset over the sea, with piano music");
-        assert_eq!((en.modalities, en.lang), (all, Lang::En));
-        let image = Plan::from_prompt("a red star above a blue circle");
-        assert_eq!(image.modalities, vec![Modality::Image]);
-        let music = Plan::from_prompt("calm piano music at 80 bpm");
-        assert_eq!(music.modalities, vec![Modality::Audio]);
+        let headline = "生成一段描述海边日落的短视频,配乐为钢琴曲";
+        let zh = Plan::read(headline, Some(&reading(Some("video"), true, None)));
+        assert_eq!((zh.modalities.clone(), zh.lang), (all, Lang::Zh));
+        assert_eq!(
+            zh.because[1],
+            (Modality::Video, Some("the request reads as a clip".into()))
+        );
+        let still = Plan::read("a red star", Some(&reading(Some("image"), false, None)));
+        assert_eq!((still.modalities, still.lang), (vec![Modality::Image], Lang::En));
+        let alone = Plan::read("calm piano music", Some(&reading(Some("audio"), true, Some("rain"))));
+        assert_eq!(alone.modalities, vec![Modality::Audio], "sound alone has no picture");
+        let rain = Plan::read("a clip of rain", Some(&reading(Some("video"), false, Some("rain"))));
+        assert_eq!(rain.modalities.last(), Some(&Modality::Audio));
+        assert!(rain.because[2].1.as_deref().unwrap().contains("rain"));
+        assert_eq!(
+            Plan::read("anything", None).modalities,
+            vec![Modality::Image],
+            "no reader, a still"
+        );
+        let old = Plan::read("x", Some(&reading(None, true, None)));
+        assert_eq!(
+            old.modalities,
+            vec![Modality::Image, Modality::Audio],
+            "a reader without the medium head"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub struct Request {
     pub prompt: String,
     /// Seed of every random draw.
     pub seed: u64,
-    /// The modalities to make; None reads them from the prompt ([`Plan::from_prompt`]).
+    /// The modalities to make; None reads them from the prompt ([`crate::Plan::read`]).
     pub modalities: Option<Vec<Modality>>,
     /// How to make the image; its steps, guidance, sampler and negative prompt also
     /// drive the video and audio models.

@@ -9,6 +9,7 @@ use mmgen_models::hybrid_audio::{AudioRequest, HybridAudio};
 use serde_json::json;
 
 use crate::error::{PipelineError, Result};
+use crate::plan::Reading;
 use crate::{Loaded, Progress, Request};
 
 /// General MIDI drum keys of the world's percussion order (kick, snare, closed hat).
@@ -54,6 +55,20 @@ impl AudioModel {
             notes: Loaded::load(notes, |d| NoteModel::load(d, device))?,
             synth: Loaded::load(synth, |d| Synth::load(d, device))?,
         })))
+    }
+
+    /// What the prompt asks to be made, read by the grounded sound's music planner
+    /// (None for the end-to-end model, which reads no request).
+    pub(crate) fn read(&self, prompt: &str) -> Result<Option<Reading>> {
+        let AudioModel::Grounded(sound) = self else {
+            return Ok(None);
+        };
+        let asked = sound.planner.model.asked(&[prompt])?.remove(0);
+        Ok(Some(Reading {
+            medium: asked.medium,
+            music: asked.music,
+            ambience: asked.ambience,
+        }))
     }
 
     /// Refuses settings it cannot make before any work is done.

@@ -43,6 +43,6 @@ proptest! {
 
     #[test]
     fn any_prompt_plans_at_least_one_modality(prompt in any::<String>()) {
-        prop_assert!(!Plan::from_prompt(&prompt).modalities.is_empty());
+        prop_assert!(!Plan::read(&prompt, None).modalities.is_empty());
     }
 }

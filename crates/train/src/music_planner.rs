@@ -200,10 +200,14 @@ fn measure_media(
             device,
         )?;
         let texts: Vec<&str> = b.texts.iter().map(String::as_str).collect();
-        let Some(read) = planner.media(&texts)? else {
+        let asked = planner.asked(&texts)?;
+        if asked.iter().any(|a| a.medium.is_none()) {
             return Ok(None);
-        };
-        let right = read.iter().filter(|m| m.as_str() == medium_name(*medium)).count();
+        }
+        let right = asked
+            .iter()
+            .filter(|a| a.medium.as_deref() == Some(medium_name(*medium)))
+            .count();
         shares.insert(medium_name(*medium).into(), json!(right as f64 / n.max(1) as f64));
     }
     Ok(Some(serde_json::Value::Object(shares)))

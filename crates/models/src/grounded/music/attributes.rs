@@ -124,6 +124,18 @@ pub struct SoundPlan {
     pub ambience: Option<String>,
 }
 
+/// What a prompt asks to be made, as the music planner reads it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Asked {
+    /// The most likely medium (one of the vocabulary's `media`: a still, a clip,
+    /// sound alone); None for a planner without the medium head.
+    pub medium: Option<String>,
+    /// Whether it asks for music.
+    pub music: bool,
+    /// The most likely ambience, if any.
+    pub ambience: Option<String>,
+}
+
 /// The planner's logits for a batch.
 pub struct MusicPlannerOutput {
     /// (b, 2): no music / music.
@@ -280,22 +292,30 @@ impl MusicPlanner {
         })
     }
 
-    /// What each prompt asks to be made, its most likely medium (one of the
-    /// vocabulary's `media`); None for a planner without the medium head.
-    pub fn media(&self, prompts: &[&str]) -> Result<Option<Vec<String>>> {
-        if self.medium.is_none() {
-            return Ok(None);
-        }
+    /// What each prompt asks to be made: its most likely medium (with the medium
+    /// head), whether it asks for music, and its most likely ambience. Deterministic:
+    /// the request's modalities follow from it, whatever the seed.
+    pub fn asked(&self, prompts: &[&str]) -> Result<Vec<Asked>> {
         crate::sampling::check_prompts(prompts.iter().copied(), "to read")?;
         let (ids, mask) = self
             .tokenizer
             .encode_batch(prompts, self.config.text.max_len, &self.device)?;
-        let Some(logits) = self.forward(&ids, &mask)?.medium else {
-            return Ok(None);
+        let out = self.forward(&ids, &mask)?;
+        let argmax = |t: &Tensor| -> Result<Vec<u32>> { Ok(t.argmax(D::Minus1)?.to_vec1()?) };
+        let media = match &out.medium {
+            Some(logits) => Some(argmax(logits)?),
+            None => None,
         };
-        let best: Vec<u32> = logits.argmax(D::Minus1)?.to_vec1()?;
-        let media = &self.config.vocab.media;
-        Ok(Some(best.iter().map(|&i| media[i as usize].clone()).collect()))
+        let music = argmax(&out.music)?;
+        let ambience = argmax(&out.ambience)?;
+        let v = &self.config.vocab;
+        Ok((0..prompts.len())
+            .map(|i| Asked {
+                medium: media.as_ref().map(|m| v.media[m[i] as usize].clone()),
+                music: music[i] == 1,
+                ambience: v.ambiences.get(ambience[i] as usize).cloned(),
+            })
+            .collect())
     }
 
     /// Sound plans for `(prompt, seed)` requests. Each choice is drawn from the seed
