@@ -12,8 +12,7 @@ use mmgen_models::sampling::SamplingSettings;
 use mmgen_pipeline::output::check_out;
 use mmgen_pipeline::{CacheOutcome, Modality, OutputPolicy, Request};
 
-use crate::device::DeviceArg;
-use crate::model_args::{open_cache, ModelArgs};
+use crate::model_args::ModelArgs;
 use crate::sampling::SamplingArgs;
 
 #[derive(Args)]
@@ -66,16 +65,6 @@ pub struct GenerateArgs {
     /// Text + image -> video: start the clip from this frame (PNG/GIF; resized).
     #[arg(long)]
     first_frame: Option<PathBuf>,
-    /// Cache folder of finished requests [default: $MMGEN_CACHE, $XDG_CACHE_HOME/mmgen
-    /// or ~/.cache/mmgen].
-    #[arg(long)]
-    cache: Option<PathBuf>,
-    /// Run the models even if this request was made before, and store nothing.
-    #[arg(long, conflicts_with = "cache")]
-    no_cache: bool,
-    /// Where to run: cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: DeviceArg,
 }
 
 fn strength_value(text: &str) -> Result<f64, String> {
@@ -166,7 +155,9 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         grounded: ImageSettings {
             sampling: SamplingSettings {
                 negative: args.negative.clone(),
-                ..args.sampling.over(mmgen_models::grounded::image::default_settings().sampling)
+                ..args
+                    .sampling
+                    .over(mmgen_models::grounded::image::default_settings().sampling)
             },
             init,
             mask,
@@ -182,9 +173,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     };
     request.image.check()?;
     request.grounded.check()?;
-    let cache = open_cache(args.no_cache, args.cache.as_ref());
-    let device = args.device.open()?;
-    let pipeline = args.models.load(&device)?.with_cache(cache);
+    let pipeline = args.models.pipeline()?;
     let bar = ProgressBar::new(request.image.sampling.steps as u64).with_style(
         ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} steps ({eta} left)")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),

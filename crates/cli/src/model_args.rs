@@ -8,9 +8,22 @@ use candle_core::Device;
 use clap::Args;
 use mmgen_pipeline::{Cache, Pipeline};
 
-/// Which models make each modality.
+use crate::device::DeviceArg;
+
+/// Which models make each modality, where they run, and the cache of finished
+/// requests.
 #[derive(Args)]
 pub struct ModelArgs {
+    /// Cache folder of finished requests [default: $MMGEN_CACHE, $XDG_CACHE_HOME/mmgen
+    /// or ~/.cache/mmgen].
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Run the models even for a request made before, and store nothing.
+    #[arg(long, conflicts_with = "cache")]
+    no_cache: bool,
+    /// Where to run: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceArg,
     /// The end-to-end text-to-image model folder. Stills are drawn by the grounded
     /// model (--planner, --renderer) unless this is given.
     #[arg(long)]
@@ -50,10 +63,16 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// The pipeline over these folders, on this device, with this cache.
+    pub fn pipeline(&self) -> Result<Pipeline> {
+        let cache = open_cache(self.no_cache, self.cache.as_ref());
+        Ok(self.load(&self.device.open()?)?.with_cache(cache))
+    }
+
     /// The pipeline over these folders: the image model, and the video and sound
     /// models whose folders exist. A default video or audio folder that is absent is
     /// no error (a request that needs it says so); a folder given by name must load.
-    pub fn load(&self, device: &Device) -> Result<Pipeline> {
+    fn load(&self, device: &Device) -> Result<Pipeline> {
         let mut pipeline = match &self.model {
             Some(model) => Pipeline::load(model, device).with_context(|| {
                 format!(
@@ -141,7 +160,7 @@ impl ModelArgs {
 /// The exact-request cache: none with `--no-cache`, the folder `--cache` names, or
 /// the default one. A cache the user named that cannot be written is said now, under
 /// its flag; requests still run, unstored.
-pub fn open_cache(no_cache: bool, dir: Option<&PathBuf>) -> Option<Cache> {
+fn open_cache(no_cache: bool, dir: Option<&PathBuf>) -> Option<Cache> {
     match (no_cache, dir) {
         (true, _) => None,
         (false, Some(dir)) => {

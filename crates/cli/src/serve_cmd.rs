@@ -9,8 +9,7 @@ use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use mmgen_serve::{Config, PipelineGenerator};
 
-use crate::device::DeviceArg;
-use crate::model_args::{open_cache, ModelArgs};
+use crate::model_args::ModelArgs;
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -33,25 +32,13 @@ pub struct ServeArgs {
     queue: u64,
     #[command(flatten)]
     models: ModelArgs,
-    /// Cache folder of finished requests, shared with `mmgen generate` [default:
-    /// $MMGEN_CACHE, $XDG_CACHE_HOME/mmgen or ~/.cache/mmgen].
-    #[arg(long)]
-    cache: Option<PathBuf>,
-    /// Run the models for every request, even one made before, and store nothing.
-    #[arg(long, conflicts_with = "cache")]
-    no_cache: bool,
-    /// Where to run: cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: DeviceArg,
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
     if args.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
         bail!("--token is empty; give a token, or leave the flag out to serve without one");
     }
-    let cache = open_cache(args.no_cache, args.cache.as_ref());
-    let device = args.device.open()?;
-    let pipeline = args.models.load(&device)?.with_cache(cache);
+    let pipeline = args.models.pipeline()?;
     let config = Config {
         token: args.token,
         workers: args.workers as usize,

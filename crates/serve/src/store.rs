@@ -208,18 +208,7 @@ impl Store {
 
     /// Stores a new queued job.
     pub fn insert_job(&self, job: &JobRecord) -> Result<()> {
-        self.db().execute(
-            "INSERT INTO jobs (id, created_at, state, request, session_id, turn) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                job.id,
-                job.created_at,
-                job.state.name(),
-                serde_json::to_string(&job.request)?,
-                job.session_id,
-                job.turn
-            ],
-        )?;
-        Ok(())
+        insert_job_on(&self.db(), job)
     }
 
     /// A job by id.
@@ -346,17 +335,7 @@ impl Store {
     pub fn insert_turn(&self, session_id: &str, turn: &TurnRecord, job: &JobRecord) -> Result<()> {
         let mut db = self.db();
         let tx = db.transaction()?;
-        tx.execute(
-            "INSERT INTO jobs (id, created_at, state, request, session_id, turn) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                job.id,
-                job.created_at,
-                job.state.name(),
-                serde_json::to_string(&job.request)?,
-                job.session_id,
-                job.turn
-            ],
-        )?;
+        insert_job_on(&tx, job)?;
         let inserted = tx.execute(
             "INSERT INTO turns (session_id, turn, instruction, job_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![session_id, turn.turn, turn.instruction, turn.job_id, turn.created_at],
@@ -424,6 +403,22 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Inserts a queued job on `db` (a connection, or a transaction through its deref).
+fn insert_job_on(db: &rusqlite::Connection, job: &JobRecord) -> Result<()> {
+    db.execute(
+        "INSERT INTO jobs (id, created_at, state, request, session_id, turn) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            job.id,
+            job.created_at,
+            job.state.name(),
+            serde_json::to_string(&job.request)?,
+            job.session_id,
+            job.turn
+        ],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
