@@ -21,6 +21,7 @@ use mmgen_models::grounded::MAX_OBJECTS;
 use mmgen_models::tokenizer::TextTokenizer;
 use mmgen_models::weights::{load_f32, save_f16, set_inflated, set_prefixed};
 use mmgen_nn::seeded_var_builder;
+use mmgen_world::caption::parse::parse_prompt;
 use mmgen_world::caption::{caption, CaptionOptions, Lang, Medium};
 use mmgen_world::layout::layout;
 use mmgen_world::rng::{mix64, rng_for, Purpose};
@@ -105,9 +106,15 @@ fn planner_batch(
                 },
             ),
         };
-        texts.push(caption(&spec, lang, options, &mut rng));
+        let text = caption(&spec, lang, options, &mut rng);
+        // A training caption of a clip with sound may leave the objects unsaid ("a
+        // video of the sea at sunset, with piano music"): its plan has none, rather
+        // than objects the prompt never asked for.
+        let objects_said = full_only.is_some() || !matches!(parse_prompt(&text), Ok(r) if r.objects.is_empty());
+        texts.push(text);
         globals.extend([spec.background.index(), spec.style.index(), spec.lighting.index()].map(|v| v as u32));
-        for (k, (o, p)) in spec.objects.iter().zip(&poses).enumerate().take(MAX_OBJECTS) {
+        let said = if objects_said { spec.objects.len() } else { 0 };
+        for (k, (o, p)) in spec.objects.iter().zip(&poses).enumerate().take(said.min(MAX_OBJECTS)) {
             let slot = j * MAX_OBJECTS + k;
             // An object placed beside the previous one is labelled by its offset from it
             // (when the planner has a relative grid), any other by its absolute bin.
