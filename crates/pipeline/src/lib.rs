@@ -328,7 +328,7 @@ impl Pipeline {
             "lang": plan.lang,
             "seed": request.seed,
             "modalities": plan.modalities,
-            "planned_because": plan.because.iter().map(|(m, w)| json!({"modality": m, "word": w})).collect::<Vec<_>>(),
+            "planned_because": plan.because.iter().map(|(m, why)| json!({"modality": m, "read": why})).collect::<Vec<_>>(),
             "models": self.models_json(&plan),
             "settings": self.settings_json(request, &plan),
             "files": files,
