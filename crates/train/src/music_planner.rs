@@ -10,6 +10,7 @@ use candle_nn::VarMap;
 use mmgen_models::grounded::music::{MusicPlanner, MusicPlannerConfig, MusicVocab};
 use mmgen_models::tokenizer::TextTokenizer;
 use mmgen_nn::seeded_var_builder;
+use mmgen_world::caption::lexicon::{instrument_en, instrument_zh, mood_en, mood_zh};
 use mmgen_world::caption::{caption, CaptionOptions, Lang, Medium};
 use mmgen_world::rng::{mix64, rng_for, Purpose};
 use mmgen_world::{Ambience, Instrument, Mood, SceneSpec, SpecSampler, Split, MAX_TEMPO_BPM, MIN_TEMPO_BPM};
@@ -54,6 +55,10 @@ pub struct MusicPlannerBatch {
     targets: [Tensor; 6],
     /// 1 where the caption names music (instrument, mood and tempo are judged there).
     has_music: Tensor,
+    /// 1 where the instrument and the mood are judged: music named, and that
+    /// attribute's words not dropped by [`drop_phrase`].
+    instrument_known: Tensor,
+    mood_known: Tensor,
     specs: Vec<(SceneSpec, bool)>,
     texts: Vec<String>,
 }
@@ -85,6 +90,7 @@ fn music_batch(
     let (mut texts, mut specs) = (Vec::with_capacity(batch), Vec::with_capacity(batch));
     let mut targets: [Vec<u32>; 6] = Default::default();
     let mut has_music = Vec::with_capacity(batch);
+    let (mut instrument_known, mut mood_known) = (Vec::with_capacity(batch), Vec::with_capacity(batch));
     let none_ambience = config.vocab.ambiences.len() as u32;
     for j in 0..batch {
         let sample_seed = mix64(seed ^ mix64(index.wrapping_mul(batch as u64).wrapping_add(j as u64)));
@@ -119,9 +125,33 @@ fn music_batch(
             }
             .sample(split, sample_seed),
         };
-        texts.push(caption(&spec, lang, options, &mut rng));
+        let mut text = caption(&spec, lang, options, &mut rng);
         let heard = medium != Medium::Image;
         let music = spec.music.filter(|_| heard);
+        // Attribute dropout: now and then a training caption loses its instrument's or
+        // its mood's words, and that head is not judged on it. Each head must then read
+        // its own words: held-out instrument x mood pairs were read from the mood.
+        let mut known = [music.is_some(); 2];
+        if let (Captions::Training, Some(m)) = (captions, music) {
+            let (instruments, moods) = match lang {
+                Lang::En => (instrument_en(m.instrument), mood_en(m.mood)),
+                Lang::Zh => (instrument_zh(m.instrument), mood_zh(m.mood)),
+            };
+            for (k, (phrases, p)) in [(instruments, DROP_INSTRUMENT), (moods, DROP_MOOD)]
+                .into_iter()
+                .enumerate()
+            {
+                if rng.random_bool(p) {
+                    if let Some(shorter) = drop_phrase(&text, phrases) {
+                        text = shorter;
+                        known[k] = false;
+                    }
+                }
+            }
+        }
+        texts.push(text);
+        instrument_known.push(known[0] as u8 as f32);
+        mood_known.push(known[1] as u8 as f32);
         targets[0].push(music.is_some() as u32);
         targets[1].push(music.map_or(0, |m| m.instrument.index() as u32));
         targets[2].push(music.map_or(0, |m| m.mood.index() as u32));
@@ -150,29 +180,45 @@ fn music_batch(
             t(&targets[5])?,
         ],
         has_music: Tensor::from_vec(has_music, batch, device)?,
+        instrument_known: Tensor::from_vec(instrument_known, batch, device)?,
+        mood_known: Tensor::from_vec(mood_known, batch, device)?,
         specs,
         texts,
     })
 }
 
-/// Cross-entropy of each head; instrument, mood and tempo only where music is named.
+/// Chance that a training caption loses its instrument's words, and its mood's.
+const DROP_INSTRUMENT: f64 = 0.2;
+const DROP_MOOD: f64 = 0.3;
+
+/// `text` without the first of `phrases` it holds (the longest first), its spaces
+/// mended; None when it holds none.
+fn drop_phrase(text: &str, phrases: &[&str]) -> Option<String> {
+    let mut by_length: Vec<&&str> = phrases.iter().collect();
+    by_length.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    let phrase = by_length.into_iter().find(|p| text.contains(**p))?;
+    let cut = text.replacen(*phrase, "", 1);
+    Some(cut.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" "))
+}
+
+/// Cross-entropy of each head; instrument, mood and tempo only where music is named
+/// (and the instrument and mood where their words were kept).
 fn losses(planner: &MusicPlanner, b: &MusicPlannerBatch) -> Result<Tensor> {
     let out = planner.forward(&b.ids, &b.mask)?;
     let per_row = |logits: &Tensor, target: &Tensor| -> Result<Tensor> {
         let log_p = candle_nn::ops::log_softmax(logits, D::Minus1)?;
         Ok(log_p.gather(&target.unsqueeze(1)?, 1)?.squeeze(1)?.neg()?)
     };
-    let named = b.has_music.sum_all()?.affine(1.0, 1.0)?;
-    let masked = |logits: &Tensor, target: &Tensor| -> Result<Tensor> {
-        Ok((per_row(logits, target)? * &b.has_music)?
+    let masked = |logits: &Tensor, target: &Tensor, judged: &Tensor| -> Result<Tensor> {
+        Ok((per_row(logits, target)? * judged)?
             .sum_all()?
-            .broadcast_div(&named)?)
+            .broadcast_div(&judged.sum_all()?.affine(1.0, 1.0)?)?)
     };
     let total =
         (per_row(&out.music, &b.targets[0])?.mean_all()? + per_row(&out.ambience, &b.targets[4])?.mean_all()?)?;
-    let total = (total + masked(&out.instrument, &b.targets[1])?)?;
-    let total = (total + masked(&out.mood, &b.targets[2])?)?;
-    let total = (total + masked(&out.tempo, &b.targets[3])?)?;
+    let total = (total + masked(&out.instrument, &b.targets[1], &b.instrument_known)?)?;
+    let total = (total + masked(&out.mood, &b.targets[2], &b.mood_known)?)?;
+    let total = (total + masked(&out.tempo, &b.targets[3], &b.has_music)?)?;
     Ok(match &out.medium {
         Some(medium) => (total + per_row(medium, &b.targets[5])?.mean_all()?)?,
         None => total,
@@ -347,6 +393,15 @@ pub fn train_music_planner(
 mod tests {
     use super::*;
     use crate::corpus::train_tokenizer;
+
+    #[test]
+    fn a_dropped_phrase_leaves_the_rest_of_the_caption() {
+        let text = "calm plucked strings music over the rain";
+        let cut = drop_phrase(text, &["strings", "plucked strings"]).unwrap();
+        assert_eq!(cut, "calm music over the rain", "the longest phrase first");
+        assert_eq!(drop_phrase("生成悲伤的钢琴曲", &["悲伤"]).unwrap(), "生成的钢琴曲");
+        assert_eq!(drop_phrase("a flute tune", &["drums"]), None);
+    }
 
     #[test]
     fn a_tiny_music_planner_learns_and_round_trips() {
