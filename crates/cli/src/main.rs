@@ -4,6 +4,7 @@ mod bench;
 mod bench_memory;
 mod choices;
 mod device;
+mod edit_cmd;
 mod eval_cmd;
 mod generate_cmd;
 mod model_args;
@@ -49,6 +50,12 @@ enum Command {
     /// The grounded planner alone: its plans of world prompts against what each asks
     /// for (globals, count, objects, positions and relations on the sampled poses).
     EvalPlanner(plan_cmd::EvalPlannerArgs),
+    /// Change a scene plan by an instruction ("make the star blue", "把星星移到左边")
+    /// with the scene editor: prints the new plan (JSON) for `generate --plan`.
+    Edit(edit_cmd::EditArgs),
+    /// The scene editor alone on the world's edit pairs: the share of edits applied,
+    /// and of edits that left everything else unchanged.
+    EvalEditor(edit_cmd::EvalEditorArgs),
     /// GenEval-style alignment and world-FD of a generator on world prompts.
     Eval(eval_cmd::EvalArgs),
     /// A probe's own accuracy on fresh renders of both splits.
@@ -86,6 +93,8 @@ fn main() {
         Command::Generate(args) => generate_cmd::run(*args),
         Command::Plan(args) => plan_cmd::run(args),
         Command::EvalPlanner(args) => plan_cmd::run_eval(args),
+        Command::Edit(args) => edit_cmd::run(args),
+        Command::EvalEditor(args) => edit_cmd::run_eval(args),
         Command::Eval(args) => eval_cmd::run(args),
         Command::EvalProbe(args) => eval_cmd::run_probe(args),
         Command::CalibrateProbe(args) => eval_cmd::run_calibrate_probe(args),

@@ -63,6 +63,11 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// The device the models run on.
+    pub fn device(&self) -> Result<Device> {
+        self.device.open()
+    }
+
     /// The pipeline over these folders, on this device, with this cache.
     pub fn pipeline(&self) -> Result<Pipeline> {
         let cache = open_cache(self.no_cache, self.cache.as_ref());

@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
+use mmgen_models::grounded::editor::Editor;
 use mmgen_serve::{Config, PipelineGenerator};
 
 use crate::model_args::ModelArgs;
@@ -30,6 +31,11 @@ pub struct ServeArgs {
     /// Retry-After.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     queue: u64,
+    /// The scene editor folder (plan + instruction -> edit) of sessions' edit turns
+    /// [default: models/grounded-editor when it exists; without one, an edit turn is
+    /// drawn as a prompt].
+    #[arg(long)]
+    editor: Option<PathBuf>,
     #[command(flatten)]
     models: ModelArgs,
 }
@@ -39,6 +45,21 @@ pub fn run(args: ServeArgs) -> Result<()> {
         bail!("--token is empty; give a token, or leave the flag out to serve without one");
     }
     let pipeline = args.models.pipeline()?;
+    let default_editor = PathBuf::from("models/grounded-editor");
+    let editor = match &args.editor {
+        Some(dir) => Some(dir.clone()),
+        None => default_editor.is_dir().then_some(default_editor),
+    };
+    let editor = match editor {
+        Some(dir) => Some(
+            Editor::load(&dir, &args.models.device()?)
+                .with_context(|| format!("--editor {}: cannot load the scene editor", dir.display()))?,
+        ),
+        None => {
+            eprintln!("mmgen serve: no scene editor (--editor): a session's later turns are drawn as prompts");
+            None
+        }
+    };
     let config = Config {
         token: args.token,
         workers: args.workers as usize,
@@ -51,5 +72,5 @@ pub fn run(args: ServeArgs) -> Result<()> {
         config.workers,
         config.queue_bound
     );
-    mmgen_serve::serve(args.addr, config, Arc::new(PipelineGenerator::new(pipeline))).map_err(|e| anyhow!(e))
+    mmgen_serve::serve(args.addr, config, Arc::new(PipelineGenerator::new(pipeline, editor))).map_err(|e| anyhow!(e))
 }

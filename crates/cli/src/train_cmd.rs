@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use mmgen_models::grounded::editor::EditorConfig;
 use mmgen_models::grounded::music::{MusicPlannerConfig, NoteModelConfig, SynthConfig};
 use mmgen_models::grounded::planner::PlannerConfig;
 use mmgen_models::grounded::{GroundedRendererConfig, Preconditioning, TrajectoryConfig};
@@ -13,6 +14,7 @@ use mmgen_models::tokenizer::TextTokenizer;
 use mmgen_models::vae::VaeConfig;
 use mmgen_train::corpus::train_tokenizer;
 use mmgen_train::denoiser::DenoiserOptions;
+use mmgen_train::editor::train_editor;
 use mmgen_train::music::{train_notes, train_synth, world_score_vocab, world_timbres};
 use mmgen_train::music_planner::{train_music_planner, world_music_vocab, world_tempo_range};
 use mmgen_train::planner::train_planner;
@@ -68,6 +70,21 @@ pub enum TrainCommand {
     Synth(TrainArgs),
     /// Train the music planner (prompt -> instrument, mood, tempo, ambience) on world captions and specs.
     MusicPlanner(MusicPlannerArgs),
+    /// Train the scene editor (plan + instruction -> the edit) on the world's edit pairs.
+    Editor(EditorArgs),
+}
+
+#[derive(Args)]
+pub struct EditorArgs {
+    #[command(flatten)]
+    train: TrainArgs,
+    /// The trained tokenizer, copied into the editor folder (the planner's, so that its
+    /// text encoder can start the editor's).
+    #[arg(long, default_value = "models/grounded-planner/tokenizer.json")]
+    tokenizer: PathBuf,
+    /// A planner folder with the same tokenizer whose trained text encoder starts a new editor.
+    #[arg(long)]
+    text_from: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -352,6 +369,7 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
         TrainCommand::Renderer(a) => Some(&a.train),
         TrainCommand::Planner(a) => Some(&a.train),
         TrainCommand::MusicPlanner(a) => Some(&a.train),
+        TrainCommand::Editor(a) => Some(&a.train),
         TrainCommand::Trajectory(a) | TrainCommand::Notes(a) | TrainCommand::Synth(a) => Some(a),
         TrainCommand::ProbeImage(_) | TrainCommand::ProbeShape(_) | TrainCommand::Tokenizer(_) => None,
     };
@@ -381,6 +399,7 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
         TrainCommand::Notes(args) => notes(args),
         TrainCommand::Synth(args) => synth(args),
         TrainCommand::MusicPlanner(args) => music_planner(args),
+        TrainCommand::Editor(args) => editor(args),
     }
 }
 
@@ -551,6 +570,31 @@ fn music_planner(args: MusicPlannerArgs) -> Result<()> {
         &config,
         &args.tokenizer,
         args.upgrade,
+        &fit,
+        &run_info(&args.train),
+        &args.train.device.open()?,
+        |r| report(&bar, r, args.train.max_minutes.is_some()),
+    )?;
+    bar.finish();
+    println!("{}", serde_json::to_string_pretty(&record["accuracy"]["final"])?);
+    eprintln!("wrote {}", args.train.out.display());
+    Ok(())
+}
+
+fn editor(args: EditorArgs) -> Result<()> {
+    let tokenizer = TextTokenizer::load(&args.tokenizer)
+        .with_context(|| "--tokenizer: train one with `mmgen train tokenizer --out FILE`")?;
+    let config = if args.train.tiny {
+        EditorConfig::tiny(world_vocab(), tokenizer.vocab_size())
+    } else {
+        EditorConfig::base(world_vocab(), tokenizer.vocab_size())
+    };
+    let fit = fit_options(&args.train)?;
+    let bar = bar(&args.train);
+    let record = train_editor(
+        &config,
+        &tokenizer,
+        args.text_from.as_deref(),
         &fit,
         &run_info(&args.train),
         &args.train.device.open()?,

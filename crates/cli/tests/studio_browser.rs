@@ -195,9 +195,10 @@ async fn the_studio_page_makes_an_image_then_an_edit_in_a_real_browser() {
     );
     screenshot(&client, &shots, "3-image.png").await;
 
-    // 3. An edit turn: a second image, and the first turn still shown.
+    // 3. An edit turn, read by the scene editor: a second image, what the editor read,
+    // and the first turn still shown.
     let prompt = client.find(Locator::Css("#prompt")).await.unwrap();
-    prompt.send_keys("two blue circles on a grassy field").await.unwrap();
+    prompt.send_keys("now as pixel art").await.unwrap();
     client.find(Locator::Css("#send")).await.unwrap().click().await.unwrap();
     wait_until(&client, 120, "the edit's image", &turn_image_loaded(1)).await;
     let turns = client.find_all(Locator::Css("#turns .turn")).await.unwrap();
@@ -224,6 +225,17 @@ async fn the_studio_page_makes_an_image_then_an_edit_in_a_real_browser() {
     let sources = sources.as_array().unwrap();
     assert_eq!(sources.len(), 2);
     assert_ne!(sources[0], sources[1], "each turn shows its own image");
+    let read = turns[1]
+        .find(Locator::Css(".edit"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        read.starts_with("edit: "),
+        "the second turn says what the editor read: {read}"
+    );
     screenshot(&client, &shots, "4-edit.png").await;
     client.close().await.unwrap();
     let _ = std::fs::remove_dir_all(&data);

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod align;
+pub mod edit_eval;
 mod error;
 pub mod fd;
 pub mod generator;

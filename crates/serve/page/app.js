@@ -110,6 +110,15 @@ async function showJob(el, job) {
   }
   showProgress(el, { stage: "done", done: 1, total: 1 });
   el.querySelector(".stage").textContent = "done in " + (job.seconds || 0).toFixed(1) + " s";
+  const edit = job.meta && job.meta.edit;
+  if (edit) {
+    // What the scene editor read from the instruction, so a misreading is visible.
+    const read = document.createElement("p");
+    read.className = "edit";
+    const object = edit.target === undefined ? "" : " object " + (edit.target + 1);
+    read.textContent = "edit: " + edit.op + object + " → " + edit.value;
+    results.appendChild(read);
+  }
   for (const file of job.files) {
     let media = null;
     if (file.name === "image.png") {

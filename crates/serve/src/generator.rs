@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use mmgen_models::grounded::editor::{Edited, Editor};
+use mmgen_models::grounded::ScenePlan;
 use mmgen_pipeline::{Modality, OutputPolicy, Pipeline, Request};
 
 use crate::jobs::JobSpec;
@@ -51,18 +53,33 @@ pub trait Generate: Send + Sync {
     ) -> Result<Made, GenerateError>;
 }
 
-/// The pipeline over the shipped models (with its exact-request cache).
+/// The pipeline over the shipped models (with its exact-request cache), and the scene
+/// editor of sessions' edit turns.
 pub struct PipelineGenerator {
     pipeline: Pipeline,
+    editor: Option<Editor>,
 }
 
 impl PipelineGenerator {
-    /// Serves `pipeline`.
-    pub fn new(pipeline: Pipeline) -> PipelineGenerator {
-        PipelineGenerator { pipeline }
+    /// Serves `pipeline`; without an editor, edit turns are drawn as prompts.
+    pub fn new(pipeline: Pipeline, editor: Option<Editor>) -> PipelineGenerator {
+        PipelineGenerator { pipeline, editor }
     }
 
-    fn request(&self, job: &JobSpec) -> Result<Request, mmgen_pipeline::PipelineError> {
+    /// The plan an edit turn draws: the editor's change of the previous plan.
+    fn edited(&self, job: &JobSpec) -> Result<Option<Edited>, String> {
+        let (Some(edit), Some(editor)) = (&job.edit, &self.editor) else {
+            return Ok(None);
+        };
+        let plan: ScenePlan = serde_json::from_value(edit.plan.clone())
+            .map_err(|e| format!("the previous turn's scene plan cannot be read: {e}"))?;
+        let mut edited = editor
+            .edit(&[(&plan, edit.instruction.as_str(), job.seed)])
+            .map_err(|e| e.to_string())?;
+        Ok(edited.pop())
+    }
+
+    fn request(&self, job: &JobSpec, edited: Option<&Edited>) -> Result<Request, mmgen_pipeline::PipelineError> {
         let mut request = Request::new(&job.prompt, job.seed).with_sampling(
             job.steps.map(|s| s as usize),
             job.guidance,
@@ -78,10 +95,21 @@ impl PipelineGenerator {
         if let Some(seconds) = job.seconds {
             request.seconds = seconds;
         }
+        // An edit turn draws the edited plan. Without an editor, its instruction is
+        // drawn as a prompt.
+        if let Some(edited) = edited {
+            request.scene_plan = Some(edited.plan.clone());
+        } else if let Some(edit) = &job.edit {
+            request.prompt = edit.instruction.clone();
+        }
         // A pinned style or background replaces the planner's choice in its plan;
         // everything else the planner decided stays.
         if job.style.is_some() || job.background.is_some() {
-            if let Some(mut plan) = self.pipeline.plan_scene(&job.prompt, job.seed)? {
+            let planned = match request.scene_plan.take() {
+                Some(plan) => Some(plan),
+                None => self.pipeline.plan_scene(&request.prompt, job.seed)?,
+            };
+            if let Some(mut plan) = planned {
                 if let Some(style) = &job.style {
                     plan.style = style.clone();
                 }
@@ -112,15 +140,22 @@ impl Generate for PipelineGenerator {
         out: &Path,
         progress: &mut dyn FnMut(&str, usize, usize),
     ) -> Result<Made, GenerateError> {
-        let outcome = self.request(job).and_then(|request| {
+        let edited = self.edited(job).map_err(GenerateError::Failed)?;
+        let outcome = self.request(job, edited.as_ref()).and_then(|request| {
             self.pipeline
                 .generate_into(&request, out, OutputPolicy::Refuse, progress)
         });
         match outcome {
-            Ok(package) => Ok(Made {
-                files: package.files,
-                meta: package.meta,
-            }),
+            Ok(package) => {
+                let mut meta = package.meta;
+                if let (Some(edited), Some(map)) = (&edited, meta.as_object_mut()) {
+                    map.insert("edit".into(), serde_json::json!(edited.edit));
+                }
+                Ok(Made {
+                    files: package.files,
+                    meta,
+                })
+            }
             Err(e) if e.is_cancelled() => Err(GenerateError::Cancelled),
             Err(e) => Err(GenerateError::Failed(e.to_string())),
         }

@@ -147,6 +147,18 @@ pub struct JobSpec {
     pub style: Option<String>,
     /// Pinned background.
     pub background: Option<String>,
+    /// A session's edit turn: the instruction that changes the previous turn's plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit: Option<EditOf>,
+}
+
+/// An edit turn's input: what to change, and the scene plan it changes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EditOf {
+    /// What the user asked to change.
+    pub instruction: String,
+    /// The previous turn's scene plan (its meta.json `scene_plan`).
+    pub plan: serde_json::Value,
 }
 
 /// The samplers a job may name (as `mmgen generate --sampler`).
@@ -247,6 +259,7 @@ impl JobRequest {
             seconds: self.seconds,
             style: self.style,
             background: self.background,
+            edit: None,
         })
     }
 }

@@ -398,9 +398,30 @@ async fn a_session_keeps_its_turns_seed_and_pins() {
     assert_eq!(view["request"]["seed"], 9, "every turn has the session's seed");
     assert_eq!(view["request"]["background"], "snow");
     assert_eq!(view["turn"], 2);
+    assert_eq!(
+        view["request"]["prompt"], "two red circles",
+        "an edit keeps the turn's prompt"
+    );
+    assert_eq!(view["request"]["edit"]["instruction"], "make them blue");
+    let first_view = send(&app, "GET", &format!("/v1/jobs/{first_job}"), None).await.json();
+    assert_eq!(
+        view["request"]["edit"]["plan"], first_view["meta"]["scene_plan"],
+        "and changes the plan the turn before drew"
+    );
+    let fresh = send(
+        &app,
+        "POST",
+        &format!("/v1/sessions/{session}/turns"),
+        Some(json!({"instruction": "a yellow star", "fresh": true})),
+    )
+    .await;
+    let fresh_view = fresh.json()["job"].clone();
+    assert_eq!(fresh_view["request"]["prompt"], "a yellow star");
+    assert!(fresh_view["request"]["edit"].is_null(), "a fresh turn is a prompt");
+    wait_state(&app, fresh_view["id"].as_str().unwrap(), "completed").await;
     let shown = send(&app, "GET", &format!("/v1/sessions/{session}"), None).await.json();
     let turns = shown["turns"].as_array().unwrap();
-    assert_eq!(turns.len(), 2);
+    assert_eq!(turns.len(), 3);
     assert_eq!(turns[0]["instruction"], "two red circles");
     assert_eq!(turns[0]["job"]["request"]["style"], "pixel_art");
     for (method, uri, body, status, field) in [
@@ -517,4 +538,26 @@ async fn the_openapi_document_lists_every_route_once() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), count, "operation ids are unique: {ids:?}");
+}
+
+#[tokio::test]
+async fn an_edit_waits_for_the_turn_it_changes() {
+    let app = studio("edit-waits", |c| c, Scripted::quick(1));
+    let created = send(&app, "POST", "/v1/sessions", Some(json!({}))).await;
+    let session = created.json()["id"].as_str().unwrap().to_string();
+    let uri = format!("/v1/sessions/{session}/turns");
+    let first = send(&app, "POST", &uri, Some(json!({"instruction": "hold a red circle"}))).await;
+    let first_job = first.json()["job"]["id"].as_str().unwrap().to_string();
+    let early = send(&app, "POST", &uri, Some(json!({"instruction": "make it blue"}))).await;
+    assert_eq!(early.status, StatusCode::CONFLICT, "{:?}", early.json());
+    let message = early.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("turn 1") && message.contains("fresh"), "{message}");
+    send(&app, "DELETE", &format!("/v1/jobs/{first_job}"), None).await;
+    wait_state(&app, &first_job, "cancelled").await;
+    let after_cancel = send(&app, "POST", &uri, Some(json!({"instruction": "make it blue"}))).await;
+    assert_eq!(
+        after_cancel.status,
+        StatusCode::CONFLICT,
+        "a cancelled turn has no picture to change"
+    );
 }

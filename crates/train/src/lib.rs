@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod corpus;
 pub mod denoiser;
+pub mod editor;
 pub mod ema;
 pub mod error;
 pub mod fit;

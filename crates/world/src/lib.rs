@@ -11,13 +11,15 @@
 //! Layout: [`spec`] (what a scene is), [`sampler`] (random specs and the held-out
 //! split), [`layout`] (where objects stand and how they move), [`caption`] (EN/ZH text),
 //! [`render`] (images and videos), [`audio`] (music and ambience), [`augment`],
-//! [`stream`] (training batches), [`analysis`] (tempo and pitch measurement).
+//! [`stream`] (training batches), [`analysis`] (tempo and pitch measurement),
+//! [`edit`] (before/instruction/after edit pairs for the scene editor).
 #![warn(missing_docs)]
 
 pub mod analysis;
 pub mod audio;
 pub mod augment;
 pub mod caption;
+pub mod edit;
 mod error;
 pub mod layout;
 pub mod render;

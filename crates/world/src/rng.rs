@@ -24,6 +24,8 @@ pub enum Purpose {
     Sound = 7,
     /// Augmentation choices.
     Augment = 8,
+    /// Edit pairs: kind, target, new value and instruction wording.
+    Edit = 9,
 }
 
 /// A fresh generator for `purpose` under `seed`.

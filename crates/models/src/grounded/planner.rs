@@ -447,7 +447,7 @@ impl Planner {
 }
 
 /// The index whose cumulative probability first passes `u` in [0, 1).
-fn sample_index(probs: &[f32], u: f32) -> usize {
+pub(crate) fn sample_index(probs: &[f32], u: f32) -> usize {
     let mut acc = 0.0;
     for (i, p) in probs.iter().enumerate() {
         acc += p;

@@ -1,7 +1,7 @@
 //! Sessions: turns that refine one piece of work, with one seed and an optional pinned
-//! style and background. Until the learned editor exists (a planner from previous plan
-//! and instruction to new plan), each turn's instruction is drawn as the full prompt of
-//! that turn, with the session's seed and pins.
+//! style and background. The first turn is a prompt; each later one is an edit of the
+//! turn before: its instruction and that turn's scene plan go to the generator, whose
+//! scene editor changes the plan, and the same seed redraws it.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::jobs::queued;
 use super::JsonBody;
 use crate::error::{ApiError, ErrorBody};
-use crate::jobs::{check_name, check_prompt, JobSpec, JobView, MODALITIES};
+use crate::jobs::{check_name, check_prompt, EditOf, JobSpec, JobState, JobView, MODALITIES};
 use crate::store::{now, SessionRecord, TurnRecord};
 use crate::studio::{new_id, AppState};
 
@@ -59,6 +59,10 @@ pub struct NewTurn {
     /// Any of "image", "video", "audio"; by default read from the instruction.
     #[serde(default)]
     pub modalities: Option<Vec<String>>,
+    /// Draw the instruction as a new prompt instead of an edit of the previous turn
+    /// (the first turn always is one).
+    #[serde(default)]
+    pub fresh: bool,
 }
 
 /// One turn and its job.
@@ -193,9 +197,52 @@ pub async fn turn(
             }
         }
     }
-    let number = state.store.turns(&id)?.len() as u32 + 1;
+    let turns = state.store.turns(&id)?;
+    let number = turns.len() as u32 + 1;
+    // An edit changes the previous turn's scene plan and keeps its prompt (for its
+    // music and modalities); a first or fresh turn is a prompt of its own.
+    let previous = match turns.last() {
+        Some(last) if !new.fresh => Some(
+            state
+                .view(&last.job_id)?
+                .ok_or_else(|| ApiError::internal("the previous turn's job vanished"))?,
+        ),
+        _ => None,
+    };
+    let (prompt, edit) = match &previous {
+        Some(job) => {
+            if job.state != JobState::Completed {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    format!(
+                    "turn {} is {}: an edit changes a finished turn; wait for it, or send \"fresh\": true to start anew",
+                    number - 1,
+                    job.state.name()
+                    ),
+                ));
+            }
+            let prompt = job.request["prompt"].as_str().unwrap_or(&new.instruction).to_string();
+            let plan = job
+                .meta
+                .as_ref()
+                .and_then(|m| m.get("scene_plan"))
+                .filter(|p| !p.is_null());
+            let edit = plan.map(|plan| EditOf {
+                instruction: new.instruction.clone(),
+                plan: plan.clone(),
+            });
+            // A turn with no picture (sound alone) has no plan to change: the
+            // instruction is drawn as a prompt.
+            if edit.is_some() {
+                (prompt, edit)
+            } else {
+                (new.instruction.clone(), None)
+            }
+        }
+        None => (new.instruction.clone(), None),
+    };
     let spec = JobSpec {
-        prompt: new.instruction.clone(),
+        prompt,
         seed: session.seed,
         modalities: new.modalities.filter(|m| !m.is_empty()),
         steps: None,
@@ -206,6 +253,7 @@ pub async fn turn(
         seconds: None,
         style: session.style.clone(),
         background: session.background.clone(),
+        edit,
     };
     let job = queued(&spec, Some((&id, number)))?;
     let record = TurnRecord {

@@ -104,6 +104,17 @@ pub fn position_zh(position: Position) -> &'static [&'static str] {
     }
 }
 
+/// English phrases for going to a named position ("move the star to the left").
+pub fn position_to_en(position: Position) -> &'static [&'static str] {
+    match position {
+        Position::Left => &["to the left", "to the left side", "over to the left"],
+        Position::Right => &["to the right", "to the right side", "over to the right"],
+        Position::Top => &["to the top", "up to the top", "to the top of the frame"],
+        Position::Bottom => &["to the bottom", "down to the bottom", "to the bottom of the frame"],
+        Position::Centre => &["to the centre", "to the middle", "to the center"],
+    }
+}
+
 /// English relation phrases, to be followed by the anchor.
 pub fn relation_en(relation: Relation) -> &'static [&'static str] {
     match relation {
