@@ -3,7 +3,6 @@
 //! its object, and its new value are the targets; held-out compositions are never
 //! made by a training edit.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, D};
@@ -12,7 +11,6 @@ use mmgen_eval::edit_eval::{edit_truth, evaluate_editor};
 use mmgen_models::grounded::editor::{EditOp, Editor, EditorConfig, EditorPlans};
 use mmgen_models::grounded::{PlanVocab, ScenePlan, MAX_OBJECTS};
 use mmgen_models::tokenizer::TextTokenizer;
-use mmgen_models::weights::{load_f32, set_prefixed};
 use mmgen_nn::seeded_var_builder;
 use mmgen_world::caption::Lang;
 use mmgen_world::edit::edit_for_seed;
@@ -20,8 +18,8 @@ use mmgen_world::rng::mix64;
 use mmgen_world::{OrderedWorkers, Split};
 use serde_json::json;
 
-use crate::error::{Result, TrainError};
-use crate::fit::{fit, resume, save_model_runs, FitOptions, RunInfo, StepReport};
+use crate::error::Result;
+use crate::fit::{fit, resume, save_model_runs, start_text_encoder, FitOptions, RunInfo, StepReport};
 use crate::renderer::previous_runs;
 
 /// One batch: instructions, the plans before, and the true edit of each.
@@ -172,16 +170,7 @@ pub fn train_editor(
     if let Some(dir) = run.resume {
         resume(&mut varmap, dir, device, |_| false)?;
     } else if let Some(dir) = text_from {
-        let path = dir.join("model.safetensors");
-        let text: HashMap<String, Tensor> = load_f32(&path, device)?
-            .into_iter()
-            .filter_map(|(k, v)| k.strip_prefix("text.").map(|k| (k.to_string(), v)))
-            .collect();
-        if text.is_empty() {
-            return Err(TrainError::file(&path, "holds no text encoder (text.*)"));
-        }
-        set_prefixed(&varmap, "text.", &text)
-            .map_err(|e| TrainError::file(&path, format!("its text encoder does not fit the editor's: {e}")))?;
+        start_text_encoder(&varmap, dir, device, "editor")?;
     }
     let (tok, cfg, dev) = (tokenizer.clone(), config.clone(), device.clone());
     let (batch, seed) = (fit_options.batch, fit_options.seed);

@@ -323,6 +323,21 @@ pub fn resume(varmap: &mut VarMap, dir: &Path, device: &Device, is_new: impl Fn(
     Ok(())
 }
 
+/// Starts the text encoder of a new `model` from the trained one of the model folder
+/// `dir` (same tokenizer): every `text.*` tensor.
+pub fn start_text_encoder(varmap: &VarMap, dir: &Path, device: &Device, model: &str) -> Result<()> {
+    let path = dir.join("model.safetensors");
+    let text: std::collections::HashMap<String, Tensor> = load_f32(&path, device)?
+        .into_iter()
+        .filter_map(|(k, v)| k.strip_prefix("text.").map(|k| (k.to_string(), v)))
+        .collect();
+    if text.is_empty() {
+        return Err(TrainError::file(&path, "holds no text encoder (text.*)"));
+    }
+    mmgen_models::weights::set_prefixed(varmap, "text.", &text)
+        .map_err(|e| TrainError::file(&path, format!("its text encoder does not fit the {model}'s: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

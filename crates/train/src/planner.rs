@@ -9,17 +9,16 @@
 //! object heads were still at chance.) Slot `k`'s input is slot `k - 1`'s true pose
 //! and classes (teacher forcing).
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use crate::fit::RunInfo;
-use crate::fit::{fit, write_json, CheckpointClock, FitOptions, StepReport};
+use crate::fit::{fit, start_text_encoder, write_json, CheckpointClock, FitOptions, StepReport};
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarMap;
 use mmgen_models::grounded::planner::{Planner, PlannerConfig, PlannerOutput};
 use mmgen_models::grounded::MAX_OBJECTS;
 use mmgen_models::tokenizer::TextTokenizer;
-use mmgen_models::weights::{load_f32, save_f16, set_inflated, set_prefixed};
+use mmgen_models::weights::{load_f32, save_f16, set_inflated};
 use mmgen_nn::seeded_var_builder;
 use mmgen_world::caption::parse::parse_prompt;
 use mmgen_world::caption::{caption, CaptionOptions, Lang, Medium};
@@ -294,16 +293,7 @@ pub fn train_planner(
         set_inflated(&varmap, &load_f32(&dir.join("model.safetensors"), device)?, added)?;
     } else if let Some(dir) = text_from {
         // A trained text encoder (the end-to-end model's, same tokenizer) starts the run.
-        let path = dir.join("model.safetensors");
-        let text: HashMap<String, Tensor> = load_f32(&path, device)?
-            .into_iter()
-            .filter_map(|(k, v)| k.strip_prefix("text.").map(|k| (k.to_string(), v)))
-            .collect();
-        if text.is_empty() {
-            return Err(TrainError::file(&path, "holds no text encoder (text.*)"));
-        }
-        set_prefixed(&varmap, "text.", &text)
-            .map_err(|e| TrainError::file(&path, format!("its text encoder does not fit the planner's: {e}")))?;
+        start_text_encoder(&varmap, dir, device, "planner")?;
     }
     let save = |metrics: &serde_json::Value| -> Result<()> {
         std::fs::create_dir_all(run.out).map_err(|e| TrainError::file(run.out, e))?;

@@ -17,14 +17,14 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{embedding, linear, Embedding, Init, Linear, VarBuilder};
-use mmgen_nn::{Attention, FeedForward, LayerNorm};
+use mmgen_nn::LayerNorm;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
 use crate::grounded::field::fourier;
 use crate::grounded::plan::{PlanPose, PlanVocab, PlannedObject, ScenePlan, MAX_OBJECTS};
-use crate::grounded::planner::sample_index;
+use crate::grounded::planner::{sample_index, SlotLayer};
 use crate::text_encoder::{TextEncoder, TextEncoderConfig};
 use crate::tokenizer::TextTokenizer;
 use crate::weights::load_folder;
@@ -213,34 +213,6 @@ pub struct EditorOutput {
     pub radius: Tensor,
 }
 
-struct EditorLayer {
-    norm1: LayerNorm,
-    tokens: Attention,
-    norm2: LayerNorm,
-    text: Attention,
-    norm3: LayerNorm,
-    mlp: FeedForward,
-}
-
-impl EditorLayer {
-    fn new(dim: usize, heads: usize, vb: VarBuilder) -> Result<EditorLayer> {
-        Ok(EditorLayer {
-            norm1: LayerNorm::new(dim, true, vb.pp("norm1"))?,
-            tokens: Attention::new(dim, dim, heads, vb.pp("tokens"))?,
-            norm2: LayerNorm::new(dim, true, vb.pp("norm2"))?,
-            text: Attention::new(dim, dim, heads, vb.pp("text"))?,
-            norm3: LayerNorm::new(dim, true, vb.pp("norm3"))?,
-            mlp: FeedForward::new(dim, 4 * dim, vb.pp("mlp"))?,
-        })
-    }
-
-    fn forward(&self, xs: &Tensor, text: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let xs = (xs + self.tokens.forward(&self.norm1.forward(xs)?, None, None)?)?;
-        let xs = (&xs + self.text.forward(&self.norm2.forward(&xs)?, Some(text), Some(mask))?)?;
-        Ok((&xs + self.mlp.forward(&self.norm3.forward(&xs)?)?)?)
-    }
-}
-
 /// Order of the heads read from the edit query.
 const HEADS: [&str; 9] = [
     "op",
@@ -264,7 +236,7 @@ pub struct Editor {
     objects: [Embedding; 4],
     pose: Linear,
     empty: Tensor,
-    layers: Vec<EditorLayer>,
+    layers: Vec<SlotLayer>,
     norm: LayerNorm,
     heads: Vec<Linear>,
     pointer: Linear,
@@ -342,7 +314,7 @@ impl Editor {
             pose: linear(2 + 4 * POSE_OCTAVES + 1, d, vb.pp("pose"))?,
             empty: vb.get_with_hints((1, 1, d), "empty", init)?,
             layers: (0..config.depth)
-                .map(|i| EditorLayer::new(d, config.text.heads, vb.pp(format!("layers.{i}"))))
+                .map(|i| SlotLayer::new(d, config.text.heads, "tokens", false, vb.pp(format!("layers.{i}"))))
                 .collect::<Result<Vec<_>>>()?,
             norm: LayerNorm::new(d, true, vb.pp("norm"))?,
             heads,

@@ -132,20 +132,31 @@ impl PlannerConfig {
     }
 }
 
-struct DecoderLayer {
+/// A layer over slot tokens: self-attention among them (causal in the planner, whose
+/// slots are decoded in order; full in the editor), cross-attention to the text, MLP.
+pub(crate) struct SlotLayer {
     norm1: LayerNorm,
     slots: Attention,
+    causal: bool,
     norm2: LayerNorm,
     text: Attention,
     norm3: LayerNorm,
     mlp: FeedForward,
 }
 
-impl DecoderLayer {
-    fn new(dim: usize, heads: usize, vb: VarBuilder) -> Result<DecoderLayer> {
-        Ok(DecoderLayer {
+impl SlotLayer {
+    /// `self_attention` names its self-attention's parameters.
+    pub(crate) fn new(
+        dim: usize,
+        heads: usize,
+        self_attention: &str,
+        causal: bool,
+        vb: VarBuilder,
+    ) -> Result<SlotLayer> {
+        Ok(SlotLayer {
             norm1: LayerNorm::new(dim, true, vb.pp("norm1"))?,
-            slots: Attention::new(dim, dim, heads, vb.pp("slots"))?,
+            slots: Attention::new(dim, dim, heads, vb.pp(self_attention))?,
+            causal,
             norm2: LayerNorm::new(dim, true, vb.pp("norm2"))?,
             text: Attention::new(dim, dim, heads, vb.pp("text"))?,
             norm3: LayerNorm::new(dim, true, vb.pp("norm3"))?,
@@ -153,11 +164,15 @@ impl DecoderLayer {
         })
     }
 
-    fn forward(&self, xs: &Tensor, text: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let n = xs.dim(1)?;
+    pub(crate) fn forward(&self, xs: &Tensor, text: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let h = self.norm1.forward(xs)?;
-        let ctx = self.slots.context(&h, None)?.causal(n)?;
-        let xs = (xs + self.slots.forward_context(&h, &ctx)?)?;
+        let attended = if self.causal {
+            let ctx = self.slots.context(&h, None)?.causal(xs.dim(1)?)?;
+            self.slots.forward_context(&h, &ctx)?
+        } else {
+            self.slots.forward(&h, None, None)?
+        };
+        let xs = (xs + attended)?;
         let xs = (&xs + self.text.forward(&self.norm2.forward(&xs)?, Some(text), Some(mask))?)?;
         Ok((&xs + self.mlp.forward(&self.norm3.forward(&xs)?)?)?)
     }
@@ -197,7 +212,7 @@ pub struct Planner {
     queries: Tensor,
     pose: Linear,
     previous_classes: [candle_nn::Embedding; 3],
-    layers: Vec<DecoderLayer>,
+    layers: Vec<SlotLayer>,
     norm: LayerNorm,
     heads: Vec<Linear>,
     relative: Option<Linear>,
@@ -260,7 +275,7 @@ impl Planner {
                 candle_nn::embedding(v.sizes.len() + 1, d, vb.pp("previous.size"))?,
             ],
             layers: (0..config.depth)
-                .map(|i| DecoderLayer::new(d, config.text.heads, vb.pp(format!("layers.{i}"))))
+                .map(|i| SlotLayer::new(d, config.text.heads, "slots", true, vb.pp(format!("layers.{i}"))))
                 .collect::<Result<Vec<_>>>()?,
             norm: LayerNorm::new(d, true, vb.pp("norm"))?,
             heads,
