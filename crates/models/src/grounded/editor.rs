@@ -149,14 +149,24 @@ pub struct EditorPlans {
     pub poses: Tensor,
     /// (b, K): 1 where a slot holds an object.
     pub present: Tensor,
+    /// (b K, L) token ids and (b K, L) mask: each slot's object said in words
+    /// ("small red star"; empty slots say nothing), read by the instruction's encoder.
+    pub described: (Tensor, Tensor),
 }
 
 impl EditorPlans {
-    /// The batch of `plans` under `vocab`, naming the first bad field.
-    pub fn of(plans: &[&ScenePlan], vocab: &PlanVocab, device: &Device) -> Result<EditorPlans> {
+    /// The batch of `plans` under `vocab`, naming the first bad field; `tokenizer`
+    /// encodes each object's description.
+    pub fn of(
+        plans: &[&ScenePlan],
+        vocab: &PlanVocab,
+        tokenizer: &TextTokenizer,
+        device: &Device,
+    ) -> Result<EditorPlans> {
         let b = plans.len();
         let (mut globals, mut objects) = (Vec::with_capacity(b * 3), vec![0u32; b * MAX_OBJECTS * 4]);
         let (mut poses, mut present) = (vec![0f32; b * MAX_OBJECTS * 3], vec![0f32; b * MAX_OBJECTS]);
+        let mut described = vec![String::new(); b * MAX_OBJECTS];
         for (i, plan) in plans.iter().enumerate() {
             let ids = crate::grounded::PlanIds::of(plan, vocab)?;
             globals.extend([ids.background, ids.style, ids.lighting]);
@@ -169,9 +179,15 @@ impl EditorPlans {
                 objects[s * 4..s * 4 + 4].copy_from_slice(&[o.shape, o.colour, o.size, motion]);
                 poses[s * 3..s * 3 + 3].copy_from_slice(&[o.pose[0], o.pose[1], o.pose[2]]);
                 present[s] = 1.0;
+                described[s] = format!("{} {} {}", named.size, named.colour, named.shape).replace('_', " ");
             }
         }
+        let encoded = described
+            .iter()
+            .map(|d| tokenizer.encode(d, 16))
+            .collect::<Result<Vec<_>>>()?;
         Ok(EditorPlans {
+            described: crate::tokenizer::pad_batch(&encoded, device)?,
             globals: Tensor::from_vec(globals, (b, 3), device)?,
             objects: Tensor::from_vec(objects, (b, MAX_OBJECTS, 4), device)?,
             poses: Tensor::from_vec(poses, (b, MAX_OBJECTS, 3), device)?,
@@ -235,6 +251,7 @@ pub struct Editor {
     globals: [Embedding; 3],
     objects: [Embedding; 4],
     pose: Linear,
+    described: Linear,
     empty: Tensor,
     layers: Vec<SlotLayer>,
     norm: LayerNorm,
@@ -312,6 +329,11 @@ impl Editor {
                 embedding(v.motions.len(), d, vb.pp("object.motion"))?,
             ],
             pose: linear(2 + 4 * POSE_OCTAVES + 1, d, vb.pp("pose"))?,
+            // Starts at zero: the descriptions join the slots as training finds them useful.
+            described: Linear::new(
+                vb.get_with_hints((d, d), "described.weight", Init::Const(0.0))?,
+                Some(vb.get_with_hints(d, "described.bias", Init::Const(0.0))?),
+            ),
             empty: vb.get_with_hints((1, 1, d), "empty", init)?,
             layers: (0..config.depth)
                 .map(|i| SlotLayer::new(d, config.text.heads, "tokens", false, vb.pp(format!("layers.{i}"))))
@@ -357,6 +379,17 @@ impl Editor {
         for (i, table) in self.objects.iter().enumerate() {
             objects = (objects + table.forward(&plans.objects.narrow(2, i, 1)?.squeeze(2)?)?)?;
         }
+        // Each object also carries its description read by the instruction's encoder,
+        // so that "the red star" finds the slot that says "small red star".
+        let (described, described_mask) = &plans.described;
+        let said = self.text.forward(described, described_mask)?.0;
+        let weights = described_mask.unsqueeze(2)?;
+        let said = said
+            .broadcast_mul(&weights)?
+            .sum(1)?
+            .broadcast_div(&(weights.sum(1)? + 1e-6)?)?
+            .reshape((b, MAX_OBJECTS, self.config.text.dim))?;
+        objects = (objects + self.described.forward(&said)?)?;
         let present = plans.present.unsqueeze(2)?;
         let absent = present.affine(-1.0, 1.0)?;
         let objects = (objects.broadcast_mul(&present)? + self.empty.broadcast_mul(&absent)?)?;
@@ -391,7 +424,7 @@ impl Editor {
     pub fn edit(&self, requests: &[(&ScenePlan, &str, u64)]) -> Result<Vec<Edited>> {
         crate::sampling::check_prompts(requests.iter().map(|r| r.1), "to edit")?;
         let plans: Vec<&ScenePlan> = requests.iter().map(|r| r.0).collect();
-        let batch = EditorPlans::of(&plans, &self.config.vocab, &self.device)?;
+        let batch = EditorPlans::of(&plans, &self.config.vocab, &self.tokenizer, &self.device)?;
         let texts: Vec<&str> = requests.iter().map(|r| r.1).collect();
         let (ids, mask) = self
             .tokenizer
