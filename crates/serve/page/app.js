@@ -117,7 +117,7 @@ async function showJob(el, job) {
     read.className = "edit";
     const object = edit.target === undefined ? "" : " object " + (edit.target + 1);
     read.textContent = "edit: " + edit.op + object + " → " + edit.value;
-    results.appendChild(read);
+    el.querySelector(".instruction").after(read);
   }
   for (const file of job.files) {
     let media = null;
