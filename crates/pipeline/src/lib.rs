@@ -40,12 +40,10 @@ use video::Drawn;
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::Device;
 use image::RgbImage;
-use mmgen_models::grounded::planner::Planner;
-use mmgen_models::grounded::{ClipPlan, GroundedRenderer, PlanVocab, ScenePlan, TrajectoryNet};
+use mmgen_models::grounded::{ClipPlan, PlanVocab, ScenePlan};
 use mmgen_models::hybrid_image::{HybridImage, ImageRequest};
-use mmgen_models::hybrid_video::{HybridVideo, VideoRequest};
+use mmgen_models::hybrid_video::VideoRequest;
 use serde_json::json;
 
 pub use cache::Cache;
@@ -104,80 +102,6 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Loads the text-to-image model folder `image_dir` onto `device` (the only model
-    /// every package may need; add the others with [`Self::with_video`] and
-    /// [`Self::with_audio`]).
-    pub fn load(image_dir: &Path, device: &Device) -> Result<Pipeline> {
-        Ok(Pipeline {
-            image: ImageModel::Hybrid(Box::new(Loaded::load(image_dir, |d| HybridImage::load(d, device))?)),
-            video: None,
-            audio: None,
-            cache: None,
-        })
-    }
-
-    /// A pipeline whose stills are drawn by the grounded model: the planner and
-    /// renderer folders (add video and audio as with [`Self::load`]).
-    pub fn grounded(planner: &Path, renderer: &Path, device: &Device) -> Result<Pipeline> {
-        Ok(Pipeline {
-            image: ImageModel::Grounded(Box::new(Grounded {
-                planner: Loaded::load(planner, |d| Planner::load(d, device))?,
-                renderer: Loaded::load(renderer, |d| GroundedRenderer::load(d, device))?,
-            })),
-            video: None,
-            audio: None,
-            cache: None,
-        })
-    }
-
-    /// Adds the end-to-end text-to-video model folder `dir`.
-    pub fn with_video(mut self, dir: &Path, device: &Device) -> Result<Pipeline> {
-        self.video = Some(VideoModel::Hybrid(Box::new(Loaded::load(dir, |d| {
-            HybridVideo::load(d, device)
-        })?)));
-        Ok(self)
-    }
-
-    /// Makes clips with the grounded model, posed over time by the trajectory model
-    /// folder `dir`; the stills must be the grounded model's.
-    pub fn with_grounded_video(mut self, dir: &Path, device: &Device) -> Result<Pipeline> {
-        if self.grounded_model().is_none() {
-            return Err(PipelineError::Invalid(
-                "grounded clips are drawn by the grounded renderer; this pipeline draws stills with the end-to-end model"
-                    .into(),
-            ));
-        }
-        self.video = Some(VideoModel::Grounded(Box::new(Loaded::load(dir, |d| {
-            TrajectoryNet::load(d, device)
-        })?)));
-        Ok(self)
-    }
-
-    /// Adds the end-to-end text-to-audio model folder `dir`.
-    pub fn with_audio(mut self, dir: &Path, device: &Device) -> Result<Pipeline> {
-        self.audio = Some(AudioModel::hybrid(dir, device)?);
-        Ok(self)
-    }
-
-    /// Makes the sound with the grounded models: the music planner, note model and
-    /// synthesiser folders.
-    pub fn with_grounded_audio(
-        mut self,
-        planner: &Path,
-        notes: &Path,
-        synth: &Path,
-        device: &Device,
-    ) -> Result<Pipeline> {
-        self.audio = Some(AudioModel::grounded(planner, notes, synth, device)?);
-        Ok(self)
-    }
-
-    /// Uses `cache` (None: no cache).
-    pub fn with_cache(mut self, cache: Option<Cache>) -> Pipeline {
-        self.cache = cache;
-        self
-    }
-
     /// The end-to-end text-to-image model, when it draws the stills.
     pub fn image_model(&self) -> Option<&HybridImage> {
         match &self.image {
