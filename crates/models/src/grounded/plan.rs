@@ -47,7 +47,7 @@ impl PlanVocab {
         }
     }
 
-    fn id(names: &[String], name: &str, field: &str) -> Result<u32> {
+    pub(crate) fn id(names: &[String], name: &str, field: &str) -> Result<u32> {
         names.iter().position(|n| n == name).map(|i| i as u32).ok_or_else(|| {
             ModelError::Invalid(format!(
                 "{field}: unknown value {name:?}; allowed: {}",

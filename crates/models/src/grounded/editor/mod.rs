@@ -121,7 +121,7 @@ impl EditorPlans {
             for (k, (o, named)) in ids.objects.iter().zip(&plan.objects).enumerate() {
                 let s = i * MAX_OBJECTS + k;
                 let motion = match &named.motion {
-                    Some(m) => name_id(&vocab.motions, m, &format!("objects[{k}].motion"))?,
+                    Some(m) => PlanVocab::id(&vocab.motions, m, &format!("objects[{k}].motion"))?,
                     None => 0,
                 };
                 objects[s * 4..s * 4 + 4].copy_from_slice(&[o.shape, o.colour, o.size, motion]);
@@ -142,15 +142,6 @@ impl EditorPlans {
             present: Tensor::from_vec(present, (b, MAX_OBJECTS), device)?,
         })
     }
-}
-
-fn name_id(names: &[String], name: &str, field: &str) -> Result<u32> {
-    names.iter().position(|n| n == name).map(|i| i as u32).ok_or_else(|| {
-        ModelError::Invalid(format!(
-            "{field}: unknown value {name:?}; allowed: {}",
-            names.join(", ")
-        ))
-    })
 }
 
 /// The editor's raw outputs for a batch (logits, and the radius in canvas units).
