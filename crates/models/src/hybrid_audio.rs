@@ -25,7 +25,7 @@ use crate::mel::{LogMel, MelConfig, MelSpectrogram};
 use crate::sampling::{check_prompts, encode_guided, guided_model, SamplingSettings};
 use crate::text_encoder::{TextEncoder, TextEncoderConfig, TextStates};
 use crate::tokenizer::TextTokenizer;
-use crate::weights::load_folder;
+use crate::weights::{FolderFiles, load_folder};
 use crate::windows::windowed_dit;
 
 /// Shape of the mel diffusion transformer.
@@ -307,7 +307,12 @@ impl HybridAudio {
 
     /// Loads a model folder (`config.json`, `tokenizer.json`, `model.safetensors`).
     pub fn load(dir: &Path, device: &Device) -> Result<HybridAudio> {
-        load_folder(dir, device, "hybrid audio", |config, tokenizer, vb| {
+        HybridAudio::from_files(&FolderFiles::read(dir)?, device)
+    }
+
+    /// Builds it from its folder's files, read once (see [`FolderFiles`]).
+    pub fn from_files(files: &FolderFiles, device: &Device) -> Result<HybridAudio> {
+        load_folder(files, device, "hybrid audio", |config, tokenizer, vb| {
             HybridAudio::new(config, tokenizer, vb, device)
         })
     }

@@ -20,7 +20,7 @@ pub use crate::text_encoder::TextStates;
 use crate::text_encoder::{TextEncoder, TextEncoderConfig};
 use crate::tokenizer::TextTokenizer;
 use crate::vae::{Vae, VaeConfig};
-use crate::weights::{load_folder, read_folder_config};
+use crate::weights::{FolderFiles, load_folder, read_folder_config};
 
 /// Everything that shapes a hybrid text-to-image model.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -165,7 +165,12 @@ impl HybridImage {
 
     /// Loads a model folder (`config.json`, `tokenizer.json`, `model.safetensors`).
     pub fn load(dir: &Path, device: &Device) -> Result<HybridImage> {
-        load_folder(dir, device, "hybrid image", |config, tokenizer, vb| {
+        HybridImage::from_files(&FolderFiles::read(dir)?, device)
+    }
+
+    /// Builds it from its folder's files, read once (see [`FolderFiles`]).
+    pub fn from_files(files: &FolderFiles, device: &Device) -> Result<HybridImage> {
+        load_folder(files, device, "hybrid image", |config, tokenizer, vb| {
             HybridImage::new(config, tokenizer, vb, device)
         })
     }

@@ -24,7 +24,7 @@ use crate::error::{ModelError, Result};
 use crate::hybrid_image::{images_to_tensor, tensor_to_images, HybridImage, HybridImageConfig};
 use crate::sampling::{check_prompts, encode_guided, guided_model, SamplingSettings};
 use crate::tokenizer::TextTokenizer;
-use crate::weights::load_folder;
+use crate::weights::{FolderFiles, load_folder};
 use crate::windows::windowed_dit;
 
 /// Everything that shapes a hybrid text-to-video model.
@@ -126,7 +126,12 @@ impl HybridVideo {
 
     /// Loads a model folder (`config.json`, `tokenizer.json`, `model.safetensors`).
     pub fn load(dir: &Path, device: &Device) -> Result<HybridVideo> {
-        load_folder(dir, device, "hybrid video", |config, tokenizer, vb| {
+        HybridVideo::from_files(&FolderFiles::read(dir)?, device)
+    }
+
+    /// Builds it from its folder's files, read once (see [`FolderFiles`]).
+    pub fn from_files(files: &FolderFiles, device: &Device) -> Result<HybridVideo> {
+        load_folder(files, device, "hybrid video", |config, tokenizer, vb| {
             HybridVideo::new(config, tokenizer, vb, device)
         })
     }

@@ -127,6 +127,12 @@ impl TextEncoder {
         &self.config
     }
 
+    /// ids (b, L) u32 -> each token's own embedding (b, L, dim), before positions
+    /// and attention: what a token is, whatever stands beside it.
+    pub fn token_embeddings(&self, ids: &Tensor) -> Result<Tensor> {
+        Ok(self.tokens.forward(ids)?)
+    }
+
     /// ids (b, L) u32, mask (b, L) f32 -> (token states (b, L, dim), pooled (b, dim)).
     pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<(Tensor, Tensor)> {
         let (_, len) = ids.dims2()?;

@@ -69,9 +69,14 @@ impl TextTokenizer {
 
     /// Reads `tokenizer.json`.
     pub fn load(path: &Path) -> Result<TextTokenizer> {
-        let text = std::fs::read_to_string(path).map_err(|e| ModelError::file(path, e))?;
+        let bytes = std::fs::read(path).map_err(|e| ModelError::file(path, e))?;
+        TextTokenizer::from_json(&bytes, path)
+    }
+
+    /// A tokenizer from the bytes of `tokenizer.json` read from `path` (named in errors).
+    pub fn from_json(bytes: &[u8], path: &Path) -> Result<TextTokenizer> {
         let inner: Inner =
-            serde_json::from_str(&text).map_err(|e| ModelError::file(path, format!("not a mmgen tokenizer: {e}")))?;
+            serde_json::from_slice(bytes).map_err(|e| ModelError::file(path, format!("not a mmgen tokenizer: {e}")))?;
         let tokenizer = TextTokenizer { inner };
         if tokenizer.inner.token_to_id(PAD) != Some(0) {
             return Err(ModelError::file(path, format!("its padding token {PAD} is not id 0")));

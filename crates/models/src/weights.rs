@@ -3,7 +3,7 @@
 //! (`config.json`, `tokenizer.json`, `model.safetensors`).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
@@ -14,8 +14,85 @@ use crate::tokenizer::TextTokenizer;
 /// Reads `config.json` of a model folder as a `what` config ("hybrid image", ...).
 pub fn read_folder_config<C: serde::de::DeserializeOwned>(dir: &Path, what: &str) -> Result<C> {
     let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| ModelError::file(&path, e))?;
-    serde_json::from_str(&text).map_err(|e| ModelError::file(&path, format!("not a {what} config: {e}")))
+    let bytes = std::fs::read(&path).map_err(|e| ModelError::file(&path, e))?;
+    parse_config(&bytes, &path, what)
+}
+
+fn parse_config<C: serde::de::DeserializeOwned>(bytes: &[u8], path: &Path, what: &str) -> Result<C> {
+    serde_json::from_slice(bytes).map_err(|e| ModelError::file(path, format!("not a {what} config: {e}")))
+}
+
+/// The files of a model folder, read once: the model is built from these bytes, and
+/// whoever records what was loaded (the pipeline's digests) hashes the same bytes.
+pub struct FolderFiles {
+    /// The folder.
+    pub dir: PathBuf,
+    /// `config.json`.
+    pub config: Vec<u8>,
+    /// `tokenizer.json`, for the models that read text.
+    pub tokenizer: Option<Vec<u8>>,
+    /// `model.safetensors`.
+    pub weights: Vec<u8>,
+}
+
+impl FolderFiles {
+    /// The file names, in the order of [`Self::parts`].
+    pub const NAMES: [&'static str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
+
+    /// Reads the folder's files (`tokenizer.json` may be absent).
+    pub fn read(dir: &Path) -> Result<FolderFiles> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => ModelError::file(&path, "missing (see models/README.md for how it is trained)"),
+                _ => ModelError::file(&path, e),
+            })
+        };
+        let tokenizer_path = dir.join("tokenizer.json");
+        let tokenizer = match std::fs::read(&tokenizer_path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(ModelError::file(&tokenizer_path, e)),
+        };
+        Ok(FolderFiles {
+            dir: dir.to_path_buf(),
+            config: read("config.json")?,
+            tokenizer,
+            weights: read("model.safetensors")?,
+        })
+    }
+
+    /// Each file's name and bytes (None for an absent tokenizer), in [`Self::NAMES`] order.
+    pub fn parts(&self) -> [(&'static str, Option<&[u8]>); 3] {
+        [
+            (Self::NAMES[0], Some(&self.config)),
+            (Self::NAMES[1], self.tokenizer.as_deref()),
+            (Self::NAMES[2], Some(&self.weights)),
+        ]
+    }
+
+    /// `config.json` as a `what` config.
+    pub fn config<C: serde::de::DeserializeOwned>(&self, what: &str) -> Result<C> {
+        parse_config(&self.config, &self.dir.join("config.json"), what)
+    }
+
+    /// `tokenizer.json`.
+    pub fn tokenizer(&self) -> Result<TextTokenizer> {
+        let path = self.dir.join("tokenizer.json");
+        match &self.tokenizer {
+            Some(bytes) => TextTokenizer::from_json(bytes, &path),
+            None => Err(ModelError::file(&path, "missing: this model reads text")),
+        }
+    }
+
+    /// The weights as f32 on `device`.
+    pub fn tensors(&self, device: &Device) -> Result<HashMap<String, Tensor>> {
+        let path = self.dir.join("model.safetensors");
+        to_f32(
+            candle_core::safetensors::load_buffer(&self.weights, device)
+                .map_err(|e| ModelError::file(&path, format!("unreadable weights (not a safetensors file?): {e}")))?,
+        )
+    }
 }
 
 /// Writes `value` to `path` as pretty JSON (a folder's config.json or metrics.json).
@@ -24,31 +101,35 @@ pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
     std::fs::write(path, text + "\n").map_err(|e| ModelError::file(path, e))
 }
 
-/// Loads a model folder: its `what` config, its tokenizer and its weights, handed to
-/// `build`; weights that do not fit the config are reported against the weights file.
+/// Builds a model from its folder's files: its `what` config, its tokenizer and its
+/// weights, handed to `build`; weights that do not fit the config are reported
+/// against the weights file.
 pub fn load_folder<C: serde::de::DeserializeOwned, M>(
-    dir: &Path,
+    files: &FolderFiles,
     device: &Device,
     what: &str,
     build: impl FnOnce(&C, TextTokenizer, VarBuilder<'static>) -> Result<M>,
 ) -> Result<M> {
-    let tokenizer = TextTokenizer::load(&dir.join("tokenizer.json"))?;
-    load_weights_folder(dir, device, what, |config, vb| build(config, tokenizer, vb))
+    let tokenizer = files.tokenizer()?;
+    load_weights_folder(files, device, what, |config, vb| build(config, tokenizer, vb))
 }
 
-/// Loads a model folder without a tokenizer: its `what` config and its weights,
-/// handed to `build`; weights that do not fit the config are reported against the
-/// weights file.
+/// Builds a model without a tokenizer from its folder's files: its `what` config and
+/// its weights, handed to `build`; weights that do not fit the config are reported
+/// against the weights file.
 pub fn load_weights_folder<C: serde::de::DeserializeOwned, M>(
-    dir: &Path,
+    files: &FolderFiles,
     device: &Device,
     what: &str,
     build: impl FnOnce(&C, VarBuilder<'static>) -> Result<M>,
 ) -> Result<M> {
-    let config = read_folder_config(dir, what)?;
-    let weights = dir.join("model.safetensors");
-    build(&config, var_builder(&weights, device)?).map_err(|e| match e {
-        ModelError::Candle(c) => ModelError::file(&weights, format!("does not fit config.json: {c}")),
+    let config = files.config(what)?;
+    let vb = VarBuilder::from_tensors(files.tensors(device)?, DType::F32, device);
+    build(&config, vb).map_err(|e| match e {
+        ModelError::Candle(c) => ModelError::file(
+            &files.dir.join("model.safetensors"),
+            format!("does not fit config.json: {c}"),
+        ),
         other => other,
     })
 }
@@ -78,6 +159,10 @@ pub fn load_f32(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>>
     }
     let tensors = candle_core::safetensors::load(path, device)
         .map_err(|e| ModelError::file(path, format!("unreadable weights (not a safetensors file?): {e}")))?;
+    to_f32(tensors)
+}
+
+fn to_f32(tensors: HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
     tensors
         .into_iter()
         .map(|(k, v)| Ok((k, v.to_dtype(DType::F32)?)))

@@ -9,6 +9,7 @@ use mmgen_models::grounded::planner::Planner;
 use mmgen_models::grounded::{GroundedRenderer, TrajectoryNet};
 use mmgen_models::hybrid_image::HybridImage;
 use mmgen_models::hybrid_video::HybridVideo;
+use mmgen_models::weights::FolderFiles;
 use serde_json::json;
 
 use crate::cache::{self, Cache};
@@ -25,32 +26,21 @@ pub(crate) struct Loaded<M> {
     pub(crate) folder_sha256: String,
 }
 
-/// The files of a model folder that loading reads.
-const MODEL_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
-
 impl<M> Loaded<M> {
-    pub(crate) fn load(dir: &Path, load: impl FnOnce(&Path) -> mmgen_models::Result<M>) -> Result<Loaded<M>> {
-        let model = load(dir)?;
+    /// Reads the folder's files once, builds the model from them with `build` and
+    /// hashes the same bytes.
+    pub(crate) fn load(dir: &Path, build: impl FnOnce(&FolderFiles) -> mmgen_models::Result<M>) -> Result<Loaded<M>> {
+        let files = FolderFiles::read(dir)?;
+        let model = build(&files)?;
         let mut folder = cache::KeyBuilder::new("model-folder");
-        let mut weights_sha256 = String::new();
-        for name in MODEL_FILES {
-            let path = dir.join(name);
-            // A renderer has no tokenizer: an absent file is a part of its own.
-            let bytes = match std::fs::read(&path) {
-                Ok(bytes) => Some(bytes),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && name == "tokenizer.json" => None,
-                Err(e) => return Err(PipelineError::file(&path, e)),
-            };
-            let digest = bytes.as_deref().map(cache::sha256_hex).unwrap_or_default();
-            if name == "model.safetensors" {
-                weights_sha256 = digest.clone();
-            }
-            folder = folder.part(name, digest.as_bytes());
+        // A renderer has no tokenizer: an absent file is a part of its own (an empty digest).
+        for (name, bytes) in files.parts() {
+            folder = folder.part(name, bytes.map(cache::sha256_hex).unwrap_or_default().as_bytes());
         }
         Ok(Loaded {
             model,
             dir: dir.to_path_buf(),
-            weights_sha256,
+            weights_sha256: cache::sha256_hex(&files.weights),
             folder_sha256: folder.finish(),
         })
     }
@@ -90,7 +80,7 @@ impl Pipeline {
     /// [`Self::with_audio`]).
     pub fn load(image_dir: &Path, device: &Device) -> Result<Pipeline> {
         Ok(Pipeline {
-            image: ImageModel::Hybrid(Box::new(Loaded::load(image_dir, |d| HybridImage::load(d, device))?)),
+            image: ImageModel::Hybrid(Box::new(Loaded::load(image_dir, |files| HybridImage::from_files(files, device))?)),
             video: None,
             audio: None,
             cache: None,
@@ -102,8 +92,8 @@ impl Pipeline {
     pub fn grounded(planner: &Path, renderer: &Path, device: &Device) -> Result<Pipeline> {
         Ok(Pipeline {
             image: ImageModel::Grounded(Box::new(Grounded {
-                planner: Loaded::load(planner, |d| Planner::load(d, device))?,
-                renderer: Loaded::load(renderer, |d| GroundedRenderer::load(d, device))?,
+                planner: Loaded::load(planner, |files| Planner::from_files(files, device))?,
+                renderer: Loaded::load(renderer, |files| GroundedRenderer::from_files(files, device))?,
             })),
             video: None,
             audio: None,
@@ -113,8 +103,8 @@ impl Pipeline {
 
     /// Adds the end-to-end text-to-video model folder `dir`.
     pub fn with_video(mut self, dir: &Path, device: &Device) -> Result<Pipeline> {
-        self.video = Some(VideoModel::Hybrid(Box::new(Loaded::load(dir, |d| {
-            HybridVideo::load(d, device)
+        self.video = Some(VideoModel::Hybrid(Box::new(Loaded::load(dir, |files| {
+            HybridVideo::from_files(files, device)
         })?)));
         Ok(self)
     }
@@ -128,8 +118,8 @@ impl Pipeline {
                     .into(),
             ));
         }
-        self.video = Some(VideoModel::Grounded(Box::new(Loaded::load(dir, |d| {
-            TrajectoryNet::load(d, device)
+        self.video = Some(VideoModel::Grounded(Box::new(Loaded::load(dir, |files| {
+            TrajectoryNet::from_files(files, device)
         })?)));
         Ok(self)
     }

@@ -43,17 +43,17 @@ pub(crate) struct Heard {
 impl AudioModel {
     /// The end-to-end model in `dir`.
     pub(crate) fn hybrid(dir: &Path, device: &Device) -> Result<AudioModel> {
-        Ok(AudioModel::Hybrid(Box::new(Loaded::load(dir, |d| {
-            HybridAudio::load(d, device)
+        Ok(AudioModel::Hybrid(Box::new(Loaded::load(dir, |files| {
+            HybridAudio::from_files(files, device)
         })?)))
     }
 
     /// The grounded sound models in these folders.
     pub(crate) fn grounded(planner: &Path, notes: &Path, synth: &Path, device: &Device) -> Result<AudioModel> {
         Ok(AudioModel::Grounded(Box::new(GroundedSound {
-            planner: Loaded::load(planner, |d| MusicPlanner::load(d, device))?,
-            notes: Loaded::load(notes, |d| NoteModel::load(d, device))?,
-            synth: Loaded::load(synth, |d| Synth::load(d, device))?,
+            planner: Loaded::load(planner, |files| MusicPlanner::from_files(files, device))?,
+            notes: Loaded::load(notes, |files| NoteModel::from_files(files, device))?,
+            synth: Loaded::load(synth, |files| Synth::from_files(files, device))?,
         })))
     }
 

@@ -309,7 +309,8 @@ fn measure(
 /// Trains a music planner (or continues `run.resume`) with `tokenizer` and writes
 /// its folder (the tokenizer copied in). `upgrade` adds what new planners have to a
 /// resumed planner that lacks it: attention pooling (its queries start near zero, so
-/// it reads the mean it read before) and the medium head.
+/// it reads the mean it read before), lexical heads (no new weights: the heads learn
+/// to read embeddings) and the medium head.
 pub fn train_music_planner(
     config: &MusicPlannerConfig,
     tokenizer_path: &Path,
@@ -332,6 +333,7 @@ pub fn train_music_planner(
     let adds_medium = resumed && config.vocab.media.is_empty();
     if upgrade {
         config.attention_pool = true;
+        config.lexical_heads = true;
         if config.vocab.media.is_empty() {
             config.vocab.media = world_music_vocab().media;
         }
@@ -414,6 +416,7 @@ mod tests {
         // adds both.
         let mut config = MusicPlannerConfig {
             attention_pool: false,
+            lexical_heads: false,
             ..MusicPlannerConfig::tiny(world_music_vocab(), tokenizer.vocab_size(), world_tempo_range())
         };
         config.vocab.media.clear();
@@ -459,6 +462,7 @@ mod tests {
         .unwrap();
         let resumed: MusicPlannerConfig = mmgen_models::weights::read_folder_config(&pooled, "music planner").unwrap();
         assert!(resumed.attention_pool, "resuming added attention pooling");
+        assert!(resumed.lexical_heads, "and lexical heads");
         assert_eq!(resumed.vocab.media, ["image", "video", "audio"], "and the medium head");
         MusicPlanner::load(&pooled, &Device::Cpu).unwrap();
         let _ = std::fs::remove_dir_all(&root);

@@ -24,8 +24,9 @@ pub struct MusicPlannerArgs {
     #[arg(long, default_value = "models/grounded-planner/tokenizer.json")]
     tokenizer: PathBuf,
     /// Adds what new planners have to a resumed planner that lacks it: attention
-    /// pooling (a learned query per attribute over the tokens) and the medium head
-    /// (a still, a clip or sound alone).
+    /// pooling (a learned query per attribute over the tokens), lexical heads (the
+    /// instrument, mood and ambience read the words' own embeddings) and the medium
+    /// head (a still, a clip or sound alone).
     #[arg(long)]
     upgrade: bool,
 }

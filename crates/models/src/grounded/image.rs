@@ -16,7 +16,7 @@ use crate::grounded::plan::{PlanBatch, PlanIds, ScenePlan};
 use crate::grounded::renderer::{GroundedRenderer, GroundedRendererConfig};
 use crate::hybrid_image::{images_to_tensor, tensor_to_images, ImageSettings};
 use crate::sampling::{guided_model, SamplingSettings};
-use crate::weights::{read_folder_config, var_builder};
+use crate::weights::{load_weights_folder, FolderFiles};
 
 /// The grounded renderer's default sampling: fewer steps than the end-to-end model
 /// needs, since the plan already fixes what goes where.
@@ -34,11 +34,13 @@ pub fn default_settings() -> ImageSettings {
 impl GroundedRenderer {
     /// Reads a renderer folder (`config.json`, `model.safetensors`).
     pub fn load(dir: &Path, device: &Device) -> Result<GroundedRenderer> {
-        let config: GroundedRendererConfig = read_folder_config(dir, "grounded renderer")?;
-        let weights = dir.join("model.safetensors");
-        GroundedRenderer::new(&config, var_builder(&weights, device)?, device).map_err(|e| match e {
-            ModelError::Candle(c) => ModelError::file(&weights, format!("does not fit config.json: {c}")),
-            other => other,
+        GroundedRenderer::from_files(&FolderFiles::read(dir)?, device)
+    }
+
+    /// Builds it from its folder's files, read once (see [`FolderFiles`]).
+    pub fn from_files(files: &FolderFiles, device: &Device) -> Result<GroundedRenderer> {
+        load_weights_folder(files, device, "grounded renderer", |c: &GroundedRendererConfig, vb| {
+            GroundedRenderer::new(c, vb, device)
         })
     }
 

@@ -34,7 +34,7 @@ use crate::grounded::field::fourier;
 use crate::grounded::plan::{PlanPose, PlanVocab, PlannedObject, ScenePlan, MAX_OBJECTS};
 use crate::text_encoder::{TextEncoder, TextEncoderConfig};
 use crate::tokenizer::TextTokenizer;
-use crate::weights::load_folder;
+use crate::weights::{FolderFiles, load_folder};
 
 /// Shape of a planner.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -289,7 +289,12 @@ impl Planner {
 
     /// Reads a planner folder.
     pub fn load(dir: &Path, device: &Device) -> Result<Planner> {
-        load_folder(dir, device, "planner", |c: &PlannerConfig, tok, vb| {
+        Planner::from_files(&FolderFiles::read(dir)?, device)
+    }
+
+    /// Builds it from its folder's files, read once (see [`FolderFiles`]).
+    pub fn from_files(files: &FolderFiles, device: &Device) -> Result<Planner> {
+        load_folder(files, device, "planner", |c: &PlannerConfig, tok, vb| {
             Planner::new(c, tok, vb, device)
         })
     }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
 use crate::grounded::field::fourier;
-use crate::weights::load_weights_folder;
+use crate::weights::{FolderFiles, load_weights_folder};
 
 /// Scale of the rotation output: the network's unit is half a turn.
 const ANGLE_UNIT: f64 = std::f64::consts::PI;
@@ -111,7 +111,12 @@ impl TrajectoryNet {
 
     /// Reads a trajectory folder (`config.json`, `model.safetensors`).
     pub fn load(dir: &Path, device: &Device) -> Result<TrajectoryNet> {
-        load_weights_folder(dir, device, "trajectory model", |c: &TrajectoryConfig, vb| {
+        TrajectoryNet::from_files(&FolderFiles::read(dir)?, device)
+    }
+
+    /// Builds it from its folder's files, read once (see [`FolderFiles`]).
+    pub fn from_files(files: &FolderFiles, device: &Device) -> Result<TrajectoryNet> {
+        load_weights_folder(files, device, "trajectory model", |c: &TrajectoryConfig, vb| {
             TrajectoryNet::new(c, vb, device)
         })
     }

@@ -27,7 +27,7 @@ use crate::grounded::plan::{PlanVocab, ScenePlan, MAX_OBJECTS};
 use crate::grounded::planner::{sample_index, SlotLayer};
 use crate::text_encoder::{TextEncoder, TextEncoderConfig};
 use crate::tokenizer::TextTokenizer;
-use crate::weights::load_folder;
+use crate::weights::{FolderFiles, load_folder};
 
 mod apply;
 
@@ -264,7 +264,12 @@ impl Editor {
 
     /// Reads an editor folder.
     pub fn load(dir: &Path, device: &Device) -> Result<Editor> {
-        load_folder(dir, device, "editor", |c: &EditorConfig, tok, vb| {
+        Editor::from_files(&FolderFiles::read(dir)?, device)
+    }
+
+    /// Builds it from its folder's files, read once (see [`FolderFiles`]).
+    pub fn from_files(files: &FolderFiles, device: &Device) -> Result<Editor> {
+        load_folder(files, device, "editor", |c: &EditorConfig, tok, vb| {
             Editor::new(c, tok, vb, device)
         })
     }

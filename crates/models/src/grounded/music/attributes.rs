@@ -9,6 +9,11 @@
 //! beside them. One mean-pooled state for every head let the instrument be read off
 //! the mood, so instrument x mood pairs held out of training were misread.
 //!
+//! With lexical heads the instrument, mood and ambience heads pool the tokens' own
+//! embeddings rather than their contextual states: where to look is read in context,
+//! what is there is read from the word alone, so a pair never seen together is still
+//! two words each seen many times.
+//!
 //! A tempo is a categorical over log-spaced bins, so that "at 92 bpm" peaks at one
 //! bin, "slow" spreads over the slow ones, and a prompt that names no tempo samples
 //! one from the seed. A music-planner folder holds `config.json`
@@ -25,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ModelError, Result};
 use crate::text_encoder::{TextEncoder, TextEncoderConfig};
 use crate::tokenizer::TextTokenizer;
-use crate::weights::load_folder;
+use crate::weights::{FolderFiles, load_folder};
 
 /// The class names a music planner was trained with.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -59,6 +64,11 @@ pub struct MusicPlannerConfig {
     /// (planners trained before it read the mean of the tokens).
     #[serde(default)]
     pub attention_pool: bool,
+    /// Whether the instrument, mood and ambience heads pool token embeddings rather
+    /// than contextual states (needs `attention_pool`; planners trained before it
+    /// pool states).
+    #[serde(default)]
+    pub lexical_heads: bool,
 }
 
 impl MusicPlannerConfig {
@@ -76,6 +86,7 @@ impl MusicPlannerConfig {
             tempo_bins: 48,
             tempo_range,
             attention_pool: true,
+            lexical_heads: true,
         }
     }
 
@@ -171,8 +182,9 @@ impl AttentionPool {
         })
     }
 
-    /// states (b, L, d), mask (b, L) of 1 for tokens -> (b, heads, d).
-    fn forward(&self, states: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    /// states (b, L, d), mask (b, L) of 1 for tokens -> each head's weights over the
+    /// tokens (b, heads, L).
+    fn weights(&self, states: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let (b, _, d) = states.dims3()?;
         let keys = self.keys.forward(states)?;
         let queries = self
@@ -183,10 +195,12 @@ impl AttentionPool {
         let scores = (queries.matmul(&keys.transpose(1, 2)?.contiguous()?)? / (d as f64).sqrt())?;
         // Padding gets no weight: -1e4 where the mask is 0.
         let padding = mask.affine(1e4, -1e4)?.unsqueeze(1)?;
-        let weights = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&padding)?.contiguous()?)?;
-        Ok(weights.matmul(states)?)
+        Ok(candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&padding)?.contiguous()?)?)
     }
 }
+
+/// The heads whose summary is the tokens' own embeddings with lexical heads.
+const LEXICAL: [bool; 5] = [false, true, true, false, true];
 
 /// The music planner. Parameters `text.*`, `pool.*` (with attention pooling),
 /// `hidden`, `head.{music,instrument,mood,tempo,ambience}` and `head.medium` (with
@@ -218,6 +232,11 @@ impl MusicPlanner {
                 "music planner needs 2+ tempo bins over a rising range and some instruments and moods: {config:?}"
             )));
         }
+        if config.lexical_heads && !config.attention_pool {
+            return Err(ModelError::Invalid(
+                "music planner: lexical_heads needs attention_pool".into(),
+            ));
+        }
         let d = config.text.dim;
         let sizes = [
             2,
@@ -247,7 +266,12 @@ impl MusicPlanner {
 
     /// Reads a music-planner folder.
     pub fn load(dir: &Path, device: &Device) -> Result<MusicPlanner> {
-        load_folder(dir, device, "music planner", |c: &MusicPlannerConfig, tok, vb| {
+        MusicPlanner::from_files(&FolderFiles::read(dir)?, device)
+    }
+
+    /// Builds it from its folder's files, read once (see [`FolderFiles`]).
+    pub fn from_files(files: &FolderFiles, device: &Device) -> Result<MusicPlanner> {
+        load_folder(files, device, "music planner", |c: &MusicPlannerConfig, tok, vb| {
             MusicPlanner::new(c, tok, vb, device)
         })
     }
@@ -267,12 +291,20 @@ impl MusicPlanner {
         let (states, pooled) = self.text.forward(ids, mask)?;
         // Per head: (b, d), its own summary or the shared mean.
         let summaries = match &self.pool {
-            Some(pool) => Some(pool.forward(&states, &mask.to_dtype(states.dtype())?)?),
+            Some(pool) => {
+                let weights = pool.weights(&states, &mask.to_dtype(states.dtype())?)?;
+                let lexical = match self.config.lexical_heads {
+                    true => Some(weights.matmul(&self.text.token_embeddings(ids)?)?),
+                    false => None,
+                };
+                Some((weights.matmul(&states)?, lexical))
+            }
             None => None,
         };
         let out = |i: usize| -> Result<Tensor> {
             let summary = match &summaries {
-                Some(all) => all.narrow(1, i, 1)?.squeeze(1)?,
+                Some((_, Some(lexical))) if LEXICAL[i] => lexical.narrow(1, i, 1)?.squeeze(1)?,
+                Some((contextual, _)) => contextual.narrow(1, i, 1)?.squeeze(1)?,
                 None => pooled.clone(),
             };
             Ok(self.heads[i].forward(&gelu(&self.hidden.forward(&summary)?)?)?)

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::score::{Score, ScoreVocab, Token, TokenLayout, BEATS_PER_BAR};
 use crate::error::{ModelError, Result};
-use crate::weights::load_weights_folder;
+use crate::weights::{FolderFiles, load_weights_folder};
 
 /// Shape of a note model.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -134,7 +134,12 @@ impl NoteModel {
 
     /// Reads a note-model folder.
     pub fn load(dir: &Path, device: &Device) -> Result<NoteModel> {
-        load_weights_folder(dir, device, "note model", |c: &NoteModelConfig, vb| {
+        NoteModel::from_files(&FolderFiles::read(dir)?, device)
+    }
+
+    /// Builds it from its folder's files, read once (see [`FolderFiles`]).
+    pub fn from_files(files: &FolderFiles, device: &Device) -> Result<NoteModel> {
+        load_weights_folder(files, device, "note model", |c: &NoteModelConfig, vb| {
             NoteModel::new(c, vb, device)
         })
     }

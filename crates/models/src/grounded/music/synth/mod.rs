@@ -23,7 +23,7 @@ use realfft::RealFftPlanner;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
-use crate::weights::load_weights_folder;
+use crate::weights::{FolderFiles, load_weights_folder};
 
 const TAU: f64 = std::f64::consts::TAU;
 
@@ -193,7 +193,12 @@ impl Synth {
 
     /// Reads a synthesiser folder.
     pub fn load(dir: &Path, device: &Device) -> Result<Synth> {
-        load_weights_folder(dir, device, "synthesiser", |c: &SynthConfig, vb| {
+        Synth::from_files(&FolderFiles::read(dir)?, device)
+    }
+
+    /// Builds it from its folder's files, read once (see [`FolderFiles`]).
+    pub fn from_files(files: &FolderFiles, device: &Device) -> Result<Synth> {
+        load_weights_folder(files, device, "synthesiser", |c: &SynthConfig, vb| {
             Synth::new(c, vb, device)
         })
     }
