@@ -3,9 +3,7 @@
 //! defaults and limits cannot drift apart.
 
 use clap::Args;
-use mmgen_models::hybrid_audio::AudioSettings;
 use mmgen_models::hybrid_image::ImageSettings;
-use mmgen_models::hybrid_video::VideoSettings;
 use mmgen_models::sampling::SamplingSettings;
 
 #[derive(Args, Clone, Debug)]
@@ -66,22 +64,6 @@ impl SamplingArgs {
         ImageSettings {
             sampling: self.over(defaults.sampling.clone()),
             ..defaults
-        }
-    }
-
-    /// Text-to-video settings with these options (default frame count, no first frame).
-    pub fn video_settings(&self) -> VideoSettings {
-        VideoSettings {
-            sampling: self.over(SamplingSettings::default()),
-            ..VideoSettings::default()
-        }
-    }
-
-    /// Text-to-audio settings with these options (default length).
-    pub fn audio_settings(&self) -> AudioSettings {
-        AudioSettings {
-            sampling: self.over(SamplingSettings::default()),
-            ..AudioSettings::default()
         }
     }
 }

@@ -12,6 +12,9 @@ pub enum EvalError {
     /// A model (or its files) failed.
     #[error(transparent)]
     Model(#[from] mmgen_models::ModelError),
+    /// The generation pipeline refused or failed a request.
+    #[error(transparent)]
+    Pipeline(#[from] mmgen_pipeline::PipelineError),
     /// A file could not be read or written.
     #[error("{path}: {message}")]
     File {

@@ -1,10 +1,9 @@
-//! The grounded family under evaluation (`mmgen eval --source grounded` and
-//! `--source grounded-layout`): the planner's plan drawn by the renderer, or, to
-//! judge the renderer alone, the true layout of the parsed prompt drawn by it. Clips
-//! (`--task video`) pose that plan over time with the trajectory model, as
-//! `mmgen generate` does.
+//! The grounded family's later stages alone (`mmgen eval --source grounded-layout`):
+//! the renderer drawing the parsed prompt's true layout, posed over time by the
+//! trajectory model in a clip, as `mmgen generate` poses the planner's. An
+//! evaluation-only path, like the oracle: the whole model (`--source grounded`) is
+//! scored through the pipeline ([`crate::shipped`]).
 
-use mmgen_models::grounded::planner::Planner;
 use mmgen_models::grounded::{
     ClipPlan, ClipSettings, GroundedRenderer, PlanPose, PlannedObject, ScenePlan, TrajectoryNet,
 };
@@ -14,15 +13,6 @@ use mmgen_world::SceneSpec;
 
 use crate::error::{EvalError, Result};
 use crate::generator::{parsed_spec, Generated, GenerationSettings, Generator};
-
-/// Where the plan comes from.
-pub enum PlanSource {
-    /// The learned planner (the whole model).
-    Planner(Box<Planner>),
-    /// The parsed prompt's spec and its true layout (the renderer alone; an
-    /// evaluation-only path, like the oracle).
-    TrueLayout,
-}
 
 /// The plan of a world spec with its still's poses: what the renderer was trained on.
 pub fn spec_plan(spec: &SceneSpec, seed: u64) -> ScenePlan {
@@ -56,25 +46,23 @@ pub fn spec_plan_at(spec: &SceneSpec, seed: u64, t: f32) -> ScenePlan {
     }
 }
 
-/// The grounded model: a plan, drawn as a still or, with a trajectory model, as a clip.
-pub struct GroundedGenerator {
-    source: PlanSource,
+/// The true layout of the parsed prompt, drawn as a still or, with a trajectory
+/// model, as a clip.
+pub struct TrueLayoutGenerator {
     renderer: GroundedRenderer,
     trajectory: Option<TrajectoryNet>,
     settings: ImageSettings,
 }
 
-impl GroundedGenerator {
-    /// Draws plans from `source` with `renderer` under `settings`; clips need a
-    /// `trajectory` model.
+impl TrueLayoutGenerator {
+    /// Draws true layouts with `renderer` under `settings`; clips need a `trajectory`
+    /// model.
     pub fn new(
-        source: PlanSource,
         renderer: GroundedRenderer,
         trajectory: Option<TrajectoryNet>,
         settings: ImageSettings,
-    ) -> GroundedGenerator {
-        GroundedGenerator {
-            source,
+    ) -> TrueLayoutGenerator {
+        TrueLayoutGenerator {
             renderer,
             trajectory,
             settings,
@@ -82,12 +70,9 @@ impl GroundedGenerator {
     }
 }
 
-impl Generator for GroundedGenerator {
+impl Generator for TrueLayoutGenerator {
     fn name(&self) -> String {
-        match self.source {
-            PlanSource::Planner(_) => "grounded".into(),
-            PlanSource::TrueLayout => "grounded-layout".into(),
-        }
+        "grounded-layout".into()
     }
 
     fn generate(&mut self, prompt: &str, seed: u64, settings: &GenerationSettings) -> Result<Generated> {
@@ -104,13 +89,7 @@ impl Generator for GroundedGenerator {
                 settings.size, settings.frames, settings.seconds
             )));
         }
-        let plan = match &self.source {
-            PlanSource::Planner(planner) => planner
-                .plan(&[(prompt, seed)])?
-                .pop()
-                .ok_or_else(|| EvalError::Invalid("the planner returned no plan".into()))?,
-            PlanSource::TrueLayout => spec_plan(&parsed_spec(prompt, seed)?, seed),
-        };
+        let plan = spec_plan(&parsed_spec(prompt, seed)?, seed);
         if let (true, Some(trajectory)) = (clip, &self.trajectory) {
             let frames = settings.frames as usize;
             let clip = ClipPlan::new(&plan, &self.renderer, trajectory, frames)?;
@@ -119,7 +98,7 @@ impl Generator for GroundedGenerator {
                 ..ClipSettings::new(frames)
             };
             let video = self.renderer.render_clip(&clip, seed, &clip_settings, |_, _| {})?;
-            // The key frame, as `mmgen generate` picks it: the middle one.
+            // The key frame, as the pipeline picks it: the middle one.
             return Ok(Generated {
                 image: video.get(video.len() / 2).cloned(),
                 video: Some(video),

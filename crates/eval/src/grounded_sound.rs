@@ -1,61 +1,43 @@
-//! The grounded family's sound under evaluation (`mmgen eval --task audio --source
-//! grounded` and `grounded-layout`): the music planner's plan, or, to judge the note
-//! model and synthesiser alone, the parsed prompt's true music, composed by the note
-//! model and played by the synthesiser, as `mmgen generate` does.
+//! The grounded family's note model and synthesiser alone (`mmgen eval --task audio
+//! --source grounded-layout`): the parsed prompt's true music, composed and played as
+//! `mmgen generate` plays the music planner's. An evaluation-only path, like the
+//! oracle: the whole model (`--source grounded`) is scored through the pipeline
+//! ([`crate::shipped`]).
 
-use mmgen_models::grounded::music::{
-    render_sound, MusicPlan, MusicPlanner, NoteModel, SoundPlan, SoundSettings, Synth,
-};
+use mmgen_models::grounded::music::{render_sound, MusicPlan, NoteModel, SoundPlan, SoundSettings, Synth};
 
 use crate::error::{EvalError, Result};
 use crate::generator::{parsed_spec, Generated, GenerationSettings, Generator};
 
-/// Where the music plan comes from.
-pub enum MusicSource {
-    /// The learned music planner (the whole model).
-    Planner(Box<MusicPlanner>),
-    /// The parsed prompt's spec (the note model and synthesiser alone; an
-    /// evaluation-only path, like the oracle).
-    TrueMusic,
-}
-
-/// The grounded sound model: plan -> score -> synthesiser.
-pub struct GroundedSoundGenerator {
-    source: MusicSource,
+/// The parsed prompt's true music, composed by the note model and played by the
+/// synthesiser.
+pub struct TrueMusicGenerator {
     notes: NoteModel,
     synth: Synth,
 }
 
-impl GroundedSoundGenerator {
-    /// Plays plans from `source` with `notes` and `synth`.
-    pub fn new(source: MusicSource, notes: NoteModel, synth: Synth) -> GroundedSoundGenerator {
-        GroundedSoundGenerator { source, notes, synth }
+impl TrueMusicGenerator {
+    /// Plays true music with `notes` and `synth`.
+    pub fn new(notes: NoteModel, synth: Synth) -> TrueMusicGenerator {
+        TrueMusicGenerator { notes, synth }
     }
 
     fn plan(&self, prompt: &str, seed: u64) -> Result<SoundPlan> {
-        Ok(match &self.source {
-            MusicSource::Planner(planner) => planner.plan(&[(prompt, seed)])?.remove(0),
-            MusicSource::TrueMusic => {
-                let spec = parsed_spec(prompt, seed)?;
-                SoundPlan {
-                    music: spec.music.map(|m| MusicPlan {
-                        instrument: m.instrument.name().into(),
-                        mood: m.mood.name().into(),
-                        tempo_bpm: m.tempo_bpm as f32,
-                    }),
-                    ambience: spec.ambience.map(|a| a.name().into()),
-                }
-            }
+        let spec = parsed_spec(prompt, seed)?;
+        Ok(SoundPlan {
+            music: spec.music.map(|m| MusicPlan {
+                instrument: m.instrument.name().into(),
+                mood: m.mood.name().into(),
+                tempo_bpm: m.tempo_bpm as f32,
+            }),
+            ambience: spec.ambience.map(|a| a.name().into()),
         })
     }
 }
 
-impl Generator for GroundedSoundGenerator {
+impl Generator for TrueMusicGenerator {
     fn name(&self) -> String {
-        match self.source {
-            MusicSource::Planner(_) => "grounded".into(),
-            MusicSource::TrueMusic => "grounded-layout".into(),
-        }
+        "grounded-layout".into()
     }
 
     fn generate(&mut self, prompt: &str, seed: u64, settings: &GenerationSettings) -> Result<Generated> {

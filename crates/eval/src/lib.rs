@@ -19,6 +19,7 @@ pub mod probes;
 pub mod report;
 pub mod run;
 mod score;
+pub mod shipped;
 pub mod track;
 pub mod vocoder;
 

@@ -35,6 +35,7 @@ use caption::{caption, Made};
 use loaded::{Grounded, ImageModel, Loaded, VideoModel};
 use request::check_prompt;
 use sound::AudioModel;
+pub use sound::Heard;
 use video::Drawn;
 
 use std::path::Path;
@@ -90,6 +91,29 @@ pub struct Package {
     pub warnings: Vec<String>,
 }
 
+/// What the models made for a request, before any file is encoded.
+#[derive(Debug)]
+pub struct Media {
+    /// The still: the image model's, or the clip's key frame (its middle frame).
+    pub image: Option<RgbImage>,
+    /// The clip's frames and their rate (frames per second).
+    pub clip: Option<(Vec<RgbImage>, u32)>,
+    /// The sound.
+    pub sound: Option<Heard>,
+}
+
+/// What [`Pipeline::render`] made: the plan, the scene plan drawn (grounded model)
+/// and the media.
+#[derive(Debug)]
+pub struct Rendered {
+    /// What was planned.
+    pub plan: Plan,
+    /// The scene plan the grounded model drew, if it drew one.
+    pub scene: Option<ScenePlan>,
+    /// The media.
+    pub media: Media,
+}
+
 /// Progress of a request, for a bar: `(stage, done, total)`.
 pub type Progress<'a> = dyn FnMut(&str, usize, usize) + 'a;
 
@@ -128,6 +152,14 @@ impl Pipeline {
         self.grounded_model().map(|g| &g.renderer.model.config().vocab)
     }
 
+    /// The side of the images and frames it draws, pixels.
+    pub fn image_size(&self) -> usize {
+        match &self.image {
+            ImageModel::Hybrid(m) => m.model.config().vae.image_size,
+            ImageModel::Grounded(g) => g.renderer.model.config().image_size,
+        }
+    }
+
     /// The grounded model, when it draws the stills.
     fn grounded_model(&self) -> Option<&Grounded> {
         match &self.image {
@@ -152,33 +184,8 @@ impl Pipeline {
     ) -> Result<Package> {
         let start = Instant::now();
         // 1. Validate and plan.
-        check_prompt(&request.prompt)?;
-        request.image.check()?;
-        // Whitespace is not content: "a red star" and " a  red star " are one request
-        // (the tokenizer keeps spaces, so they would otherwise encode differently).
-        let request = &Request {
-            prompt: request.prompt.split_whitespace().collect::<Vec<_>>().join(" "),
-            ..request.clone()
-        };
-        let plan = match &request.modalities {
-            Some(m) => Plan::given(&request.prompt, Modality::ordered(m.clone())?),
-            None => {
-                let reading = match &self.audio {
-                    Some(audio) => audio.read(&request.prompt)?,
-                    None => None,
-                };
-                Plan::read(&request.prompt, reading.as_ref())
-            }
-        };
-        missing_models(&plan, self.video.is_some(), self.audio.is_some())?;
-        match (&self.video, plan.modalities.contains(&Modality::Video)) {
-            (Some(VideoModel::Grounded(_)), true) => request.clip_settings().check()?,
-            (_, true) => request.video_settings().check()?,
-            _ => {}
-        }
-        if let (Some(audio), true) = (&self.audio, plan.modalities.contains(&Modality::Audio)) {
-            audio.check(request, self.audio_seconds(request, &plan))?;
-        }
+        let (request, plan) = self.checked(request)?;
+        let request = &request;
         // Where the package is made until it is complete; `out` is checked here,
         // before any work.
         let staging = output::Staging::begin(out, policy)?;
@@ -217,7 +224,8 @@ impl Pipeline {
                 scene: scene.as_ref(),
                 clip: clip.as_ref(),
             };
-            let files = self.make_media(request, &plan, drawn, progress, &mut timings)?;
+            let made = self.render_media(request, &plan, drawn, progress, &mut timings)?;
+            let files = self.encode_media(request, &plan, made)?;
             if let Some(cache) = writable_cache {
                 // The package is made: a cache that fails now costs only the entry.
                 if let Err(e) = cache.put(&key, &files) {
@@ -286,6 +294,54 @@ impl Pipeline {
         })
     }
 
+    /// The request validated, its prompt's whitespace collapsed, and its plan: what
+    /// every model's settings allow is checked here, before any work.
+    fn checked(&self, request: &Request) -> Result<(Request, Plan)> {
+        check_prompt(&request.prompt)?;
+        request.image.check()?;
+        // Whitespace is not content: "a red star" and " a  red star " are one request
+        // (the tokenizer keeps spaces, so they would otherwise encode differently).
+        let request = Request {
+            prompt: request.prompt.split_whitespace().collect::<Vec<_>>().join(" "),
+            ..request.clone()
+        };
+        let plan = match &request.modalities {
+            Some(m) => Plan::given(&request.prompt, Modality::ordered(m.clone())?),
+            None => {
+                let reading = match &self.audio {
+                    Some(audio) => audio.read(&request.prompt)?,
+                    None => None,
+                };
+                Plan::read(&request.prompt, reading.as_ref())
+            }
+        };
+        missing_models(&plan, self.video.is_some(), self.audio.is_some())?;
+        match (&self.video, plan.modalities.contains(&Modality::Video)) {
+            (Some(VideoModel::Grounded(_)), true) => request.clip_settings().check()?,
+            (_, true) => request.video_settings().check()?,
+            _ => {}
+        }
+        if let (Some(audio), true) = (&self.audio, plan.modalities.contains(&Modality::Audio)) {
+            audio.check(&request, self.audio_seconds(&request, &plan))?;
+        }
+        Ok((request, plan))
+    }
+
+    /// What the models make of `request`, before any file is encoded: the plans and
+    /// the media exactly as [`Self::generate`] encodes them (no cache, no files). The
+    /// evaluation scores this.
+    pub fn render(&self, request: &Request, progress: &mut Progress) -> Result<Rendered> {
+        let (request, plan) = self.checked(request)?;
+        let scene = self.scene_plan(&request, &plan)?;
+        let clip = self.clip_plan(&request, &plan, scene.as_ref())?;
+        let drawn = Drawn {
+            scene: scene.as_ref(),
+            clip: clip.as_ref(),
+        };
+        let media = self.render_media(&request, &plan, drawn, progress, &mut serde_json::Map::new())?;
+        Ok(Rendered { plan, scene, media })
+    }
+
     /// The scene plan the grounded model draws (a still, or a clip with the grounded
     /// video model): the request's own (checked against the renderer's vocabulary) or
     /// the planner's. None when an end-to-end model draws the image.
@@ -341,12 +397,8 @@ impl Pipeline {
 
     /// What the package holds, for its caption.
     fn made(&self, request: &Request, plan: &Plan) -> Made {
-        let size = match &self.image {
-            ImageModel::Hybrid(m) => m.model.config().vae.image_size,
-            ImageModel::Grounded(g) => g.renderer.model.config().image_size,
-        };
         Made {
-            size,
+            size: self.image_size(),
             video: plan
                 .modalities
                 .contains(&Modality::Video)
@@ -358,44 +410,31 @@ impl Pipeline {
         }
     }
 
-    /// Runs the models of the plan and returns the media files (name, bytes): with a
-    /// video, `video.mp4` (H.264, and the audio as Opus when planned), `video.gif` and
-    /// its middle frame as `image.png`; else `image.png` from the image model when
-    /// planned; `audio.wav` when planned.
-    fn make_media(
+    /// Runs the models of the plan: the sound, the clip (whose middle frame is the
+    /// key image) and the still (the image model's, when there is no clip).
+    fn render_media(
         &self,
         request: &Request,
         plan: &Plan,
         drawn: Drawn,
         progress: &mut Progress,
         timings: &mut serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Vec<(String, Vec<u8>)>> {
+    ) -> Result<Media> {
         let scene = drawn.scene;
         let wants = |m: Modality| plan.modalities.contains(&m);
-        let mut files = Vec::new();
-        let audio = match (&self.audio, wants(Modality::Audio)) {
+        let sound = match (&self.audio, wants(Modality::Audio)) {
             (Some(audio), true) => {
                 let t = Instant::now();
                 let heard = audio.make(request, self.audio_seconds(request, plan), progress)?;
                 timings.insert("audio_seconds".into(), json!(t.elapsed().as_secs_f64()));
-                files.push((
-                    "audio.wav".to_string(),
-                    mmgen_media::encode_wav(&heard.samples, heard.rate)?,
-                ));
-                if let Some((sound_plan, score, midi)) = &heard.plan {
-                    files.push(("score.mid".to_string(), midi.clone()));
-                    let part = json!({"sound_plan": sound_plan, "score": score});
-                    files.push((SOUND_META.to_string(), part.to_string().into_bytes()));
-                }
-                Some((heard.samples, heard.rate))
+                Some(heard)
             }
             _ => None,
         };
-        let key_frame = match (&self.video, wants(Modality::Video)) {
+        let clip = match (&self.video, wants(Modality::Video)) {
             (Some(video), true) => {
                 let t = Instant::now();
-                let fps = video.fps();
-                let clip = match (video, self.grounded_model(), drawn.clip) {
+                let frames = match (video, self.grounded_model(), drawn.clip) {
                     (VideoModel::Grounded(_), Some(g), Some(clip)) => {
                         g.renderer
                             .model
@@ -421,19 +460,12 @@ impl Pipeline {
                         .unwrap_or_default(),
                 };
                 timings.insert("video_seconds".into(), json!(t.elapsed().as_secs_f64()));
-                let track = audio.as_ref().map(|(samples, rate)| mmgen_media::Mp4Audio {
-                    samples,
-                    sample_rate: *rate,
-                });
-                let (mp4, _) = mmgen_media::encode_mp4(&clip, fps, track)?;
-                files.insert(0, ("video.gif".to_string(), mmgen_media::encode_gif(&clip, fps)?));
-                files.insert(0, ("video.mp4".to_string(), mp4));
-                clip.get(clip.len() / 2).cloned()
+                Some((frames, video.fps()))
             }
             _ => None,
         };
-        let image = match key_frame {
-            Some(frame) => Some(frame),
+        let image = match &clip {
+            Some((frames, _)) => frames.get(frames.len() / 2).cloned(),
             None if wants(Modality::Image) => {
                 let t = Instant::now();
                 let images = match (&self.image, scene) {
@@ -459,8 +491,36 @@ impl Pipeline {
             }
             None => None,
         };
-        if let Some(image) = image {
-            files.insert(0, ("image.png".to_string(), self.png(request, plan, &image)?));
+        Ok(Media { image, clip, sound })
+    }
+
+    /// The media files (name, bytes): `image.png`; with a clip `video.mp4` (H.264, and
+    /// the sound as Opus when there is one) and `video.gif`; with sound `audio.wav`,
+    /// and the grounded sound's `score.mid` and plan (for meta.json).
+    fn encode_media(&self, request: &Request, plan: &Plan, media: Media) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut files = Vec::new();
+        if let Some(image) = &media.image {
+            files.push(("image.png".to_string(), self.png(request, plan, image)?));
+        }
+        if let Some((frames, fps)) = &media.clip {
+            let track = media.sound.as_ref().map(|heard| mmgen_media::Mp4Audio {
+                samples: &heard.samples,
+                sample_rate: heard.rate,
+            });
+            let (mp4, _) = mmgen_media::encode_mp4(frames, *fps, track)?;
+            files.push(("video.mp4".to_string(), mp4));
+            files.push(("video.gif".to_string(), mmgen_media::encode_gif(frames, *fps)?));
+        }
+        if let Some(heard) = media.sound {
+            files.push((
+                "audio.wav".to_string(),
+                mmgen_media::encode_wav(&heard.samples, heard.rate)?,
+            ));
+            if let Some((sound_plan, score, midi)) = heard.plan {
+                files.push(("score.mid".to_string(), midi));
+                let part = json!({"sound_plan": sound_plan, "score": score});
+                files.push((SOUND_META.to_string(), part.to_string().into_bytes()));
+            }
         }
         Ok(files)
     }

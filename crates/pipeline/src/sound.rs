@@ -31,7 +31,8 @@ pub(crate) enum AudioModel {
 }
 
 /// What the sound model made.
-pub(crate) struct Heard {
+#[derive(Debug)]
+pub struct Heard {
     /// Mono samples in [-1, 1].
     pub samples: Vec<f32>,
     /// Their rate, Hz.

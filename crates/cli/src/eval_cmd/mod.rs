@@ -9,25 +9,21 @@ use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use mmgen_eval::generator::{
-    Generator, HybridAudioGenerator, HybridImageGenerator, HybridVideoGenerator, MorphingClip, Oracle, RandomScene,
-};
-use mmgen_eval::grounded::{GroundedGenerator, PlanSource};
-use mmgen_eval::grounded_sound::{GroundedSoundGenerator, MusicSource};
+use mmgen_eval::generator::{Generator, MorphingClip, Oracle, RandomScene};
+use mmgen_eval::grounded::TrueLayoutGenerator;
+use mmgen_eval::grounded_sound::TrueMusicGenerator;
+use mmgen_eval::shipped::ShippedGenerator;
 use mmgen_eval::probe::audio_data::audio_probe_accuracy;
 use mmgen_eval::probe::image_data::{clip_frame_accuracy, image_probe_accuracy, CLIP_FRAMES};
 use mmgen_eval::probe::measure::{accuracy_by_split, recalibrate_image_probe};
 use mmgen_eval::probe::video_data::video_probe_accuracy;
 use mmgen_eval::probes::{load_audio_probe, load_image_probe, load_video_probe, Probes};
 use mmgen_eval::run::{evaluate, MediaOptions, Prompts};
-use mmgen_models::grounded::music::{MusicPlanner, NoteModel, Synth};
-use mmgen_models::grounded::planner::Planner;
+use mmgen_models::grounded::music::{NoteModel, Synth};
 use mmgen_models::grounded::{GroundedRenderer, TrajectoryNet};
-use mmgen_models::hybrid_audio::HybridAudio;
-use mmgen_models::hybrid_image::{images_to_tensor, tensor_to_images, HybridImage};
-use mmgen_models::hybrid_video::HybridVideo;
+use mmgen_models::hybrid_image::{images_to_tensor, tensor_to_images};
 use mmgen_models::vae::{psnr, Vae};
-use mmgen_pipeline::MAX_PROMPT_CHARS;
+use mmgen_pipeline::{Modality, Pipeline, Request, MAX_PROMPT_CHARS};
 use mmgen_train::text_image::TrainedVae;
 use mmgen_world::Split;
 
@@ -165,59 +161,70 @@ fn generator(args: &EvalArgs, device: &Device) -> Result<Box<dyn Generator>> {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("models/hybrid-{}", args.task)));
             let cannot = || format!("--model {}: cannot load the hybrid {} model", dir.display(), args.task);
-            match args.task {
-                MediumArg::Video => {
-                    let settings = args.sampling.video_settings();
-                    settings.check()?;
-                    let model = HybridVideo::load(&dir, device).with_context(cannot)?;
-                    Ok(Box::new(HybridVideoGenerator::new(model, settings)))
-                }
-                MediumArg::Audio => {
-                    let settings = args.sampling.audio_settings();
-                    settings.check()?;
-                    let model = HybridAudio::load(&dir, device).with_context(cannot)?;
-                    Ok(Box::new(HybridAudioGenerator::new(model, settings)))
-                }
-                MediumArg::Image => {
-                    let settings = args.sampling.image_settings();
-                    settings.check()?;
-                    let model = HybridImage::load(&dir, device).with_context(cannot)?;
-                    Ok(Box::new(HybridImageGenerator::new(model, settings)))
-                }
-            }
+            // The pipeline always holds a still model; clips and sound add theirs.
+            let (image_dir, modality) = match args.task {
+                MediumArg::Image => (dir.clone(), Modality::Image),
+                MediumArg::Video => (PathBuf::from("models/hybrid-image"), Modality::Video),
+                MediumArg::Audio => (PathBuf::from("models/hybrid-image"), Modality::Audio),
+            };
+            let pipeline = Pipeline::load(&image_dir, device)
+                .with_context(|| format!("{}: cannot load the hybrid image model", image_dir.display()))?;
+            let pipeline = match args.task {
+                MediumArg::Image => pipeline,
+                MediumArg::Video => pipeline.with_video(&dir, device).with_context(cannot)?,
+                MediumArg::Audio => pipeline.with_audio(&dir, device).with_context(cannot)?,
+            };
+            Ok(Box::new(ShippedGenerator::new("hybrid", pipeline, modality, sampled(args))))
         }
-        SourceArg::Grounded | SourceArg::GroundedLayout if args.task == MediumArg::Audio => {
+        SourceArg::Grounded => {
+            let pipeline = Pipeline::grounded(&args.planner, &args.renderer, device).with_context(|| {
+                format!(
+                    "--planner {} / --renderer {}: cannot load the grounded model",
+                    args.planner.display(),
+                    args.renderer.display()
+                )
+            })?;
+            let (pipeline, modality) = match args.task {
+                MediumArg::Image => (pipeline, Modality::Image),
+                MediumArg::Video => (
+                    pipeline.with_grounded_video(&args.trajectory, device).with_context(|| {
+                        format!(
+                            "--trajectory {}: cannot load the trajectory model (`mmgen train trajectory`)",
+                            args.trajectory.display()
+                        )
+                    })?,
+                    Modality::Video,
+                ),
+                MediumArg::Audio => (
+                    pipeline
+                        .with_grounded_audio(&args.music_planner, &args.notes, &args.synth, device)
+                        .with_context(|| {
+                            format!(
+                                "--music-planner {} / --notes {} / --synth {}: cannot load the grounded sound models (`mmgen train music-planner`, `notes`, `synth`)",
+                                args.music_planner.display(),
+                                args.notes.display(),
+                                args.synth.display()
+                            )
+                        })?,
+                    Modality::Audio,
+                ),
+            };
+            Ok(Box::new(ShippedGenerator::new("grounded", pipeline, modality, sampled(args))))
+        }
+        SourceArg::GroundedLayout if args.task == MediumArg::Audio => {
             let notes = NoteModel::load(&args.notes, device).with_context(|| {
                 format!("--notes {}: cannot load the note model (`mmgen train notes`)", args.notes.display())
             })?;
             let synth = Synth::load(&args.synth, device).with_context(|| {
                 format!("--synth {}: cannot load the synthesiser (`mmgen train synth`)", args.synth.display())
             })?;
-            let source = if args.source == SourceArg::Grounded {
-                let planner = MusicPlanner::load(&args.music_planner, device).with_context(|| {
-                    format!(
-                        "--music-planner {}: cannot load the music planner (`mmgen train music-planner`)",
-                        args.music_planner.display()
-                    )
-                })?;
-                MusicSource::Planner(Box::new(planner))
-            } else {
-                MusicSource::TrueMusic
-            };
-            Ok(Box::new(GroundedSoundGenerator::new(source, notes, synth)))
+            Ok(Box::new(TrueMusicGenerator::new(notes, synth)))
         }
-        SourceArg::Grounded | SourceArg::GroundedLayout => {
+        SourceArg::GroundedLayout => {
             let settings = args.sampling.grounded_settings();
             settings.check()?;
             let renderer = GroundedRenderer::load(&args.renderer, device)
                 .with_context(|| format!("--renderer {}: cannot load the grounded renderer", args.renderer.display()))?;
-            let source = if args.source == SourceArg::Grounded {
-                let planner = Planner::load(&args.planner, device)
-                    .with_context(|| format!("--planner {}: cannot load the planner", args.planner.display()))?;
-                PlanSource::Planner(Box::new(planner))
-            } else {
-                PlanSource::TrueLayout
-            };
             let trajectory = match args.task {
                 MediumArg::Video => Some(TrajectoryNet::load(&args.trajectory, device).with_context(|| {
                     format!(
@@ -227,9 +234,16 @@ fn generator(args: &EvalArgs, device: &Device) -> Result<Box<dyn Generator>> {
                 })?),
                 _ => None,
             };
-            Ok(Box::new(GroundedGenerator::new(source, renderer, trajectory, settings)))
+            Ok(Box::new(TrueLayoutGenerator::new(renderer, trajectory, settings)))
         }
     }
+}
+
+/// The pipeline request the evaluation's sampler options make (each prompt, seed,
+/// frame count and length are the evaluation's).
+fn sampled(args: &EvalArgs) -> Request {
+    let s = &args.sampling;
+    Request::new("", 0).with_sampling(s.steps.map(|n| n as usize), s.guidance, &s.sampler, "")
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
