@@ -2,6 +2,7 @@
 //! and a layout-grounded diffusion renderer draws it (LMD, Lian et al. 2023; GLIGEN,
 //! Li et al. 2023; LayoutDiffusion, Zheng et al. 2023).
 
+mod draw;
 pub mod editor;
 pub mod field;
 pub mod image;

@@ -29,12 +29,14 @@ use mmgen_nn::{Attention, FeedForward, LayerNorm};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use super::draw::sample_index;
+
 use crate::error::{ModelError, Result};
 use crate::grounded::field::fourier;
 use crate::grounded::plan::{PlanPose, PlanVocab, PlannedObject, ScenePlan, MAX_OBJECTS};
 use crate::text_encoder::{TextEncoder, TextEncoderConfig};
 use crate::tokenizer::TextTokenizer;
-use crate::weights::{FolderFiles, load_folder};
+use crate::weights::{load_folder, FolderFiles};
 
 /// Shape of a planner.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -464,18 +466,6 @@ impl Planner {
             })
             .collect())
     }
-}
-
-/// The index whose cumulative probability first passes `u` in [0, 1).
-pub(crate) fn sample_index(probs: &[f32], u: f32) -> usize {
-    let mut acc = 0.0;
-    for (i, p) in probs.iter().enumerate() {
-        acc += p;
-        if u < acc {
-            return i;
-        }
-    }
-    probs.len().saturating_sub(1)
 }
 
 #[cfg(test)]

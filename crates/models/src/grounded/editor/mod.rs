@@ -22,12 +22,13 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
+use crate::grounded::draw::sample_index;
 use crate::grounded::field::fourier;
 use crate::grounded::plan::{PlanVocab, ScenePlan, MAX_OBJECTS};
-use crate::grounded::planner::{sample_index, SlotLayer};
+use crate::grounded::planner::SlotLayer;
 use crate::text_encoder::{TextEncoder, TextEncoderConfig};
 use crate::tokenizer::TextTokenizer;
-use crate::weights::{FolderFiles, load_folder};
+use crate::weights::{load_folder, FolderFiles};
 
 mod apply;
 

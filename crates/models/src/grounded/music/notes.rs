@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use super::score::{Score, ScoreVocab, Token, TokenLayout, BEATS_PER_BAR};
 use crate::error::{ModelError, Result};
-use crate::weights::{FolderFiles, load_weights_folder};
+use crate::grounded::draw::MIN_P;
+use crate::weights::{load_weights_folder, FolderFiles};
 
 /// Shape of a note model.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -298,7 +299,8 @@ impl Grammar {
     }
 }
 
-/// A token among `allowed`, from `logits` at `temperature` (0: the likeliest).
+/// A token among `allowed`, from `logits` at `temperature` (0: the likeliest), among
+/// those at least [`MIN_P`] times as likely as the likeliest (see [`crate::grounded::draw`]).
 fn sample(logits: &[f32], allowed: &[u32], temperature: f32, rng: &mut impl Rng) -> Option<u32> {
     let best = allowed
         .iter()
@@ -311,10 +313,11 @@ fn sample(logits: &[f32], allowed: &[u32], temperature: f32, rng: &mut impl Rng)
     let weights: Vec<f64> = allowed
         .iter()
         .map(|&i| (((logits[i as usize] - top) / temperature) as f64).exp())
+        .map(|w| if w >= MIN_P as f64 { w } else { 0.0 })
         .collect();
     let total: f64 = weights.iter().sum();
     let mut pick = rng.random::<f64>() * total;
-    for (&id, w) in allowed.iter().zip(&weights) {
+    for (&id, &w) in allowed.iter().zip(&weights).filter(|(_, &w)| w > 0.0) {
         pick -= w;
         if pick <= 0.0 {
             return Some(id);
