@@ -48,7 +48,11 @@ impl Generator for ShippedGenerator {
             prompt: prompt.into(),
             seed,
             modalities: Some(vec![self.modality]),
-            frames: if clip { settings.frames as usize } else { self.template.frames },
+            frames: if clip {
+                settings.frames as usize
+            } else {
+                self.template.frames
+            },
             seconds: match self.modality {
                 Modality::Audio => settings.seconds as f64,
                 _ => self.template.seconds,

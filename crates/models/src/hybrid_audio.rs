@@ -25,7 +25,7 @@ use crate::mel::{LogMel, MelConfig, MelSpectrogram};
 use crate::sampling::{check_prompts, encode_guided, guided_model, SamplingSettings};
 use crate::text_encoder::{TextEncoder, TextEncoderConfig, TextStates};
 use crate::tokenizer::TextTokenizer;
-use crate::weights::{FolderFiles, load_folder};
+use crate::weights::{load_folder, FolderFiles};
 use crate::windows::windowed_dit;
 
 /// Shape of the mel diffusion transformer.

@@ -20,7 +20,7 @@ pub use crate::text_encoder::TextStates;
 use crate::text_encoder::{TextEncoder, TextEncoderConfig};
 use crate::tokenizer::TextTokenizer;
 use crate::vae::{Vae, VaeConfig};
-use crate::weights::{FolderFiles, load_folder, read_folder_config};
+use crate::weights::{load_folder, read_folder_config, FolderFiles};
 
 /// Everything that shapes a hybrid text-to-image model.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]

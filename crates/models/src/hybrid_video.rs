@@ -24,7 +24,7 @@ use crate::error::{ModelError, Result};
 use crate::hybrid_image::{images_to_tensor, tensor_to_images, HybridImage, HybridImageConfig};
 use crate::sampling::{check_prompts, encode_guided, guided_model, SamplingSettings};
 use crate::tokenizer::TextTokenizer;
-use crate::weights::{FolderFiles, load_folder};
+use crate::weights::{load_folder, FolderFiles};
 use crate::windows::windowed_dit;
 
 /// Everything that shapes a hybrid text-to-video model.

@@ -107,6 +107,20 @@ impl TextTokenizer {
         Ok(ids)
     }
 
+    /// [`Self::encode`], with each token's byte range in `text` (a training target can
+    /// then name the tokens of a phrase).
+    pub fn encode_with_offsets(&self, text: &str, max_len: usize) -> Result<Encoded> {
+        let encoding = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| ModelError::Invalid(format!("cannot tokenize {text:?}: {e}")))?;
+        let mut ids = encoding.get_ids().to_vec();
+        let mut offsets = encoding.get_offsets().to_vec();
+        ids.truncate(max_len);
+        offsets.truncate(max_len);
+        Ok(Encoded { ids, offsets })
+    }
+
     /// The text of `ids`.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.inner
@@ -124,6 +138,14 @@ impl TextTokenizer {
             .collect::<Result<Vec<_>>>()?;
         pad_batch(&encoded, device)
     }
+}
+
+/// Token ids with the byte range of each in the text they came from.
+pub struct Encoded {
+    /// Token ids.
+    pub ids: Vec<u32>,
+    /// `[start, end)` bytes of each token.
+    pub offsets: Vec<(usize, usize)>,
 }
 
 /// Pads id lists to a batch: ids (b, L) and mask (b, L). An empty list becomes one

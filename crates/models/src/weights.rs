@@ -44,7 +44,9 @@ impl FolderFiles {
         let read = |name: &str| {
             let path = dir.join(name);
             std::fs::read(&path).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => ModelError::file(&path, "missing (see models/README.md for how it is trained)"),
+                std::io::ErrorKind::NotFound => {
+                    ModelError::file(&path, "missing (see models/README.md for how it is trained)")
+                }
                 _ => ModelError::file(&path, e),
             })
         };

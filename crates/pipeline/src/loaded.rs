@@ -80,7 +80,9 @@ impl Pipeline {
     /// [`Self::with_audio`]).
     pub fn load(image_dir: &Path, device: &Device) -> Result<Pipeline> {
         Ok(Pipeline {
-            image: ImageModel::Hybrid(Box::new(Loaded::load(image_dir, |files| HybridImage::from_files(files, device))?)),
+            image: ImageModel::Hybrid(Box::new(Loaded::load(image_dir, |files| {
+                HybridImage::from_files(files, device)
+            })?)),
             video: None,
             audio: None,
             cache: None,

@@ -8,7 +8,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarMap;
 use mmgen_models::grounded::music::{MusicPlanner, MusicPlannerConfig, MusicVocab};
-use mmgen_models::tokenizer::TextTokenizer;
+use mmgen_models::tokenizer::{pad_batch, TextTokenizer};
 use mmgen_nn::seeded_var_builder;
 use mmgen_world::caption::lexicon::{instrument_en, instrument_zh, mood_en, mood_zh};
 use mmgen_world::caption::{caption, CaptionOptions, Lang, Medium};
@@ -59,6 +59,11 @@ pub struct MusicPlannerBatch {
     /// attribute's words not dropped by [`drop_phrase`].
     instrument_known: Tensor,
     mood_known: Tensor,
+    /// (b, L): 1 on the tokens of the caption's instrument phrase, and of its mood
+    /// phrase; `said` (b, 2) is 1 where the caption holds that phrase.
+    instrument_tokens: Tensor,
+    mood_tokens: Tensor,
+    said: Tensor,
     specs: Vec<(SceneSpec, bool)>,
     texts: Vec<String>,
 }
@@ -91,6 +96,7 @@ fn music_batch(
     let mut targets: [Vec<u32>; 6] = Default::default();
     let mut has_music = Vec::with_capacity(batch);
     let (mut instrument_known, mut mood_known) = (Vec::with_capacity(batch), Vec::with_capacity(batch));
+    let mut spans = Vec::with_capacity(batch);
     let none_ambience = config.vocab.ambiences.len() as u32;
     for j in 0..batch {
         let sample_seed = mix64(seed ^ mix64(index.wrapping_mul(batch as u64).wrapping_add(j as u64)));
@@ -132,23 +138,23 @@ fn music_batch(
         // its mood's words, and that head is not judged on it. Each head must then read
         // its own words: held-out instrument x mood pairs were read from the mood.
         let mut known = [music.is_some(); 2];
-        if let (Captions::Training, Some(m)) = (captions, music) {
-            let (instruments, moods) = match lang {
-                Lang::En => (instrument_en(m.instrument), mood_en(m.mood)),
-                Lang::Zh => (instrument_zh(m.instrument), mood_zh(m.mood)),
-            };
-            for (k, (phrases, p)) in [(instruments, DROP_INSTRUMENT), (moods, DROP_MOOD)]
-                .into_iter()
-                .enumerate()
-            {
+        let phrases = music.map(|m| match lang {
+            Lang::En => [instrument_en(m.instrument), mood_en(m.mood)],
+            Lang::Zh => [instrument_zh(m.instrument), mood_zh(m.mood)],
+        });
+        if let (Captions::Training, Some(both)) = (captions, phrases) {
+            for (k, p) in [DROP_INSTRUMENT, DROP_MOOD].into_iter().enumerate() {
                 if rng.random_bool(p) {
-                    if let Some(shorter) = drop_phrase(&text, phrases) {
+                    if let Some(shorter) = drop_phrase(&text, both[k]) {
                         text = shorter;
                         known[k] = false;
                     }
                 }
             }
         }
+        spans.push(phrases.map_or([None, None], |both| {
+            [phrase_span(&text, both[0]), phrase_span(&text, both[1])]
+        }));
         texts.push(text);
         instrument_known.push(known[0] as u8 as f32);
         mood_known.push(known[1] as u8 as f32);
@@ -165,8 +171,27 @@ fn music_batch(
         has_music.push(music.is_some() as u8 as f32);
         specs.push((spec, heard));
     }
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let (ids, mask) = planner.tokenizer().encode_batch(&refs, config.text.max_len, device)?;
+    let encoded = texts
+        .iter()
+        .map(|t| planner.tokenizer().encode_with_offsets(t, config.text.max_len))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let ids: Vec<Vec<u32>> = encoded.iter().map(|e| e.ids.clone()).collect();
+    let (ids, mask) = pad_batch(&ids, device)?;
+    let len = ids.dim(1)?;
+    let mut phrase_tokens = [vec![0f32; batch * len], vec![0f32; batch * len]];
+    let mut said = vec![0f32; batch * 2];
+    for (i, (encoding, row)) in encoded.iter().zip(&spans).enumerate() {
+        for (k, span) in row.iter().enumerate() {
+            let Some((start, end)) = *span else { continue };
+            for (t, &(a, b)) in encoding.offsets.iter().enumerate() {
+                if a < end && b > start {
+                    phrase_tokens[k][i * len + t] = 1.0;
+                    said[i * 2 + k] = 1.0;
+                }
+            }
+        }
+    }
+    let [instrument_tokens, mood_tokens] = phrase_tokens;
     let t = |v: &Vec<u32>| Tensor::from_vec(v.clone(), batch, device);
     Ok(MusicPlannerBatch {
         ids,
@@ -182,6 +207,9 @@ fn music_batch(
         has_music: Tensor::from_vec(has_music, batch, device)?,
         instrument_known: Tensor::from_vec(instrument_known, batch, device)?,
         mood_known: Tensor::from_vec(mood_known, batch, device)?,
+        instrument_tokens: Tensor::from_vec(instrument_tokens, (batch, len), device)?,
+        mood_tokens: Tensor::from_vec(mood_tokens, (batch, len), device)?,
+        said: Tensor::from_vec(said, (batch, 2), device)?,
         specs,
         texts,
     })
@@ -201,10 +229,25 @@ fn drop_phrase(text: &str, phrases: &[&str]) -> Option<String> {
     Some(cut.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" "))
 }
 
+/// The byte range of the longest of `phrases` that `text` holds.
+fn phrase_span(text: &str, phrases: &[&str]) -> Option<(usize, usize)> {
+    phrases
+        .iter()
+        .filter_map(|p| text.find(p).map(|at| (at, at + p.len())))
+        .max_by_key(|(a, b)| b - a)
+}
+
+/// Heads whose attention is taught where their words stand: instrument, then mood.
+const TAUGHT_HEADS: [usize; 2] = [1, 2];
+
 /// Cross-entropy of each head; instrument, mood and tempo only where music is named
-/// (and the instrument and mood where their words were kept).
+/// (and the instrument and mood where their words were kept). With attention pooling,
+/// the instrument and mood heads are also taught to attend to their own phrase
+/// (minus the log of the attention mass on it): a head that also reads the other
+/// attribute's words learns that instrument x mood pairs absent from training never
+/// occur, and misreads them when they do.
 fn losses(planner: &MusicPlanner, b: &MusicPlannerBatch) -> Result<Tensor> {
-    let out = planner.forward(&b.ids, &b.mask)?;
+    let (out, attention) = planner.forward_attending(&b.ids, &b.mask)?;
     let per_row = |logits: &Tensor, target: &Tensor| -> Result<Tensor> {
         let log_p = candle_nn::ops::log_softmax(logits, D::Minus1)?;
         Ok(log_p.gather(&target.unsqueeze(1)?, 1)?.squeeze(1)?.neg()?)
@@ -219,6 +262,26 @@ fn losses(planner: &MusicPlanner, b: &MusicPlannerBatch) -> Result<Tensor> {
     let total = (total + masked(&out.instrument, &b.targets[1], &b.instrument_known)?)?;
     let total = (total + masked(&out.mood, &b.targets[2], &b.mood_known)?)?;
     let total = (total + masked(&out.tempo, &b.targets[3], &b.has_music)?)?;
+    let total = match &attention {
+        Some(weights) => {
+            let mut total = total;
+            for (k, (head, tokens)) in TAUGHT_HEADS
+                .iter()
+                .zip([&b.instrument_tokens, &b.mood_tokens])
+                .enumerate()
+            {
+                let on_phrase = (weights.narrow(1, *head, 1)?.squeeze(1)? * tokens)?.sum(1)?;
+                let miss = on_phrase.affine(1.0, 1e-4)?.log()?.neg()?;
+                let said = b.said.narrow(1, k, 1)?.squeeze(1)?;
+                let mean = (miss * &said)?
+                    .sum_all()?
+                    .broadcast_div(&said.sum_all()?.affine(1.0, 1.0)?)?;
+                total = (total + mean)?;
+            }
+            total
+        }
+        None => total,
+    };
     Ok(match &out.medium {
         Some(medium) => (total + per_row(medium, &b.targets[5])?.mean_all()?)?,
         None => total,

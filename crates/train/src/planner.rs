@@ -56,8 +56,9 @@ pub struct PlannerBatch {
 #[derive(Clone, Copy)]
 enum Captions {
     /// Training split, image and video captions in both languages, half of them with
-    /// every detail stated.
-    Training,
+    /// every detail stated; `relation_share` of them describe a pair placed by a
+    /// relation (about a tenth do in the world's own mix).
+    Training { relation_share: f64 },
     /// Full image captions of one split in one language (measurement).
     Full(Split, Lang),
 }
@@ -87,10 +88,15 @@ fn planner_batch(
         let sample_seed = mix64(seed ^ mix64(index.wrapping_mul(batch as u64).wrapping_add(j as u64)));
         let mut rng = rng_for(sample_seed, Purpose::Caption);
         let (split, full_only) = match captions {
-            Captions::Training => (Split::Train, None),
+            Captions::Training { .. } => (Split::Train, None),
             Captions::Full(split, lang) => (split, Some(lang)),
         };
-        let spec = sampler.sample(split, sample_seed);
+        let spec = match captions {
+            Captions::Training { relation_share } if relation_share > 0.0 && rng.random_bool(relation_share) => {
+                related_spec(&sampler, split, sample_seed)
+            }
+            _ => sampler.sample(split, sample_seed),
+        };
         let poses = layout(&spec, sample_seed);
         let video = full_only.is_none() && rng.random_bool(0.4);
         let medium = if video { Medium::Video } else { Medium::Image };
@@ -161,6 +167,30 @@ fn planner_batch(
         previous_ids: Tensor::from_vec(previous_ids, (batch, k, 3), device)?,
         specs,
     })
+}
+
+/// A spec of `split` with an object placed by a relation: the first of the specs of
+/// seeds derived from `seed` that has one (the world's own specs, only chosen).
+fn related_spec(sampler: &SpecSampler, split: Split, seed: u64) -> SceneSpec {
+    let related = |spec: &SceneSpec| {
+        spec.objects
+            .iter()
+            .any(|o| matches!(o.placement, Placement::Relative { .. }))
+    };
+    let mut specs = (0u64..256).map(|k| sampler.sample(split, mix64(seed ^ k.wrapping_mul(0x9E37_79B9))));
+    let first = sampler.sample(split, seed);
+    specs.find(related).unwrap_or(first)
+}
+
+/// What a planner run adds to the fit options.
+#[derive(Clone, Debug, Default)]
+pub struct PlannerOptions<'a> {
+    /// A hybrid model folder whose trained text encoder starts a new planner.
+    pub text_from: Option<&'a Path>,
+    /// Offset bins per side of the relative grid (a resumed planner without one gets it).
+    pub relative_bins: Option<usize>,
+    /// Share of training captions that describe a pair placed by a relation.
+    pub relation_share: f64,
 }
 
 /// Mean cross-entropy of `logits` (..., C) against `targets` (...) u32 where `mask`
@@ -255,8 +285,7 @@ pub fn plan_accuracy(model: &Planner, b: &PlannerBatch) -> Result<serde_json::Va
 pub fn train_planner(
     config: &PlannerConfig,
     tokenizer: &TextTokenizer,
-    text_from: Option<&Path>,
-    relative_bins: Option<usize>,
+    planner_options: &PlannerOptions,
     fit_options: &FitOptions,
     run: &RunInfo,
     device: &Device,
@@ -271,7 +300,14 @@ pub fn train_planner(
         None => config.clone(),
     };
     let mut adds_relative = false;
-    if let Some(n) = relative_bins.filter(|&n| n != config.relative_bins) {
+    let text_from = planner_options.text_from;
+    if !(0.0..=1.0).contains(&planner_options.relation_share) {
+        return Err(TrainError::Invalid(format!(
+            "relation_share {}: allowed 0 to 1",
+            planner_options.relation_share
+        )));
+    }
+    if let Some(n) = planner_options.relative_bins.filter(|&n| n != config.relative_bins) {
         if run.resume.is_some() && config.relative_bins > 0 {
             return Err(TrainError::Invalid(format!(
                 "relative_bins {n}: the resumed planner has a relative grid of {} bins, which cannot change",
@@ -306,8 +342,11 @@ pub fn train_planner(
     };
     let (tok, cfg, dev) = (tokenizer.clone(), config.clone(), device.clone());
     let (batch, seed) = (fit_options.batch, fit_options.seed);
+    let training = Captions::Training {
+        relation_share: planner_options.relation_share,
+    };
     let batches = OrderedWorkers::new(fit_options.workers, 2, move |i| {
-        planner_batch(&tok, &cfg, Captions::Training, batch, seed, i, &dev)
+        planner_batch(&tok, &cfg, training, batch, seed, i, &dev)
     });
     let mut clock = CheckpointClock::new(run.checkpoint_every, fit_options.steps);
     let outcome = fit(
@@ -350,6 +389,7 @@ pub fn train_planner(
         "options": fit_options,
         "resumed_from": run.resume.map(|p| p.display().to_string()),
         "text_from": text_from.map(|p| p.display().to_string()),
+        "relation_share": planner_options.relation_share,
         "accuracy": {
             "about": "argmax plans of full image captions (teacher-forced poses) against the spec: globals, object count, every object's shape, colour and size in spec order; exact = all of them",
             "by_split": accuracy,
@@ -383,6 +423,21 @@ mod tests {
     use crate::renderer::world_vocab;
 
     #[test]
+    fn related_specs_hold_a_relation_and_keep_their_split() {
+        let sampler = SpecSampler::default();
+        for seed in 0..20 {
+            for split in [Split::Train, Split::Heldout] {
+                let spec = related_spec(&sampler, split, seed);
+                assert!(spec
+                    .objects
+                    .iter()
+                    .any(|o| matches!(o.placement, Placement::Relative { .. })));
+                assert_eq!(mmgen_world::sampler::split_of(&spec), split);
+            }
+        }
+    }
+
+    #[test]
     fn tiny_planner_training_lowers_the_loss_and_plans() {
         let root = std::env::temp_dir().join(format!("mmgen-planner-{}", std::process::id()));
         let tokenizer = train_tokenizer(50, 320, 1).unwrap();
@@ -399,7 +454,16 @@ mod tests {
             checkpoint_every: 0,
             resume: None,
         };
-        let record = train_planner(&config, &tokenizer, None, None, &options, &run, &Device::Cpu, |_| {}).unwrap();
+        let record = train_planner(
+            &config,
+            &tokenizer,
+            &PlannerOptions::default(),
+            &options,
+            &run,
+            &Device::Cpu,
+            |_| {},
+        )
+        .unwrap();
         let (first, last) = (
             record["first_loss"].as_f64().unwrap(),
             record["final_loss"].as_f64().unwrap(),

@@ -45,6 +45,14 @@ pub struct PlannerArgs {
     /// previous one); resuming a planner without one adds it [default: 24 for a new planner]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
     relative_bins: Option<u32>,
+    /// Share of training captions that describe a pair placed by a relation ("a star
+    /// below the circle"); 0 keeps the world's own mix (about a tenth).
+    #[arg(long, default_value_t = 0.0, value_parser = share_value)]
+    relation_share: f64,
+}
+
+fn share_value(text: &str) -> std::result::Result<f64, String> {
+    crate::sampling::number_in(text, 0.0, 1.0)
 }
 
 #[derive(Args)]
@@ -102,8 +110,11 @@ pub(super) fn planner(args: PlannerArgs) -> Result<()> {
     let record = train_planner(
         &config,
         &tokenizer,
-        args.text_from.as_deref(),
-        args.relative_bins.map(|n| n as usize),
+        &PlannerOptions {
+            text_from: args.text_from.as_deref(),
+            relative_bins: args.relative_bins.map(|n| n as usize),
+            relation_share: args.relation_share,
+        },
         &fit,
         &run_info(&args.train),
         &args.train.device.open()?,

@@ -19,7 +19,7 @@ use mmgen_train::denoiser::DenoiserOptions;
 use mmgen_train::editor::train_editor;
 use mmgen_train::music::{train_notes, train_synth, world_score_vocab, world_timbres};
 use mmgen_train::music_planner::{train_music_planner, world_music_vocab, world_tempo_range};
-use mmgen_train::planner::train_planner;
+use mmgen_train::planner::{train_planner, PlannerOptions};
 use mmgen_train::renderer::{train_renderer, world_vocab, RendererOptions};
 use mmgen_train::text_audio::train_text_audio;
 use mmgen_train::text_image::{train_text_image, TrainedVae};

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
 use crate::grounded::field::fourier;
-use crate::weights::{FolderFiles, load_weights_folder};
+use crate::weights::{load_weights_folder, FolderFiles};
 
 /// Scale of the rotation output: the network's unit is half a turn.
 const ANGLE_UNIT: f64 = std::f64::consts::PI;

@@ -28,9 +28,10 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
+use crate::grounded::draw::sample_index;
 use crate::text_encoder::{TextEncoder, TextEncoderConfig};
 use crate::tokenizer::TextTokenizer;
-use crate::weights::{FolderFiles, load_folder};
+use crate::weights::{load_folder, FolderFiles};
 
 /// The class names a music planner was trained with.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -195,7 +196,9 @@ impl AttentionPool {
         let scores = (queries.matmul(&keys.transpose(1, 2)?.contiguous()?)? / (d as f64).sqrt())?;
         // Padding gets no weight: -1e4 where the mask is 0.
         let padding = mask.affine(1e4, -1e4)?.unsqueeze(1)?;
-        Ok(candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&padding)?.contiguous()?)?)
+        Ok(candle_nn::ops::softmax_last_dim(
+            &scores.broadcast_add(&padding)?.contiguous()?,
+        )?)
     }
 }
 
@@ -288,11 +291,21 @@ impl MusicPlanner {
 
     /// The logits for token ids (b, L) under mask (b, L).
     pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<MusicPlannerOutput> {
+        Ok(self.forward_attending(ids, mask)?.0)
+    }
+
+    /// [`Self::forward`], with each head's attention over the tokens (b, heads, L)
+    /// when it pools by attention (heads in the order music, instrument, mood, tempo,
+    /// ambience).
+    pub fn forward_attending(&self, ids: &Tensor, mask: &Tensor) -> Result<(MusicPlannerOutput, Option<Tensor>)> {
         let (states, pooled) = self.text.forward(ids, mask)?;
+        let weights = match &self.pool {
+            Some(pool) => Some(pool.weights(&states, &mask.to_dtype(states.dtype())?)?),
+            None => None,
+        };
         // Per head: (b, d), its own summary or the shared mean.
-        let summaries = match &self.pool {
-            Some(pool) => {
-                let weights = pool.weights(&states, &mask.to_dtype(states.dtype())?)?;
+        let summaries = match &weights {
+            Some(weights) => {
                 let lexical = match self.config.lexical_heads {
                     true => Some(weights.matmul(&self.text.token_embeddings(ids)?)?),
                     false => None,
@@ -314,14 +327,15 @@ impl MusicPlanner {
             Some(head) => Some(head.forward(&gelu(&self.hidden.forward(&pooled)?)?)?),
             None => None,
         };
-        Ok(MusicPlannerOutput {
+        let output = MusicPlannerOutput {
             music: out(0)?,
             instrument: out(1)?,
             mood: out(2)?,
             tempo: out(3)?,
             ambience: out(4)?,
             medium,
-        })
+        };
+        Ok((output, weights))
     }
 
     /// What each prompt asks to be made: its most likely medium (with the medium
@@ -382,11 +396,11 @@ impl MusicPlanner {
         let mut plans = Vec::with_capacity(requests.len());
         for (i, (_, seed)) in requests.iter().enumerate() {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x4D55_5349);
-            let ambience_id = choose(&ambience[i], &mut rng);
+            let ambience_id = sample_index(&ambience[i], rng.random());
             let music_plan = (always_music || music[i][1] >= 0.5).then(|| MusicPlan {
-                instrument: v.instruments[choose(&instrument[i], &mut rng)].clone(),
-                mood: v.moods[choose(&mood[i], &mut rng)].clone(),
-                tempo_bpm: (self.config.tempo_of_bin(choose(&tempo[i], &mut rng)) * 10.0).round() / 10.0,
+                instrument: v.instruments[sample_index(&instrument[i], rng.random())].clone(),
+                mood: v.moods[sample_index(&mood[i], rng.random())].clone(),
+                tempo_bpm: (self.config.tempo_of_bin(sample_index(&tempo[i], rng.random())) * 10.0).round() / 10.0,
             });
             plans.push(SoundPlan {
                 music: music_plan,
@@ -395,21 +409,6 @@ impl MusicPlanner {
         }
         Ok(plans)
     }
-}
-
-/// A class drawn from `p` among those at least a tenth as likely as the likeliest.
-fn choose(p: &[f32], rng: &mut impl Rng) -> usize {
-    let top = p.iter().cloned().fold(0.0, f32::max);
-    let kept: Vec<(usize, f32)> = p.iter().cloned().enumerate().filter(|(_, q)| *q >= 0.1 * top).collect();
-    let total: f32 = kept.iter().map(|(_, q)| q).sum();
-    let mut pick = rng.random::<f32>() * total;
-    for &(i, q) in &kept {
-        pick -= q;
-        if pick <= 0.0 {
-            return i;
-        }
-    }
-    kept.last().map(|k| k.0).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -431,15 +430,5 @@ mod tests {
             let back = c.tempo_of_bin(c.tempo_bin(bpm));
             assert!((back - bpm).abs() / bpm < 0.025, "{bpm} -> {back}");
         }
-    }
-
-    #[test]
-    fn choices_keep_what_is_likely() {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        for _ in 0..100 {
-            assert_eq!(choose(&[0.001, 0.99, 0.009], &mut rng), 1);
-        }
-        let picks: std::collections::HashSet<usize> = (0..100).map(|_| choose(&[0.5, 0.5], &mut rng)).collect();
-        assert_eq!(picks.len(), 2);
     }
 }

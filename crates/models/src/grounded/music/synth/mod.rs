@@ -23,7 +23,7 @@ use realfft::RealFftPlanner;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
-use crate::weights::{FolderFiles, load_weights_folder};
+use crate::weights::{load_weights_folder, FolderFiles};
 
 const TAU: f64 = std::f64::consts::TAU;
 
