@@ -246,7 +246,7 @@ const TAUGHT_HEADS: [usize; 2] = [1, 2];
 /// (minus the log of the attention mass on it): a head that also reads the other
 /// attribute's words learns that instrument x mood pairs absent from training never
 /// occur, and misreads them when they do.
-fn losses(planner: &MusicPlanner, b: &MusicPlannerBatch) -> Result<Tensor> {
+fn losses(planner: &MusicPlanner, b: &MusicPlannerBatch) -> Result<(Tensor, Vec<(&'static str, Tensor)>)> {
     let (out, attention) = planner.forward_attending(&b.ids, &b.mask)?;
     let per_row = |logits: &Tensor, target: &Tensor| -> Result<Tensor> {
         let log_p = candle_nn::ops::log_softmax(logits, D::Minus1)?;
@@ -262,6 +262,7 @@ fn losses(planner: &MusicPlanner, b: &MusicPlannerBatch) -> Result<Tensor> {
     let total = (total + masked(&out.instrument, &b.targets[1], &b.instrument_known)?)?;
     let total = (total + masked(&out.mood, &b.targets[2], &b.mood_known)?)?;
     let total = (total + masked(&out.tempo, &b.targets[3], &b.has_music)?)?;
+    let mut parts = Vec::new();
     let total = match &attention {
         Some(weights) => {
             let mut total = total;
@@ -276,16 +277,18 @@ fn losses(planner: &MusicPlanner, b: &MusicPlannerBatch) -> Result<Tensor> {
                 let mean = (miss * &said)?
                     .sum_all()?
                     .broadcast_div(&said.sum_all()?.affine(1.0, 1.0)?)?;
-                total = (total + mean)?;
+                total = (&total + &mean)?;
+                parts.push((["attention_instrument", "attention_mood"][k], mean));
             }
             total
         }
         None => total,
     };
-    Ok(match &out.medium {
+    let total = match &out.medium {
         Some(medium) => (total + per_row(medium, &b.targets[5])?.mean_all()?)?,
         None => total,
-    })
+    };
+    Ok((total, parts))
 }
 
 /// On `n` full captions of each medium of `split` in `lang`: how often the medium head
@@ -416,13 +419,7 @@ pub fn train_music_planner(
     }
     let (batch, seed) = (fit_options.batch, fit_options.seed);
     let batches = (0u64..).map(|i| music_batch(&planner, Captions::Training, batch, seed, i, device));
-    let outcome = fit(
-        &varmap,
-        fit_options,
-        batches,
-        |b| Ok((losses(&planner, b)?, Vec::new())),
-        progress,
-    )?;
+    let outcome = fit(&varmap, fit_options, batches, |b| losses(&planner, b), progress)?;
     let n = run.eval_samples.clamp(1, 1000);
     let mut measured = serde_json::Map::new();
     for (name, split, lang) in [
@@ -466,6 +463,30 @@ mod tests {
         assert_eq!(cut, "calm music over the rain", "the longest phrase first");
         assert_eq!(drop_phrase("生成悲伤的钢琴曲", &["悲伤"]).unwrap(), "生成的钢琴曲");
         assert_eq!(drop_phrase("a flute tune", &["drums"]), None);
+    }
+
+    #[test]
+    fn every_music_planner_weight_gets_a_gradient() {
+        let tokenizer = train_tokenizer(50, 320, 1).unwrap();
+        let config = MusicPlannerConfig::tiny(world_music_vocab(), tokenizer.vocab_size(), world_tempo_range());
+        let varmap = VarMap::new();
+        let planner = MusicPlanner::new(
+            &config,
+            tokenizer,
+            seeded_var_builder(&varmap, 3, DType::F32, &Device::Cpu),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let b = music_batch(&planner, Captions::Training, 16, 1, 0, &Device::Cpu).unwrap();
+        let (loss, parts) = losses(&planner, &b).unwrap();
+        assert_eq!(parts.len(), 2, "the instrument's and the mood's attention are taught");
+        let grads = loss.backward().unwrap();
+        let data = varmap.data().lock().unwrap();
+        for name in ["pool.queries", "pool.keys.weight"] {
+            let grad = grads.get(data[name].as_tensor()).expect(name);
+            let norm = grad.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(norm > 0.0, "{name} learns nothing");
+        }
     }
 
     #[test]

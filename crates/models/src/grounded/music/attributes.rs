@@ -196,7 +196,9 @@ impl AttentionPool {
         let scores = (queries.matmul(&keys.transpose(1, 2)?.contiguous()?)? / (d as f64).sqrt())?;
         // Padding gets no weight: -1e4 where the mask is 0.
         let padding = mask.affine(1e4, -1e4)?.unsqueeze(1)?;
-        Ok(candle_nn::ops::softmax_last_dim(
+        // mmgen_nn's softmax: candle's fused one has no backward, and the queries and
+        // keys would never learn.
+        Ok(mmgen_nn::softmax_last_dim(
             &scores.broadcast_add(&padding)?.contiguous()?,
         )?)
     }
