@@ -167,8 +167,11 @@ fn generator(args: &EvalArgs, device: &Device) -> Result<Box<dyn Generator>> {
                 MediumArg::Video => (PathBuf::from("models/hybrid-image"), Modality::Video),
                 MediumArg::Audio => (PathBuf::from("models/hybrid-image"), Modality::Audio),
             };
-            let pipeline = Pipeline::load(&image_dir, device)
-                .with_context(|| format!("{}: cannot load the hybrid image model", image_dir.display()))?;
+            let pipeline = match args.task {
+                MediumArg::Image => Pipeline::load(&image_dir, device).with_context(cannot)?,
+                _ => Pipeline::load(&image_dir, device)
+                    .with_context(|| format!("{}: cannot load the hybrid image model", image_dir.display()))?,
+            };
             let pipeline = match args.task {
                 MediumArg::Image => pipeline,
                 MediumArg::Video => pipeline.with_video(&dir, device).with_context(cannot)?,
