@@ -29,7 +29,7 @@ use mmgen_nn::{Attention, FeedForward, LayerNorm};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::draw::sample_index;
+use super::draw::{sample_index, WHOLE};
 
 use crate::error::{ModelError, Result};
 use crate::grounded::field::fourier;
@@ -409,7 +409,7 @@ impl Planner {
                 candle_nn::ops::softmax_last_dim(&o.centre.narrow(1, k, 1)?.squeeze(1)?.contiguous()?)?.to_vec2()?;
             let radius: Vec<f32> = o.radius.narrow(1, k, 1)?.squeeze(1)?.to_vec1()?;
             for (i, rng) in rngs.iter_mut().enumerate() {
-                let class = sample_index(&probs[i], rng.random::<f32>());
+                let class = sample_index(&probs[i], rng.random::<f32>(), WHOLE);
                 let (ux, uy) = (rng.random::<f32>(), rng.random::<f32>());
                 let before = if k > 0 {
                     poses[i * MAX_OBJECTS + k - 1]

@@ -22,7 +22,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
-use crate::grounded::draw::sample_index;
+use crate::grounded::draw::{sample_index, WHOLE};
 use crate::grounded::field::fourier;
 use crate::grounded::plan::{PlanVocab, ScenePlan, MAX_OBJECTS};
 use crate::grounded::planner::SlotLayer;
@@ -370,7 +370,7 @@ impl Editor {
             .enumerate()
             .map(|(i, &(plan, instruction, seed))| {
                 let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x4544_4954);
-                let class = sample_index(&centre[i], rng.random::<f32>());
+                let class = sample_index(&centre[i], rng.random::<f32>(), WHOLE);
                 let (cx, cy) = self.config.centre_of(class, rng.random::<f32>(), rng.random::<f32>());
                 let choice = EditChoice {
                     op: EditOp::ALL[(op[i] as usize).min(EditOp::ALL.len() - 1)],

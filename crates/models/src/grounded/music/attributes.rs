@@ -28,7 +28,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
-use crate::grounded::draw::sample_index;
+use crate::grounded::draw::{sample_index, MIN_P};
 use crate::text_encoder::{TextEncoder, TextEncoderConfig};
 use crate::tokenizer::TextTokenizer;
 use crate::weights::{load_folder, FolderFiles};
@@ -398,11 +398,12 @@ impl MusicPlanner {
         let mut plans = Vec::with_capacity(requests.len());
         for (i, (_, seed)) in requests.iter().enumerate() {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x4D55_5349);
-            let ambience_id = sample_index(&ambience[i], rng.random());
+            let ambience_id = sample_index(&ambience[i], rng.random(), MIN_P);
             let music_plan = (always_music || music[i][1] >= 0.5).then(|| MusicPlan {
-                instrument: v.instruments[sample_index(&instrument[i], rng.random())].clone(),
-                mood: v.moods[sample_index(&mood[i], rng.random())].clone(),
-                tempo_bpm: (self.config.tempo_of_bin(sample_index(&tempo[i], rng.random())) * 10.0).round() / 10.0,
+                instrument: v.instruments[sample_index(&instrument[i], rng.random(), MIN_P)].clone(),
+                mood: v.moods[sample_index(&mood[i], rng.random(), MIN_P)].clone(),
+                tempo_bpm: (self.config.tempo_of_bin(sample_index(&tempo[i], rng.random(), MIN_P)) * 10.0).round()
+                    / 10.0,
             });
             plans.push(SoundPlan {
                 music: music_plan,
