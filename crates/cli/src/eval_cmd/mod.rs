@@ -162,20 +162,15 @@ fn generator(args: &EvalArgs, device: &Device) -> Result<Box<dyn Generator>> {
                 .unwrap_or_else(|| PathBuf::from(format!("models/hybrid-{}", args.task)));
             let cannot = || format!("--model {}: cannot load the hybrid {} model", dir.display(), args.task);
             // The pipeline always holds a still model; clips and sound add theirs.
-            let (image_dir, modality) = match args.task {
-                MediumArg::Image => (dir.clone(), Modality::Image),
-                MediumArg::Video => (PathBuf::from("models/hybrid-image"), Modality::Video),
-                MediumArg::Audio => (PathBuf::from("models/hybrid-image"), Modality::Audio),
+            let still = PathBuf::from("models/hybrid-image");
+            let load_still = || {
+                Pipeline::load(&still, device)
+                    .with_context(|| format!("{}: cannot load the hybrid image model", still.display()))
             };
-            let pipeline = match args.task {
-                MediumArg::Image => Pipeline::load(&image_dir, device).with_context(cannot)?,
-                _ => Pipeline::load(&image_dir, device)
-                    .with_context(|| format!("{}: cannot load the hybrid image model", image_dir.display()))?,
-            };
-            let pipeline = match args.task {
-                MediumArg::Image => pipeline,
-                MediumArg::Video => pipeline.with_video(&dir, device).with_context(cannot)?,
-                MediumArg::Audio => pipeline.with_audio(&dir, device).with_context(cannot)?,
+            let (pipeline, modality) = match args.task {
+                MediumArg::Image => (Pipeline::load(&dir, device).with_context(cannot)?, Modality::Image),
+                MediumArg::Video => (load_still()?.with_video(&dir, device).with_context(cannot)?, Modality::Video),
+                MediumArg::Audio => (load_still()?.with_audio(&dir, device).with_context(cannot)?, Modality::Audio),
             };
             Ok(Box::new(ShippedGenerator::new("hybrid", pipeline, modality, sampled(args))))
         }
