@@ -2,10 +2,11 @@
 //! ([`super::score`]), conditioned on the instrument and mood tokens that open every
 //! sequence (MuseCoco's attribute-to-music stage, Lu et al. 2023).
 //!
-//! It attends over a sliding window: the two conditioning tokens and the last
-//! `window - 2` tokens, at positions counted from the window's start. Training crops
-//! windows at random places of long scores, so a score of any length is generated
-//! in constant memory. Sampling follows the token grammar (a voice is followed by
+//! It attends over a sliding window: the two conditioning tokens and the latest
+//! tokens, at positions counted from the window's start. Training crops windows at
+//! random places of long scores and learns every prefix of each, so a score of any
+//! length is generated in constant memory: sampling keeps the window's keys and
+//! values cached and, once the window is full, restarts it from its latest half. Sampling follows the token grammar (a voice is followed by
 //! its pitch, a duration by a velocity, ...): the network chooses among the tokens
 //! the grammar allows.
 //!
@@ -15,6 +16,7 @@
 use std::path::Path;
 
 use candle_core::{DType, Device, Module, Tensor, D};
+use candle_nn::kv_cache::KvCache;
 use candle_nn::{embedding, Embedding, Init, VarBuilder};
 use mmgen_nn::{Attention, Dense, FeedForward, LayerNorm};
 use rand::{Rng, SeedableRng};
@@ -87,6 +89,12 @@ impl Block {
         let h = self.norm1.forward(xs)?;
         let context = self.attention.context(&h, None)?.causal(n)?;
         let xs = (xs + self.attention.forward_context(&h, &context)?)?;
+        Ok((&xs + self.mlp.forward(&self.norm2.forward(&xs)?)?)?)
+    }
+
+    /// [`Self::forward`] of new tokens after those in `cache`.
+    fn forward_cached(&self, xs: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        let xs = (xs + self.attention.forward_cached(&self.norm1.forward(xs)?, cache)?)?;
         Ok((&xs + self.mlp.forward(&self.norm2.forward(&xs)?)?)?)
     }
 }
@@ -175,6 +183,31 @@ impl NoteModel {
         Ok(self.out.forward(&self.norm.forward(&xs)?)?)
     }
 
+    /// Next-token logits after `ids` (u32), which follow the tokens already in
+    /// `caches` (one per block) at positions counted from the window's start; the new
+    /// tokens join the caches. Equals the last row of [`Self::forward`] over the whole
+    /// window.
+    fn decode(&self, ids: &[u32], caches: &mut [KvCache]) -> Result<Vec<f32>> {
+        let past = caches.first().map_or(0, KvCache::current_seq_len);
+        let n = ids.len();
+        if n == 0 || past + n > self.config.window {
+            return Err(ModelError::Invalid(format!(
+                "{past} + {n} tokens do not fit the note model's window of {}",
+                self.config.window
+            )));
+        }
+        let ids = Tensor::from_slice(ids, (1, n), &self.device)?;
+        let mut xs = self
+            .tokens
+            .forward(&ids)?
+            .broadcast_add(&self.positions.narrow(0, past, n)?.unsqueeze(0)?)?;
+        for (block, cache) in self.blocks.iter().zip(caches.iter_mut()) {
+            xs = block.forward_cached(&xs, cache)?;
+        }
+        let last = self.norm.forward(&xs.narrow(1, n - 1, 1)?)?;
+        Ok(self.out.forward(&last)?.flatten_all()?.to_vec1()?)
+    }
+
     /// A score of `bars` bars for `instrument` and `mood`, sampled from `seed` at
     /// `temperature` (1 samples the learned distribution; near 0 takes the likeliest).
     pub fn generate(&self, instrument: &str, mood: &str, bars: usize, seed: u64, temperature: f32) -> Result<Score> {
@@ -197,20 +230,27 @@ impl NoteModel {
         // A model that never closes a bar still ends: at most this many tokens a bar.
         let limit = bars * 16 * BEATS_PER_BAR * 4 + 16;
         let window = self.config.window;
+        let mut caches: Vec<KvCache> = (0..self.config.depth).map(|_| KvCache::new(2, window)).collect();
+        // Tokens not yet in the caches (at first, the whole opening).
+        let mut unseen = tokens.len();
         while tokens.len() < limit {
             mmgen_diffusion::cancel::check()?;
-            let context: Vec<u32> = if tokens.len() <= window {
-                tokens.clone()
+            let in_cache = caches[0].current_seq_len();
+            let logits = if in_cache + unseen <= window {
+                self.decode(&tokens[tokens.len() - unseen..], &mut caches)?
             } else {
-                tokens[..2]
+                // The window is full: it slides by half, restarting from the two
+                // conditioning tokens and the latest tokens (one pass over them), so
+                // each token costs one cached step and a share of the restart.
+                caches.iter_mut().for_each(KvCache::reset);
+                let keep = window / 2 - 2;
+                let context: Vec<u32> = tokens[..2]
                     .iter()
-                    .chain(&tokens[tokens.len() - (window - 2)..])
+                    .chain(&tokens[tokens.len() - keep..])
                     .copied()
-                    .collect()
+                    .collect();
+                self.decode(&context, &mut caches)?
             };
-            let n = context.len();
-            let ids = Tensor::from_vec(context, (1, n), &self.device)?;
-            let logits: Vec<f32> = self.forward(&ids)?.narrow(1, n - 1, 1)?.flatten_all()?.to_vec1()?;
             let allowed = grammar.allowed(l);
             let next = sample(&logits, &allowed, temperature, &mut rng)
                 .ok_or_else(|| ModelError::Invalid("the note model's grammar allowed no token".into()))?;
@@ -223,6 +263,7 @@ impl NoteModel {
             }
             grammar.push(token);
             tokens.push(next);
+            unseen = 1;
         }
         let mut score = Score::from_tokens(&tokens, vocab);
         let end = (bars * BEATS_PER_BAR) as f32;
@@ -365,5 +406,43 @@ mod tests {
             .to_string()
             .contains("choir"));
         assert!(model.generate("keys", "down", 2, 0, f32::NAN).is_err());
+    }
+
+    #[test]
+    fn cached_decoding_gives_the_logits_of_a_whole_window_pass() {
+        let varmap = VarMap::new();
+        let config = NoteModelConfig::tiny(vocab());
+        let model = NoteModel::new(
+            &config,
+            seeded_var_builder(&varmap, 5, DType::F32, &Device::Cpu),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let vocabulary = model.layout().len() as u32;
+        let ids: Vec<u32> = (0..12u32).map(|i| (i * 7 + 3) % vocabulary).collect();
+        let mut caches: Vec<KvCache> = (0..config.depth).map(|_| KvCache::new(2, config.window)).collect();
+        let mut cached = model.decode(&ids[..5], &mut caches).unwrap();
+        for at in 5..ids.len() {
+            let whole = model
+                .forward(&Tensor::from_slice(&ids[..at], (1, at), &Device::Cpu).unwrap())
+                .unwrap()
+                .narrow(1, at - 1, 1)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let diff = whole
+                .iter()
+                .zip(&cached)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(diff < 1e-4, "token {at}: {diff}");
+            cached = model.decode(&ids[at..at + 1], &mut caches).unwrap();
+        }
+        assert!(
+            model.decode(&vec![3; config.window], &mut caches).is_err(),
+            "past the window"
+        );
     }
 }
