@@ -108,31 +108,48 @@ pub fn render_sound(
     plan: &SoundPlan,
     seed: u64,
     settings: &SoundSettings,
-    mut sink: impl FnMut(&[f32]) -> Result<()>,
+    sink: impl FnMut(&[f32]) -> Result<()>,
 ) -> Result<Option<Score>> {
-    if !(settings.seconds.is_finite() && settings.seconds > 0.0) {
-        return Err(ModelError::Invalid(format!(
-            "seconds is {}; allowed more than 0",
-            settings.seconds
-        )));
-    }
-    let mut all = Vec::new();
-    let score = match &plan.music {
-        Some(music) => {
-            if !(music.tempo_bpm.is_finite() && (20.0..=400.0).contains(&music.tempo_bpm)) {
-                return Err(ModelError::Invalid(format!(
-                    "tempo is {} bpm; allowed 20 to 400",
-                    music.tempo_bpm
-                )));
-            }
-            let bar_seconds = score::BEATS_PER_BAR as f32 * 60.0 / music.tempo_bpm;
-            let bars = ((settings.seconds - LEAD_IN).max(0.0) / bar_seconds).ceil().max(1.0) as usize;
-            let score = notes.generate(&music.instrument, &music.mood, bars, seed, settings.temperature)?;
-            all.extend(synth_notes(&score, music.tempo_bpm, synth));
-            Some(score)
-        }
-        None => None,
+    let score = compose(notes, plan, seed, settings)?;
+    render_score(synth, plan, score.as_ref(), seed, settings, sink)?;
+    Ok(score)
+}
+
+/// The score of `plan`'s music long enough for `settings.seconds`, from `notes`
+/// (None when the plan has no music).
+pub fn compose(notes: &NoteModel, plan: &SoundPlan, seed: u64, settings: &SoundSettings) -> Result<Option<Score>> {
+    check_seconds(settings)?;
+    let Some(music) = &plan.music else {
+        return Ok(None);
     };
+    check_tempo(music.tempo_bpm)?;
+    let bar_seconds = score::BEATS_PER_BAR as f32 * 60.0 / music.tempo_bpm;
+    let bars = ((settings.seconds - LEAD_IN).max(0.0) / bar_seconds).ceil().max(1.0) as usize;
+    Ok(Some(notes.generate(
+        &music.instrument,
+        &music.mood,
+        bars,
+        seed,
+        settings.temperature,
+    )?))
+}
+
+/// Renders `score` (the plan's music) over the plan's ambience (when the synthesiser
+/// has its timbre) with `synth`, block by block into `sink`.
+pub fn render_score(
+    synth: &Synth,
+    plan: &SoundPlan,
+    score: Option<&Score>,
+    seed: u64,
+    settings: &SoundSettings,
+    mut sink: impl FnMut(&[f32]) -> Result<()>,
+) -> Result<()> {
+    check_seconds(settings)?;
+    let mut all = Vec::new();
+    if let (Some(score), Some(music)) = (score, &plan.music) {
+        check_tempo(music.tempo_bpm)?;
+        all.extend(synth_notes(score, music.tempo_bpm, synth));
+    }
     if let Some(bed) = plan
         .ambience
         .as_deref()
@@ -151,5 +168,24 @@ pub fn render_sound(
         mmgen_diffusion::cancel::check()?;
         sink(block)
     })?;
-    Ok(score)
+    Ok(())
+}
+
+fn check_seconds(settings: &SoundSettings) -> Result<()> {
+    if !(settings.seconds.is_finite() && settings.seconds > 0.0) {
+        return Err(ModelError::Invalid(format!(
+            "seconds is {}; allowed more than 0",
+            settings.seconds
+        )));
+    }
+    Ok(())
+}
+
+fn check_tempo(tempo_bpm: f32) -> Result<()> {
+    if !(tempo_bpm.is_finite() && (20.0..=400.0).contains(&tempo_bpm)) {
+        return Err(ModelError::Invalid(format!(
+            "tempo is {tempo_bpm} bpm; allowed 20 to 400"
+        )));
+    }
+    Ok(())
 }

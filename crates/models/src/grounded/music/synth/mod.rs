@@ -25,7 +25,13 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ModelError, Result};
 use crate::weights::{load_weights_folder, FolderFiles};
 
+mod fast;
+
 const TAU: f64 = std::f64::consts::TAU;
+/// Samples of each band of the inference noise table (4.1 s at 16 kHz): longer than
+/// most notes, and a cyclic read of band-limited noise has no seam.
+const NOISE_TABLE: usize = 1 << 16;
+const NOISE_TABLE_SEED: u64 = 0x4E4F_4953;
 
 /// Shape of a synthesiser.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -165,6 +171,8 @@ pub struct Synth {
     out: Dense,
     pitch: Dense,
     band_edges: Vec<f32>,
+    /// The noise notes read at inference, made on first use.
+    noise_table: std::sync::OnceLock<Vec<f32>>,
     config: SynthConfig,
     device: Device,
 }
@@ -186,6 +194,7 @@ impl Synth {
             // Zero at first: every note starts exactly at its pitch.
             pitch: Dense::zeros(h, 1, vb.pp("pitch"))?,
             band_edges: band_edges(c.noise_bands, c.sample_rate as f32),
+            noise_table: std::sync::OnceLock::new(),
             config: config.clone(),
             device: device.clone(),
         })
@@ -262,12 +271,12 @@ impl Synth {
         })
     }
 
-    /// The audio of the controls (b, F - 1 frames of hop samples), with `noise` (b,
-    /// bands, samples) from [`Self::noise_bands`].
-    pub fn synthesise(&self, controls: &NoteControls, noise: &Tensor) -> Result<Tensor> {
+    /// What the network says at each frame of the controls: the harmonic amplitudes,
+    /// the noise bands' gains and the oscillators' frequency.
+    fn frame_params(&self, controls: &NoteControls) -> Result<FrameParams> {
         let c = &self.config;
         let (b, frames, _) = controls.inputs.dims3()?;
-        let (k, bands, hop) = (c.harmonics, c.noise_bands, c.hop);
+        let (k, bands) = (c.harmonics, c.noise_bands);
         let timbre = self.timbres.forward(&controls.timbres)?.unsqueeze(1)?;
         let timbre = timbre.broadcast_as((b, frames, c.timbre_dim))?.contiguous()?;
         let mut xs = Tensor::cat(&[timbre, controls.inputs.clone()], 2)?;
@@ -284,11 +293,40 @@ impl Synth {
         let pitched = controls.inputs.narrow(2, 1, 1)?; // (b, F, 1): 1 for pitched notes
         let range = pitched.affine(PITCHED_RANGE - UNPITCHED_RANGE, UNPITCHED_RANGE)?;
         let ratio = (self.pitch.forward(&xs)?.tanh()? * range)?.squeeze(2)?; // (b, F) log f0 ratio
-
-        // Oscillator frequencies per frame, rad/sample, and the phase at each frame start.
         let sr = c.sample_rate as f64;
         let freq = ratio.exp()?.broadcast_mul(&controls.f0.unsqueeze(1)?)?; // (b, F) Hz
-        let omega = freq.affine(TAU / sr, 0.0)?;
+        let orders = Tensor::arange(1u32, k as u32 + 1, &self.device)?.to_dtype(DType::F32)?;
+        // Harmonic amplitudes: a distribution over the harmonics below Nyquist.
+        let audible = freq
+            .unsqueeze(2)?
+            .broadcast_mul(&orders.reshape((1, 1, k))?)?
+            .lt(0.45 * sr)?
+            .to_dtype(DType::F32)?
+            .detach();
+        let shape = (shape_logits
+            .broadcast_sub(&shape_logits.max_keepdim(2)?.detach())?
+            .exp()?
+            * audible)?;
+        let shape = shape.broadcast_div(&(shape.sum_keepdim(2)? + 1e-7)?)?;
+        Ok(FrameParams {
+            amplitudes: shape.broadcast_mul(&loudness)?.transpose(1, 2)?, // (b, K, F)
+            noise_gains: noise_gain.transpose(1, 2)?,                     // (b, bands, F)
+            omega: freq.affine(TAU / sr, 0.0)?,                           // (b, F)
+        })
+    }
+
+    /// The audio of the controls (b, F - 1 frames of hop samples), with `noise` (b,
+    /// bands, samples) from [`Self::noise_bands`]: differentiable, for training.
+    pub fn synthesise(&self, controls: &NoteControls, noise: &Tensor) -> Result<Tensor> {
+        let c = &self.config;
+        let (b, frames, _) = controls.inputs.dims3()?;
+        let (k, hop) = (c.harmonics, c.hop);
+        let FrameParams {
+            amplitudes,
+            noise_gains,
+            omega,
+        } = self.frame_params(controls)?;
+        // The phase at each frame start, then within the frame at the frame's frequency.
         let later = strictly_later(frames, &self.device)?;
         let phase = omega.affine(hop as f64, 0.0)?.matmul(&later)?; // (b, F)
         let orders = Tensor::arange(1u32, k as u32 + 1, &self.device)?
@@ -305,23 +343,8 @@ impl Synth {
             .unsqueeze(3)?
             .broadcast_add(&komega.unsqueeze(3)?.broadcast_mul(&within)?)?
             .reshape((b, k, steps * hop))?;
-
-        // Harmonic amplitudes: a distribution over the harmonics below Nyquist.
-        let audible = freq
-            .unsqueeze(2)?
-            .broadcast_mul(&orders.reshape((1, 1, k))?)?
-            .lt(0.45 * sr)?
-            .to_dtype(DType::F32)?
-            .detach();
-        let shape = (shape_logits
-            .broadcast_sub(&shape_logits.max_keepdim(2)?.detach())?
-            .exp()?
-            * audible)?;
-        let shape = shape.broadcast_div(&(shape.sum_keepdim(2)? + 1e-7)?)?;
-        let amplitudes = shape.broadcast_mul(&loudness)?.transpose(1, 2)?; // (b, K, F)
         let harmonic = (interpolate(&amplitudes, hop)? * sample_phase.sin()?)?.sum(1)?;
-
-        let gains = interpolate(&noise_gain.transpose(1, 2)?, hop)?; // (b, B, S hop)
+        let gains = interpolate(&noise_gains, hop)?; // (b, B, S hop)
         let noisy = (gains * noise)?.sum(1)?;
         Ok((harmonic + noisy)?)
     }
@@ -364,17 +387,63 @@ impl Synth {
     }
 
     /// Renders notes whose lengths give the same frame count, each with its own noise
-    /// seed: one sample vector per note.
+    /// seed: one sample vector per note. The network runs at frame rate; the
+    /// oscillators and noise bands run sample by sample ([`fast`]), with each note's
+    /// noise read from the synthesiser's band-limited noise table at an offset drawn
+    /// from its seed.
     pub fn render_batch(&self, notes: &[SynthNote], seeds: &[u64], samples: usize) -> Result<Vec<Vec<f32>>> {
-        let bands = self.config.noise_bands;
-        let mut noise = Vec::with_capacity(notes.len() * bands * samples);
-        for &seed in seeds {
-            noise.extend(self.noise_bands(seed, samples)?);
-        }
-        let noise = Tensor::from_vec(noise, (notes.len(), bands, samples), &self.device)?;
         let controls = self.controls(notes, 0.0, samples)?;
-        Ok(self.synthesise(&controls, &noise)?.to_vec2()?)
+        let table = self.noise_table()?;
+        let len = table.len() / self.config.noise_bands;
+        let offsets: Vec<usize> = seeds
+            .iter()
+            .map(|&seed| (rand_chacha::ChaCha8Rng::seed_from_u64(seed).random::<u64>() % len as u64) as usize)
+            .collect();
+        self.synthesise_frames(&controls, |note, band, at| {
+            table[band * len + (offsets[note] + at) % len]
+        })
     }
+
+    /// The synthesiser's noise: white noise split into its bands, [`NOISE_TABLE`]
+    /// samples each (one period: read cyclically), made once.
+    fn noise_table(&self) -> Result<&[f32]> {
+        if let Some(table) = self.noise_table.get() {
+            return Ok(table);
+        }
+        let table = self.noise_bands(NOISE_TABLE_SEED, NOISE_TABLE)?;
+        Ok(self.noise_table.get_or_init(|| table))
+    }
+
+    /// The audio of the controls, as [`Self::synthesise`] makes it, with the network
+    /// at frame rate and the rest sample by sample: `noise(note, band, sample)`.
+    pub(crate) fn synthesise_frames(
+        &self,
+        controls: &NoteControls,
+        noise: impl Fn(usize, usize, usize) -> f32,
+    ) -> Result<Vec<Vec<f32>>> {
+        let params = self.frame_params(controls)?;
+        let amplitudes: Vec<Vec<Vec<f32>>> = params.amplitudes.to_vec3()?;
+        let gains: Vec<Vec<Vec<f32>>> = params.noise_gains.to_vec3()?;
+        let omega: Vec<Vec<f32>> = params.omega.to_vec2()?;
+        let hop = self.config.hop;
+        Ok((0..amplitudes.len())
+            .map(|n| {
+                let mut out = fast::oscillators(&amplitudes[n], &omega[n], hop);
+                fast::add_noise(&mut out, &gains[n], hop, |band, at| noise(n, band, at));
+                out
+            })
+            .collect())
+    }
+}
+
+/// The network's output at each frame of a batch of notes.
+struct FrameParams {
+    /// (b, K, F): each harmonic's amplitude.
+    amplitudes: Tensor,
+    /// (b, bands, F): each noise band's gain.
+    noise_gains: Tensor,
+    /// (b, F): the fundamental's frequency, radians per sample.
+    omega: Tensor,
 }
 
 /// DDSP's positive nonlinearity: 2 sigmoid(x)^ln(10) + 1e-7, in (0, 2].

@@ -140,3 +140,28 @@ fn bad_notes_and_blocks_are_refused() {
         .to_string()
         .contains("sorted"));
 }
+
+#[test]
+fn the_sample_by_sample_path_equals_the_tensor_path() {
+    // The same noise in both: the inference path draws what training fits.
+    let synth = tiny();
+    let notes = [note(0.0, Some(57.0)), note(0.0, None)];
+    let samples = synth.note_samples(0.3);
+    let controls = synth.controls(&notes, 0.0, samples).unwrap();
+    let bands = synth.config().noise_bands;
+    let noise: Vec<f32> = [3u64, 4]
+        .iter()
+        .flat_map(|&seed| synth.noise_bands(seed, samples).unwrap())
+        .collect();
+    let noise_tensor = Tensor::from_vec(noise.clone(), (2, bands, samples), &Device::Cpu).unwrap();
+    let tensor: Vec<Vec<f32>> = synth.synthesise(&controls, &noise_tensor).unwrap().to_vec2().unwrap();
+    let fast = synth
+        .synthesise_frames(&controls, |n, band, at| noise[(n * bands + band) * samples + at])
+        .unwrap();
+    for (a, b) in tensor.iter().zip(&fast) {
+        assert_eq!(a.len(), b.len());
+        let peak = a.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(peak > 1e-3 && diff < 1e-3 * peak, "difference {diff}, peak {peak}");
+    }
+}
