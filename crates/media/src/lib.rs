@@ -185,25 +185,59 @@ pub fn write_wav(path: &Path, samples: &[f32], sample_rate: u32) -> Result<()> {
 
 /// Mono 16-bit PCM as WAV bytes; samples are clipped to [-1, 1].
 pub fn encode_wav(samples: &[f32], sample_rate: u32) -> Result<Vec<u8>> {
-    let err = |e: hound::Error| MediaError::Wav {
+    let mut bytes = std::io::Cursor::new(Vec::with_capacity(wav_bytes(samples.len())));
+    let mut wav = WavStream::new(&mut bytes, sample_rate)?;
+    wav.push(samples)?;
+    wav.finish()?;
+    Ok(bytes.into_inner())
+}
+
+/// Bytes of a mono 16-bit WAV of `samples` samples (its 44-byte header included).
+pub fn wav_bytes(samples: usize) -> usize {
+    44 + 2 * samples
+}
+
+/// A mono 16-bit PCM WAV written as its samples arrive, so that no copy of the whole
+/// sound in f32 is needed; samples are clipped to [-1, 1].
+pub struct WavStream<W: std::io::Write + std::io::Seek> {
+    writer: hound::WavWriter<W>,
+}
+
+fn wav_error(e: hound::Error) -> MediaError {
+    MediaError::Wav {
         path: IN_MEMORY.into(),
         message: e.to_string(),
-    };
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut bytes = std::io::Cursor::new(Vec::new());
-    let mut writer = hound::WavWriter::new(&mut bytes, spec).map_err(err)?;
-    for s in samples {
-        writer
-            .write_sample((s.clamp(-1.0, 1.0) * i16::MAX as f32).round() as i16)
-            .map_err(err)?;
     }
-    writer.finalize().map_err(err)?;
-    Ok(bytes.into_inner())
+}
+
+impl<W: std::io::Write + std::io::Seek> WavStream<W> {
+    /// Starts the WAV in `out`.
+    pub fn new(out: W, sample_rate: u32) -> Result<WavStream<W>> {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        Ok(WavStream {
+            writer: hound::WavWriter::new(out, spec).map_err(wav_error)?,
+        })
+    }
+
+    /// Appends `samples`.
+    pub fn push(&mut self, samples: &[f32]) -> Result<()> {
+        for s in samples {
+            self.writer
+                .write_sample((s.clamp(-1.0, 1.0) * i16::MAX as f32).round() as i16)
+                .map_err(wav_error)?;
+        }
+        Ok(())
+    }
+
+    /// Completes the header.
+    pub fn finish(self) -> Result<()> {
+        self.writer.finalize().map_err(wav_error)
+    }
 }
 
 /// Reads a WAV as mono f32 in [-1, 1] (channels are averaged) and its sample rate.

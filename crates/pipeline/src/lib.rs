@@ -224,7 +224,9 @@ impl Pipeline {
                 scene: scene.as_ref(),
                 clip: clip.as_ref(),
             };
-            let made = self.render_media(request, &plan, drawn, progress, &mut timings)?;
+            // The sound's samples are kept only for a clip's soundtrack.
+            let keep_samples = plan.modalities.contains(&Modality::Video);
+            let made = self.render_media(request, &plan, drawn, keep_samples, progress, &mut timings)?;
             let files = self.encode_media(request, &plan, made)?;
             if let Some(cache) = writable_cache {
                 // The package is made: a cache that fails now costs only the entry.
@@ -338,7 +340,7 @@ impl Pipeline {
             scene: scene.as_ref(),
             clip: clip.as_ref(),
         };
-        let media = self.render_media(&request, &plan, drawn, progress, &mut serde_json::Map::new())?;
+        let media = self.render_media(&request, &plan, drawn, true, progress, &mut serde_json::Map::new())?;
         Ok(Rendered { plan, scene, media })
     }
 
@@ -411,12 +413,14 @@ impl Pipeline {
     }
 
     /// Runs the models of the plan: the sound, the clip (whose middle frame is the
-    /// key image) and the still (the image model's, when there is no clip).
+    /// key image) and the still (the image model's, when there is no clip). The
+    /// grounded sound's samples are kept when `keep_samples`, else only its WAV.
     fn render_media(
         &self,
         request: &Request,
         plan: &Plan,
         drawn: Drawn,
+        keep_samples: bool,
         progress: &mut Progress,
         timings: &mut serde_json::Map<String, serde_json::Value>,
     ) -> Result<Media> {
@@ -425,7 +429,7 @@ impl Pipeline {
         let sound = match (&self.audio, wants(Modality::Audio)) {
             (Some(audio), true) => {
                 let t = Instant::now();
-                let heard = audio.make(request, self.audio_seconds(request, plan), progress)?;
+                let heard = audio.make(request, self.audio_seconds(request, plan), keep_samples, progress)?;
                 timings.insert("audio_seconds".into(), json!(t.elapsed().as_secs_f64()));
                 Some(heard)
             }
@@ -512,10 +516,11 @@ impl Pipeline {
             files.push(("video.gif".to_string(), mmgen_media::encode_gif(frames, *fps)?));
         }
         if let Some(heard) = media.sound {
-            files.push((
-                "audio.wav".to_string(),
-                mmgen_media::encode_wav(&heard.samples, heard.rate)?,
-            ));
+            let wav = match heard.wav {
+                Some(bytes) => bytes,
+                None => mmgen_media::encode_wav(&heard.samples, heard.rate)?,
+            };
+            files.push(("audio.wav".to_string(), wav));
             if let Some((sound_plan, score, midi)) = heard.plan {
                 files.push(("score.mid".to_string(), midi));
                 let part = json!({"sound_plan": sound_plan, "score": score});

@@ -6,6 +6,7 @@ use std::path::Path;
 use candle_core::Device;
 use mmgen_models::grounded::music::{render_sound, MusicPlanner, NoteModel, Score, SoundPlan, SoundSettings, Synth};
 use mmgen_models::hybrid_audio::{AudioRequest, HybridAudio};
+use mmgen_models::ModelError;
 use serde_json::json;
 
 use crate::error::{PipelineError, Result};
@@ -33,8 +34,12 @@ pub(crate) enum AudioModel {
 /// What the sound model made.
 #[derive(Debug)]
 pub struct Heard {
-    /// Mono samples in [-1, 1].
+    /// Mono samples in [-1, 1]; empty when the grounded sound was asked not to keep
+    /// them (the WAV alone is written).
     pub samples: Vec<f32>,
+    /// The grounded sound's WAV, written as its blocks were made (None for the
+    /// end-to-end model).
+    pub wav: Option<Vec<u8>>,
     /// Their rate, Hz.
     pub rate: u32,
     /// The grounded model's sound plan and score (with its MIDI file).
@@ -88,8 +93,16 @@ impl AudioModel {
         }
     }
 
-    /// `seconds` of the request's sound.
-    pub(crate) fn make(&self, request: &Request, seconds: f64, progress: &mut Progress) -> Result<Heard> {
+    /// `seconds` of the request's sound. The grounded sound writes its WAV block by
+    /// block and keeps the samples only when `keep_samples` (a clip's soundtrack, the
+    /// evaluation's probes): a long sound then costs its WAV's bytes alone.
+    pub(crate) fn make(
+        &self,
+        request: &Request,
+        seconds: f64,
+        keep_samples: bool,
+        progress: &mut Progress,
+    ) -> Result<Heard> {
         match self {
             AudioModel::Hybrid(audio) => {
                 let settings = request.audio_settings(seconds);
@@ -103,6 +116,7 @@ impl AudioModel {
                 )?;
                 Ok(Heard {
                     samples: clip.into_iter().next().unwrap_or_default(),
+                    wav: None,
                     rate: audio.model.config().mel.sample_rate,
                     plan: None,
                 })
@@ -115,7 +129,10 @@ impl AudioModel {
                     .remove(0);
                 let rate = g.synth.model.config().sample_rate;
                 let total = (seconds * rate as f64).round() as usize;
-                let mut samples = Vec::with_capacity(total);
+                let mut samples = Vec::with_capacity(if keep_samples { total } else { 0 });
+                let mut bytes = std::io::Cursor::new(Vec::with_capacity(mmgen_media::wav_bytes(total)));
+                let mut wav = mmgen_media::WavStream::new(&mut bytes, rate)?;
+                let mut done = 0;
                 let score = render_sound(
                     &g.notes.model,
                     &g.synth.model,
@@ -123,11 +140,16 @@ impl AudioModel {
                     request.seed,
                     &SoundSettings::new(seconds as f32),
                     |block| {
-                        samples.extend_from_slice(block);
-                        progress("audio", samples.len(), total);
+                        wav.push(block).map_err(|e| ModelError::Invalid(e.to_string()))?;
+                        if keep_samples {
+                            samples.extend_from_slice(block);
+                        }
+                        done += block.len();
+                        progress("audio", done, total);
                         Ok(())
                     },
                 )?;
+                wav.finish()?;
                 let (score, tempo) = match (score, &plan.music) {
                     (Some(score), Some(music)) => (score, music.tempo_bpm),
                     _ => return Err(PipelineError::Invalid("the music planner planned no music".into())),
@@ -135,6 +157,7 @@ impl AudioModel {
                 let midi = score.to_midi(&g.notes.model.config().vocab, tempo, &DRUM_KEYS)?;
                 Ok(Heard {
                     samples,
+                    wav: Some(bytes.into_inner()),
                     rate,
                     plan: Some((plan, score, midi)),
                 })
