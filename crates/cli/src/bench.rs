@@ -35,6 +35,9 @@ pub enum BenchCommand {
     /// Peak resident memory of `mmgen generate` (one child process per request) at
     /// several video and audio lengths: flat in the length beyond the result itself.
     Memory(crate::bench_memory::MemoryBenchArgs),
+    /// Real-time factor of the grounded sound (music planner, note model,
+    /// synthesiser), stage by stage; under `taskset -c 0` for one core.
+    Sound(crate::bench_sound::SoundBenchArgs),
 }
 
 #[derive(Args)]
@@ -115,6 +118,11 @@ pub struct GroundedBenchArgs {
     /// Print JSON instead of lines.
     #[arg(long)]
     json: bool,
+    /// Also write a reference case (two plans, their grounding, noisy images and the
+    /// renderer's prediction) to this safetensors file, so that the PyTorch peer
+    /// (bench/grounded_renderer_torch.py --check) can show it runs the same network.
+    #[arg(long)]
+    dump: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -154,6 +162,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Grounded(args) => grounded(args),
         BenchCommand::Package(args) => package(args),
         BenchCommand::Memory(args) => crate::bench_memory::run(args),
+        BenchCommand::Sound(args) => crate::bench_sound::run(args),
     }
 }
 
@@ -265,12 +274,12 @@ fn train(args: TrainBenchArgs) -> Result<()> {
         args.device, args.batch, args.iters
     );
     println!(
-        "  {:<12} {:>10} {:>10} {:>12} {:>16} {:>12} {:>12}",
+        "  {:<17} {:>10} {:>10} {:>12} {:>16} {:>12} {:>12}",
         "model", "params", "step ms", "samples/s", "data/s/worker", "infer-1 ms", "infer-B ms"
     );
     for r in &rows {
         println!(
-            "  {:<12} {:>10} {:>10.2} {:>12.0} {:>16.0} {:>12.3} {:>12.3}",
+            "  {:<17} {:>10} {:>10.2} {:>12.0} {:>16.0} {:>12.3} {:>12.3}",
             r.model,
             r.parameters,
             r.step_seconds * 1e3,
@@ -317,6 +326,9 @@ fn grounded(args: GroundedBenchArgs) -> Result<()> {
         device.synchronize()?;
         Ok(())
     })?;
+    if let Some(path) = &args.dump {
+        dump_grounded_reference(&planner, &renderer, path, &device)?;
+    }
     let threads = candle_core::utils::barrier_pool().n_workers() + 1;
     if args.json {
         let report = serde_json::json!({
@@ -506,6 +518,52 @@ fn package(args: PackageBenchArgs) -> Result<()> {
             println!("  {stage:<16} {seconds:>8.2} s");
         }
     }
+    Ok(())
+}
+
+/// Writes the grounded renderer's reference case (see `bench grounded --dump`).
+fn dump_grounded_reference(
+    planner: &Planner,
+    renderer: &GroundedRenderer,
+    path: &std::path::Path,
+    device: &candle_core::Device,
+) -> Result<()> {
+    use candle_core::{DType, Tensor};
+    let prompts = [
+        ("a red star above a blue circle, sunset over the sea", 0),
+        ("three small green hearts in the snow, pixel art", 1),
+    ];
+    let plans = planner.plan(&prompts)?;
+    let ids = plans
+        .iter()
+        .map(|p| renderer.plan_ids(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let batch = PlanBatch::new(
+        &[Some(&ids[0]), Some(&ids[1])],
+        renderer.config().null_globals(),
+        device,
+    )?;
+    let size = renderer.config().image_size;
+    let xs = mmgen_diffusion::gaussian((2, 3, size, size), 7, device)?;
+    let timesteps = Tensor::new(&[500f32, 120.0], device)?;
+    let grounding = renderer.ground(&batch)?;
+    let output = renderer.predict(&xs, &timesteps, &grounding)?;
+    let tensors: std::collections::HashMap<String, Tensor> = [
+        ("globals", batch.globals.to_dtype(DType::I64)?),
+        ("object_ids", batch.object_ids.to_dtype(DType::I64)?),
+        ("present", batch.present.clone()),
+        ("poses", batch.poses.clone()),
+        ("times", batch.times.clone()),
+        ("xs", xs),
+        ("timesteps", timesteps),
+        ("grounding_pixels", grounding.pixels.clone()),
+        ("grounding_globals", grounding.globals.clone()),
+        ("output", output),
+    ]
+    .into_iter()
+    .map(|(name, t)| (name.to_string(), t))
+    .collect();
+    candle_core::safetensors::save(&tensors, path).with_context(|| format!("--dump {}", path.display()))?;
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_memory;
+mod bench_sound;
 mod choices;
 mod device;
 mod edit_cmd;
@@ -80,12 +81,29 @@ enum Command {
 /// mimalloc's `mi_option_purge_delay` (mimalloc.h, v2), which the -sys crate does not name.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
+/// candle sizes its thread pool by the machine's cores, not by the CPUs this process
+/// may run on: under `taskset -c 0` its two workers spin against each other on one
+/// core, and the note model ran 13x slower. Its pools (and rayon's, which its matrix
+/// products use) are sized to the CPU set unless
+/// CANDLE_NUM_THREADS or RAYON_NUM_THREADS says otherwise.
+fn match_threads_to_cpu_set() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_some() || std::env::var_os("RAYON_NUM_THREADS").is_some() {
+        return;
+    }
+    if let Ok(cpus) = std::thread::available_parallelism() {
+        // Set before any thread is started (edition 2021: safe, but only sound here).
+        std::env::set_var("CANDLE_NUM_THREADS", cpus.get().to_string());
+        std::env::set_var("RAYON_NUM_THREADS", cpus.get().to_string());
+    }
+}
+
 fn main() {
     // By default mimalloc returns freed memory to the OS after 10 ms, and candle frees
     // and reallocates buffers of tens of MB every op: the pages then fault in and are
     // zeroed again, a third of the renderer's training time. -1: never purge.
     // SAFETY: sets a plain option before any thread is started.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    match_threads_to_cpu_set();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::World(cmd) => world_cmd::run(cmd),

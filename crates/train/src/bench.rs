@@ -9,11 +9,13 @@ use serde::Serialize;
 
 use crate::error::{Result, TrainError};
 use crate::probe_data::{audio_batch, image_batch, shape_batch, video_batch, StreamFocus};
+use mmgen_diffusion::NoiseSchedule;
 use mmgen_eval::probe::audio::{AudioProbe, AudioProbeConfig};
 use mmgen_eval::probe::image::{ImageProbe, ImageProbeConfig};
 use mmgen_eval::probe::shape::{ShapeProbe, ShapeProbeConfig};
 use mmgen_eval::probe::video::{VideoProbe, VideoProbeConfig};
 use mmgen_models::dit::{Dit, DitConfig};
+use mmgen_models::grounded::{GroundedRenderer, GroundedRendererConfig};
 use mmgen_models::text_encoder::{TextEncoder, TextEncoderConfig};
 use mmgen_models::vae::{Vae, VaeConfig};
 
@@ -24,6 +26,7 @@ pub const BENCH_MODELS: &[&str] = &[
     "probe-video",
     "probe-audio",
     "hybrid-image",
+    "grounded-renderer",
 ];
 
 /// How one model trains and infers on one device.
@@ -249,6 +252,33 @@ pub fn bench_training(model: &str, batch: usize, iters: usize, device: &Device) 
                 device,
             )
         }
+        "grounded-renderer" => {
+            // The shipped shape; its step is ground + predict + squared error to the
+            // clean image (the trainer adds the occupancy term and weights), as
+            // bench/grounded_renderer_torch.py --train-step times it.
+            let config = GroundedRendererConfig::base(crate::renderer::world_vocab());
+            let renderer = GroundedRenderer::new(&config, vb, device)?;
+            let schedule = NoiseSchedule::new(config.schedule, config.train_steps)?;
+            run(
+                Bench {
+                    model: "grounded-renderer",
+                    varmap: vars,
+                    batch,
+                    make_batch: Box::new(|i| crate::renderer::bench_batch(&config, &schedule, batch, i, device)),
+                    loss: Box::new(|b| {
+                        let grounding = renderer.ground(&b.plans)?;
+                        let out = renderer.predict(&b.noisy, &b.timesteps, &grounding)?;
+                        Ok((out - &b.images)?.sqr()?.mean_all()?)
+                    }),
+                    forward: Box::new(|b, n| {
+                        let grounding = renderer.ground(&b.plans.narrow(n)?)?;
+                        Ok(renderer.predict(&b.noisy.narrow(0, 0, n)?, &b.timesteps.narrow(0, 0, n)?, &grounding)?)
+                    }),
+                },
+                iters,
+                device,
+            )
+        }
         other => Err(TrainError::Invalid(format!(
             "unknown model '{other}'; allowed: {}",
             BENCH_MODELS.join(", ")
@@ -265,6 +295,9 @@ mod tests {
         let dev = Device::Cpu;
         let bench = bench_training("probe-video", 4, 1, &dev).unwrap();
         assert!(bench.step_seconds > 0.0 && bench.parameters > 0 && bench.samples_per_s > 0.0);
+        // The grounded renderer's step is the one its PyTorch peer times.
+        let renderer = bench_training("grounded-renderer", 1, 1, &dev).unwrap();
+        assert!(renderer.step_seconds > 0.0 && renderer.parameters > 1_000_000);
         let err = bench_training("probe-nothing", 4, 1, &dev).unwrap_err().to_string();
         assert!(err.contains("allowed: probe-image"), "{err}");
         assert!(bench_training("probe-audio", 0, 1, &dev).is_err());

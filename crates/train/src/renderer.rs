@@ -215,6 +215,33 @@ fn to_device(parts: RenderedBatch, size: usize, device: &Device) -> Result<Rende
     })
 }
 
+/// A batch for `mmgen bench train --models grounded-renderer`: training scenes
+/// rendered as the trainer renders them, noised at their timesteps.
+pub(crate) struct BenchBatch {
+    pub plans: PlanBatch,
+    pub noisy: Tensor,
+    pub images: Tensor,
+    pub timesteps: Tensor,
+}
+
+/// Batch `index` of [`BenchBatch`]es on `device`.
+pub(crate) fn bench_batch(
+    config: &GroundedRendererConfig,
+    schedule: &NoiseSchedule,
+    batch: usize,
+    index: u64,
+    device: &Device,
+) -> Result<BenchBatch> {
+    let rendered = renderer_batch(config, schedule, 0.1, 0.0, batch, 0, index, false)?;
+    let b = to_device(rendered, config.image_size, device)?;
+    Ok(BenchBatch {
+        noisy: Prediction::noised(&b.images, &b.noise, &b.abar)?,
+        plans: b.plans,
+        images: b.images,
+        timesteps: b.timesteps,
+    })
+}
+
 /// The weighted objective and its parts (denoising, occupancy).
 fn renderer_loss(
     model: &GroundedRenderer,

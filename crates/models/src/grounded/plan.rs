@@ -267,6 +267,18 @@ impl PlanBatch {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Its first `n` plans.
+    pub fn narrow(&self, n: usize) -> Result<PlanBatch> {
+        let first = |t: &Tensor| t.narrow(0, 0, n);
+        Ok(PlanBatch {
+            globals: first(&self.globals)?,
+            object_ids: first(&self.object_ids)?,
+            present: first(&self.present)?,
+            poses: first(&self.poses)?,
+            times: first(&self.times)?,
+        })
+    }
 }
 
 #[cfg(test)]
