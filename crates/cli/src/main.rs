@@ -83,9 +83,9 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// candle sizes its thread pool by the machine's cores, not by the CPUs this process
 /// may run on: under `taskset -c 0` its two workers spin against each other on one
-/// core, and the note model ran 13x slower. Its pools (and rayon's, which its matrix
-/// products use) are sized to the CPU set unless
-/// CANDLE_NUM_THREADS or RAYON_NUM_THREADS says otherwise.
+/// core, many times slower than one thread. Its pools (and rayon's, which its matrix
+/// products use) are sized to the CPU set unless CANDLE_NUM_THREADS or
+/// RAYON_NUM_THREADS says otherwise.
 fn match_threads_to_cpu_set() {
     if std::env::var_os("CANDLE_NUM_THREADS").is_some() || std::env::var_os("RAYON_NUM_THREADS").is_some() {
         return;
