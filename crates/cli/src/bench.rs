@@ -295,6 +295,12 @@ fn train(args: TrainBenchArgs) -> Result<()> {
 fn grounded(args: GroundedBenchArgs) -> Result<()> {
     let settings = args.sampling.grounded_settings();
     settings.check()?;
+    // Refused before the timing, not after it.
+    if let Some(dir) = args.dump.as_deref().and_then(std::path::Path::parent) {
+        if !dir.as_os_str().is_empty() && !dir.is_dir() {
+            anyhow::bail!("--dump: folder {} does not exist", dir.display());
+        }
+    }
     let device = args.device.open()?;
     let planner = Planner::load(&args.planner, &device)
         .with_context(|| format!("--planner {}: cannot load", args.planner.display()))?;

@@ -183,6 +183,11 @@ mod tests {
     use candle_core::{DType, Device};
     use candle_nn::VarMap;
 
+    /// The largest absolute difference of two tensors of one shape.
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap()
+    }
+
     /// A padded key changes nothing; a real key does.
     #[test]
     fn padding_mask_hides_keys() {
@@ -202,17 +207,10 @@ mod tests {
         let mask = Tensor::new(&[[1f32, 1.0, 1.0, 0.0]], &dev).unwrap();
         let a = attn.forward(&xs, Some(&ctx), Some(&mask)).unwrap();
         let b = attn.forward(&xs, Some(&other), Some(&mask)).unwrap();
-        let diff: f32 = (&a - &b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let diff = max_abs_diff(&a, &b);
         assert!(diff < 1e-5, "{diff}");
         let c = attn.forward(&xs, Some(&other), None).unwrap();
-        let diff: f32 = (a - c).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        let diff = max_abs_diff(&a, &c);
         assert!(diff > 1e-4);
         assert!(Attention::new(8, 8, 3, VarBuilder::zeros(DType::F32, &dev)).is_err());
     }
@@ -237,23 +235,9 @@ mod tests {
             attn.forward_context(x, &ctx).unwrap()
         };
         let (a, b) = (run(&xs), run(&changed));
-        let early: f32 = (a.narrow(1, 0, 2).unwrap() - b.narrow(1, 0, 2).unwrap())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let early = max_abs_diff(&a.narrow(1, 0, 2).unwrap(), &b.narrow(1, 0, 2).unwrap());
         assert!(early < 1e-6, "{early}");
-        let last: f32 = (a.narrow(1, 2, 1).unwrap() - b.narrow(1, 2, 1).unwrap())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let last = max_abs_diff(&a.narrow(1, 2, 1).unwrap(), &b.narrow(1, 2, 1).unwrap());
         assert!(last > 1e-4);
     }
 
@@ -277,14 +261,7 @@ mod tests {
             );
         }
         let cached = Tensor::cat(&rows, 1).unwrap();
-        let diff: f32 = (whole - cached)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let diff = max_abs_diff(&whole, &cached);
         assert!(diff < 1e-5, "{diff}");
         assert_eq!(cache.current_seq_len(), 7);
     }
