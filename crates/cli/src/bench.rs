@@ -554,7 +554,7 @@ fn dump_grounded_reference(
     let timesteps = Tensor::new(&[500f32, 120.0], device)?;
     let grounding = renderer.ground(&batch)?;
     let output = renderer.predict(&xs, &timesteps, &grounding)?;
-    let tensors: std::collections::HashMap<String, Tensor> = [
+    let tensors = [
         ("globals", batch.globals.to_dtype(DType::I64)?),
         ("object_ids", batch.object_ids.to_dtype(DType::I64)?),
         ("present", batch.present.clone()),
@@ -565,11 +565,19 @@ fn dump_grounded_reference(
         ("grounding_pixels", grounding.pixels.clone()),
         ("grounding_globals", grounding.globals.clone()),
         ("output", output),
-    ]
-    .into_iter()
-    .map(|(name, t)| (name.to_string(), t))
-    .collect();
+    ];
+    write_reference_case(tensors, path)
+}
+
+/// Saves a `--dump` reference case (named tensors) for a peer implementation's check.
+fn write_reference_case<const N: usize>(
+    tensors: [(&str, candle_core::Tensor); N],
+    path: &std::path::Path,
+) -> Result<()> {
+    let tensors: std::collections::HashMap<String, candle_core::Tensor> =
+        tensors.into_iter().map(|(name, t)| (name.to_string(), t)).collect();
     candle_core::safetensors::save(&tensors, path).with_context(|| format!("--dump {}", path.display()))?;
+    eprintln!("wrote the reference case to {}", path.display());
     Ok(())
 }
 
@@ -591,17 +599,15 @@ fn dump_reference(
     let t = Tensor::new(&[999f32, 321.5], device)?;
     let out = model.predict(&xs, &t, &text)?;
     let image = model.decode_latents(&xs)?;
-    let tensors = std::collections::HashMap::from([
-        ("ids".to_string(), ids),
-        ("mask".to_string(), mask),
-        ("text_states".to_string(), text.states),
-        ("text_pooled".to_string(), text.pooled),
-        ("xs".to_string(), xs),
-        ("timesteps".to_string(), t),
-        ("dit_out".to_string(), out),
-        ("decoded".to_string(), image),
-    ]);
-    candle_core::safetensors::save(&tensors, path).with_context(|| format!("--dump {}", path.display()))?;
-    eprintln!("wrote the reference case to {}", path.display());
-    Ok(())
+    let tensors = [
+        ("ids", ids),
+        ("mask", mask),
+        ("text_states", text.states),
+        ("text_pooled", text.pooled),
+        ("xs", xs),
+        ("timesteps", t),
+        ("dit_out", out),
+        ("decoded", image),
+    ];
+    write_reference_case(tensors, path)
 }
