@@ -66,6 +66,10 @@ pub struct MusicPlannerBatch {
     /// phrase.
     phrase_tokens: [Tensor; 3],
     said: Tensor,
+    /// (b, L): 1 on the token after a stated tempo's last digit (see
+    /// [`token_after_number`]); `number_said` (b) is 1 where it is found.
+    number_end: Tensor,
+    number_said: Tensor,
     specs: Vec<(SceneSpec, bool)>,
     texts: Vec<String>,
 }
@@ -99,6 +103,7 @@ fn music_batch(
     let mut has_music = Vec::with_capacity(batch);
     let (mut instrument_known, mut mood_known) = (Vec::with_capacity(batch), Vec::with_capacity(batch));
     let mut spans = Vec::with_capacity(batch);
+    let mut stated_tempi = Vec::with_capacity(batch);
     let none_ambience = config.vocab.ambiences.len() as u32;
     for j in 0..batch {
         let sample_seed = mix64(seed ^ mix64(index.wrapping_mul(batch as u64).wrapping_add(j as u64)));
@@ -160,6 +165,11 @@ fn music_batch(
         spans.push(phrases.map_or([None, None, None], |both| {
             [phrase_span(&text, both[0]), phrase_span(&text, both[1]), tempo_span]
         }));
+        stated_tempi.push(
+            music
+                .zip(tempo_span)
+                .and_then(|(m, span)| stated_number(&text, span, m.tempo_bpm)),
+        );
         texts.push(text);
         instrument_known.push(known[0] as u8 as f32);
         mood_known.push(known[1] as u8 as f32);
@@ -200,6 +210,17 @@ fn music_batch(
             }
         }
     }
+    let mut number_end = vec![0f32; batch * len];
+    let mut number_said = vec![0f32; batch];
+    for (i, (encoding, stated)) in encoded.iter().zip(&stated_tempi).enumerate() {
+        if let Some(t) = stated
+            .clone()
+            .and_then(|number| token_after_number(&encoding.offsets, number))
+        {
+            number_end[i * len + t] = 1.0;
+            number_said[i] = 1.0;
+        }
+    }
     let t = |v: &Vec<u32>| Tensor::from_vec(v.clone(), batch, device);
     let [instrument_tokens, mood_tokens, tempo_tokens] =
         phrase_tokens.map(|tokens| Tensor::from_vec(tokens, (batch, len), device));
@@ -219,6 +240,8 @@ fn music_batch(
         mood_known: Tensor::from_vec(mood_known, batch, device)?,
         phrase_tokens: [instrument_tokens?, mood_tokens?, tempo_tokens?],
         said: Tensor::from_vec(said, (batch, 3), device)?,
+        number_end: Tensor::from_vec(number_end, (batch, len), device)?,
+        number_said: Tensor::from_vec(number_said, batch, device)?,
         specs,
         texts,
     })
@@ -256,6 +279,22 @@ fn tempo_phrases(bpm: u32, lang: Lang) -> Vec<String> {
     .collect()
 }
 
+/// The byte range of the number `bpm` inside `text`'s tempo phrase `span`, if the
+/// phrase states it (class words do not).
+fn stated_number(text: &str, span: (usize, usize), bpm: u32) -> Option<std::ops::Range<usize>> {
+    let digits = bpm.to_string();
+    let at = span.0 + text.get(span.0..span.1)?.find(&digits)?;
+    Some(at..at + digits.len())
+}
+
+/// The token after the last digit of the number at bytes `number` ("bpm", "拍",
+/// ")"), given each token's byte offsets; None where the number's end or that token is
+/// cut off.
+fn token_after_number(offsets: &[(usize, usize)], number: std::ops::Range<usize>) -> Option<usize> {
+    let last = offsets.iter().position(|&(a, b)| a < number.end && number.end <= b)?;
+    (last + 1 < offsets.len()).then_some(last + 1)
+}
+
 /// The byte range of the longest of `phrases` that `text` holds.
 fn phrase_span(text: &str, phrases: &[&str]) -> Option<(usize, usize)> {
     phrases
@@ -273,7 +312,8 @@ const TAUGHT_HEADS: [usize; 3] = [1, 2, 3];
 /// (minus the log of the attention mass on it): a head that also reads the other
 /// attribute's words learns that instrument x mood pairs absent from training never
 /// occur, and misreads them when they do; a tempo head that reads the mood's words
-/// guesses the tempo rather than reading its digits.
+/// guesses the tempo rather than reading its digits. With the digit reader, its
+/// anchor is taught the token after a stated number the same way.
 fn losses(planner: &MusicPlanner, b: &MusicPlannerBatch) -> Result<(Tensor, Vec<(&'static str, Tensor)>)> {
     let (out, attention) = planner.forward_attending(&b.ids, &b.mask)?;
     let per_row = |logits: &Tensor, target: &Tensor| -> Result<Tensor> {
@@ -291,18 +331,27 @@ fn losses(planner: &MusicPlanner, b: &MusicPlannerBatch) -> Result<(Tensor, Vec<
     let total = (total + masked(&out.mood, &b.targets[2], &b.mood_known)?)?;
     let total = (total + masked(&out.tempo, &b.targets[3], &b.has_music)?)?;
     let mut parts = Vec::new();
+    // Minus the log of the attention mass on the taught tokens, averaged where they are said.
+    let missed = |weights: &Tensor, tokens: &Tensor, said: &Tensor| -> Result<Tensor> {
+        let on_tokens = (weights * tokens)?.sum(D::Minus1)?;
+        let miss = on_tokens.affine(1.0, 1e-4)?.log()?.neg()?;
+        Ok((miss * said)?
+            .sum_all()?
+            .broadcast_div(&said.sum_all()?.affine(1.0, 1.0)?)?)
+    };
     let total = match &attention {
-        Some(weights) => {
+        Some(attention) => {
             let mut total = total;
             for (k, (head, tokens)) in TAUGHT_HEADS.iter().zip(&b.phrase_tokens).enumerate() {
-                let on_phrase = (weights.narrow(1, *head, 1)?.squeeze(1)? * tokens)?.sum(1)?;
-                let miss = on_phrase.affine(1.0, 1e-4)?.log()?.neg()?;
-                let said = b.said.narrow(1, k, 1)?.squeeze(1)?;
-                let mean = (miss * &said)?
-                    .sum_all()?
-                    .broadcast_div(&said.sum_all()?.affine(1.0, 1.0)?)?;
+                let weights = attention.heads.narrow(1, *head, 1)?.squeeze(1)?;
+                let mean = missed(&weights, tokens, &b.said.narrow(1, k, 1)?.squeeze(1)?)?;
                 total = (&total + &mean)?;
                 parts.push((["attention_instrument", "attention_mood", "attention_tempo"][k], mean));
+            }
+            if let Some(end) = &attention.number_end {
+                let mean = missed(end, &b.number_end, &b.number_said)?;
+                total = (&total + &mean)?;
+                parts.push(("attention_number_end", mean));
             }
             total
         }
@@ -352,7 +401,8 @@ fn measure_media(
 /// On `n` full audio captions of `split` in `lang`: how often the plan's instrument
 /// and mood are right, its tempo within 10% of the spec's, and its tempo as the
 /// evaluation judges the audio: within 10% of a number the caption states, else in
-/// the class its words name (seed 0 sampling).
+/// the class its words name (seed 0 sampling); and, among captions that state a
+/// number, how often it is planned within 10%.
 fn measure(
     planner: &MusicPlanner,
     split: Split,
@@ -362,6 +412,7 @@ fn measure(
     device: &Device,
 ) -> Result<serde_json::Value> {
     let (mut instrument, mut mood, mut tempo, mut tempo_as_asked, mut music) = (0usize, 0usize, 0usize, 0usize, 0usize);
+    let (mut stated, mut stated_read) = (0usize, 0usize);
     let mut done = 0;
     let mut index = 1u64 << 40;
     while done < n {
@@ -385,7 +436,10 @@ fn measure(
             mood += (got.mood == want.mood.name()) as usize;
             let near = (got.tempo_bpm - want.tempo_bpm as f32).abs() <= 0.1 * want.tempo_bpm as f32;
             tempo += near as usize;
-            tempo_as_asked += match text.contains(&want.tempo_bpm.to_string()) {
+            let states_number = text.contains(&want.tempo_bpm.to_string());
+            stated += states_number as usize;
+            stated_read += (states_number && near) as usize;
+            tempo_as_asked += match states_number {
                 true => near,
                 false => TempoClass::of(got.tempo_bpm.round() as u32) == TempoClass::of(want.tempo_bpm),
             } as usize;
@@ -401,6 +455,7 @@ fn measure(
         "mood": share(mood),
         "tempo_within_10_percent": share(tempo),
         "tempo_as_asked": share(tempo_as_asked),
+        "stated_tempo_within_10_percent": stated_read as f64 / stated.max(1) as f64,
     }))
 }
 
@@ -408,7 +463,8 @@ fn measure(
 /// its folder (the tokenizer copied in). `upgrade` adds what new planners have to a
 /// resumed planner that lacks it: attention pooling (its queries start near zero, so
 /// it reads the mean it read before), lexical heads (no new weights: the heads learn
-/// to read embeddings) and the medium head.
+/// to read embeddings), the medium head and the digit reader (its tempo logits start
+/// at zero).
 pub fn train_music_planner(
     config: &MusicPlannerConfig,
     tokenizer_path: &Path,
@@ -429,9 +485,11 @@ pub fn train_music_planner(
     let resumed = run.resume.is_some() && upgrade;
     let adds_pool = resumed && !config.attention_pool;
     let adds_medium = resumed && config.vocab.media.is_empty();
+    let adds_digits = resumed && !config.digit_reader;
     if upgrade {
         config.attention_pool = true;
         config.lexical_heads = true;
+        config.digit_reader = true;
         if config.vocab.media.is_empty() {
             config.vocab.media = world_music_vocab().media;
         }
@@ -446,7 +504,9 @@ pub fn train_music_planner(
     )?;
     if let Some(dir) = run.resume {
         resume(&mut varmap, dir, device, |name| {
-            (adds_pool && name.starts_with("pool.")) || (adds_medium && name.starts_with("head.medium."))
+            (adds_pool && name.starts_with("pool."))
+                || (adds_medium && name.starts_with("head.medium."))
+                || (adds_digits && name.starts_with("digits."))
         })?;
     }
     let (batch, seed) = (fit_options.batch, fit_options.seed);
@@ -509,6 +569,23 @@ mod tests {
     }
 
     #[test]
+    fn the_token_after_a_stated_number_is_found() {
+        // Offsets as the byte-level tokenizer gives them: "Ġ1" covers only its digit,
+        // a lone "Ġ" covers nothing.
+        let text = "music at 140 bpm";
+        let offsets = [(0, 5), (6, 8), (9, 10), (10, 11), (11, 12), (13, 16)];
+        let number = stated_number(text, (6, 16), 140).unwrap();
+        assert_eq!(&text[number.clone()], "140");
+        assert_eq!(token_after_number(&offsets, number), Some(5));
+        let text = "钢琴曲,每分钟92拍";
+        let number = stated_number(text, (10, text.len()), 92).unwrap();
+        let offsets = [(0, 9), (9, 10), (10, 19), (19, 20), (20, 21), (21, 24)];
+        assert_eq!(token_after_number(&offsets, number.clone()), Some(5));
+        assert_eq!(token_after_number(&offsets[..5], number), None, "cut off");
+        assert_eq!(stated_number("sad flute music, up-tempo", (17, 25), 150), None);
+    }
+
+    #[test]
     fn a_dropped_phrase_leaves_the_rest_of_the_caption() {
         let text = "calm plucked strings music over the rain";
         let cut = drop_phrase(text, &["strings", "plucked strings"]).unwrap();
@@ -520,7 +597,9 @@ mod tests {
     #[test]
     fn every_music_planner_weight_gets_a_gradient() {
         let tokenizer = train_tokenizer(50, 320, 1).unwrap();
-        let config = MusicPlannerConfig::tiny(world_music_vocab(), tokenizer.vocab_size(), world_tempo_range());
+        let mut config = MusicPlannerConfig::tiny(world_music_vocab(), tokenizer.vocab_size(), world_tempo_range());
+        // Long enough to reach the music at the end of most captions.
+        config.text.max_len = 96;
         let varmap = VarMap::new();
         let planner = MusicPlanner::new(
             &config,
@@ -542,13 +621,26 @@ mod tests {
         assert!(tempo_said >= 1.0, "the tempo's phrase is found in the batch");
         let (loss, parts) = losses(&planner, &b).unwrap();
         assert_eq!(
-            parts.len(),
-            3,
-            "the instrument's, the mood's and the tempo's attention are taught"
+            parts.iter().map(|p| p.0).collect::<Vec<_>>(),
+            [
+                "attention_instrument",
+                "attention_mood",
+                "attention_tempo",
+                "attention_number_end"
+            ],
+            "the instrument's, the mood's and the tempo's attention are taught, and the number's end"
         );
+        let numbers_said = b.number_said.sum_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(numbers_said >= 2.0, "some stated tempo's end is found");
         let grads = loss.backward().unwrap();
         let data = varmap.data().lock().unwrap();
-        for name in ["pool.queries", "pool.keys.weight"] {
+        for name in [
+            "pool.queries",
+            "pool.keys.weight",
+            "digits.pool.queries",
+            "digits.pool.keys.weight",
+            "digits.tempo.weight",
+        ] {
             let grad = grads.get(data[name].as_tensor()).expect(name);
             let norm = grad.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(norm > 0.0, "{name} learns nothing");
@@ -567,6 +659,7 @@ mod tests {
         let mut config = MusicPlannerConfig {
             attention_pool: false,
             lexical_heads: false,
+            digit_reader: false,
             ..MusicPlannerConfig::tiny(world_music_vocab(), tokenizer.vocab_size(), world_tempo_range())
         };
         config.vocab.media.clear();
@@ -613,6 +706,7 @@ mod tests {
         let resumed: MusicPlannerConfig = mmgen_models::weights::read_folder_config(&pooled, "music planner").unwrap();
         assert!(resumed.attention_pool, "resuming added attention pooling");
         assert!(resumed.lexical_heads, "and lexical heads");
+        assert!(resumed.digit_reader, "and the digit reader");
         assert_eq!(resumed.vocab.media, ["image", "video", "audio"], "and the medium head");
         MusicPlanner::load(&pooled, &Device::Cpu).unwrap();
         let _ = std::fs::remove_dir_all(&root);

@@ -25,8 +25,9 @@ pub struct MusicPlannerArgs {
     tokenizer: PathBuf,
     /// Adds what new planners have to a resumed planner that lacks it: attention
     /// pooling (a learned query per attribute over the tokens), lexical heads (the
-    /// instrument, mood and ambience read the words' own embeddings) and the medium
-    /// head (a still, a clip or sound alone).
+    /// instrument, mood and ambience read the words' own embeddings), the medium
+    /// head (a still, a clip or sound alone) and the digit reader (a stated tempo read
+    /// digit by digit).
     #[arg(long)]
     upgrade: bool,
 }

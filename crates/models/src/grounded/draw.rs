@@ -28,7 +28,7 @@ pub(crate) fn sample_index(probs: &[f32], u: f32, min_p: f32) -> usize {
 
 /// The share of the likeliest class's probability below which a music attribute or a
 /// score token is not drawn.
-pub(crate) const MIN_P: f32 = 0.1;
+pub const MIN_P: f32 = 0.1;
 
 /// The whole distribution: a pose's centre bin.
 pub(crate) const WHOLE: f32 = 0.0;

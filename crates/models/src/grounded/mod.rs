@@ -13,6 +13,7 @@ pub mod renderer;
 pub mod trajectory;
 pub mod video;
 
+pub use draw::MIN_P;
 pub use plan::{ObjectIds, PlanBatch, PlanIds, PlanPose, PlanVocab, PlannedObject, ScenePlan, MAX_OBJECTS, STILL_TIME};
 pub use renderer::{GroundedRenderer, GroundedRendererConfig, Grounding, Preconditioning};
 pub use trajectory::{TrajectoryConfig, TrajectoryNet};

@@ -16,8 +16,18 @@
 //!
 //! A tempo is a categorical over log-spaced bins, so that "at 92 bpm" peaks at one
 //! bin, "slow" spreads over the slow ones, and a prompt that names no tempo samples
-//! one from the seed. A music-planner folder holds `config.json`
-//! ([`MusicPlannerConfig`]), `tokenizer.json` and `model.safetensors`.
+//! one from the seed.
+//!
+//! With the digit reader, a stated number is also read digit by digit: an attention
+//! query finds the token that follows the number ("bpm", "拍"), the embeddings of the
+//! one, two and three tokens before it are read (units, tens, hundreds), and a small
+//! network maps them to tempo logits added to the tempo head's. The tempo head alone
+//! knew a number's digits but not their order: the text encoder's only sense of order
+//! is learnt absolute positions, and it split "140 bpm" evenly between 140 and 104.
+//! Reading at fixed offsets from one anchor gives the order exactly.
+//!
+//! A music-planner folder holds `config.json` ([`MusicPlannerConfig`]),
+//! `tokenizer.json` and `model.safetensors`.
 
 use std::path::Path;
 
@@ -70,6 +80,10 @@ pub struct MusicPlannerConfig {
     /// pool states).
     #[serde(default)]
     pub lexical_heads: bool,
+    /// Whether a stated tempo is also read digit by digit (needs `attention_pool`;
+    /// planners trained before it read the number from the tempo head alone).
+    #[serde(default)]
+    pub digit_reader: bool,
 }
 
 impl MusicPlannerConfig {
@@ -88,6 +102,7 @@ impl MusicPlannerConfig {
             tempo_range,
             attention_pool: true,
             lexical_heads: true,
+            digit_reader: true,
         }
     }
 
@@ -204,16 +219,77 @@ impl AttentionPool {
     }
 }
 
+/// Digits a stated tempo is read at, counted back from the token after the number:
+/// units, tens, hundreds (for a two-digit number, the word before it).
+pub const DIGIT_PLACES: usize = 3;
+
+/// Reads a stated number digit by digit: an attention query finds the token that
+/// follows the number, the embeddings of the [`DIGIT_PLACES`] tokens before it are
+/// read, and a small network maps them to tempo logits. Parameters `pool.*`,
+/// `hidden`, `tempo`; `tempo` starts at zero, so a planner that gains the reader
+/// plans as it did before.
+struct DigitReader {
+    pool: AttentionPool,
+    hidden: Dense,
+    tempo: Dense,
+}
+
+impl DigitReader {
+    fn new(dim: usize, tempo_bins: usize, vb: VarBuilder) -> Result<DigitReader> {
+        Ok(DigitReader {
+            pool: AttentionPool::new(1, dim, vb.pp("pool"))?,
+            hidden: Dense::new(DIGIT_PLACES * dim, 2 * dim, vb.pp("hidden"))?,
+            tempo: Dense::zeros(2 * dim, tempo_bins, vb.pp("tempo"))?,
+        })
+    }
+
+    /// Contextual states and token embeddings (b, L, d), mask (b, L) -> tempo logits
+    /// (b, bins) and the weights of the number's end over the tokens (b, L).
+    fn forward(&self, states: &Tensor, embeddings: &Tensor, mask: &Tensor) -> Result<(Tensor, Tensor)> {
+        let end = self.pool.weights(states, mask)?.squeeze(1)?;
+        let hidden = gelu(&self.hidden.forward(&read_before(&end, embeddings, DIGIT_PLACES)?)?)?;
+        Ok((self.tempo.forward(&hidden)?, end))
+    }
+}
+
+/// Under weights `at` (b, L) over the tokens, the embeddings (b, L, d) of the token
+/// one, two, ... `places` tokens earlier, side by side (b, places * d); zero before the
+/// first token.
+fn read_before(at: &Tensor, embeddings: &Tensor, places: usize) -> Result<Tensor> {
+    let (b, len, d) = embeddings.dims3()?;
+    let at = at.unsqueeze(1)?;
+    let read = (1..=places)
+        .map(|back| {
+            let back = back.min(len);
+            let zeros = Tensor::zeros((b, back, d), embeddings.dtype(), embeddings.device())?;
+            let shifted = Tensor::cat(&[&zeros, &embeddings.narrow(1, 0, len - back)?], 1)?;
+            Ok(at.matmul(&shifted)?.squeeze(1)?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Tensor::cat(&read, 1)?)
+}
+
+/// Where a music planner's attention pooling looked.
+pub struct PlannerAttention {
+    /// (b, 5, L): each head's weights over the tokens, in the order music,
+    /// instrument, mood, tempo, ambience.
+    pub heads: Tensor,
+    /// (b, L): where the digit reader finds the end of a stated number (the token
+    /// after its last digit), with the digit reader.
+    pub number_end: Option<Tensor>,
+}
+
 /// The heads whose summary is the tokens' own embeddings with lexical heads.
 const LEXICAL: [bool; 5] = [false, true, true, false, true];
 
 /// The music planner. Parameters `text.*`, `pool.*` (with attention pooling),
-/// `hidden`, `head.{music,instrument,mood,tempo,ambience}` and `head.medium` (with
-/// media in its vocabulary).
+/// `hidden`, `head.{music,instrument,mood,tempo,ambience}`, `head.medium` (with
+/// media in its vocabulary) and `digits.*` (with the digit reader).
 pub struct MusicPlanner {
     tokenizer: TextTokenizer,
     text: TextEncoder,
     pool: Option<AttentionPool>,
+    digits: Option<DigitReader>,
     hidden: Dense,
     heads: [Dense; 5],
     medium: Option<Dense>,
@@ -237,9 +313,9 @@ impl MusicPlanner {
                 "music planner needs 2+ tempo bins over a rising range and some instruments and moods: {config:?}"
             )));
         }
-        if config.lexical_heads && !config.attention_pool {
+        if (config.lexical_heads || config.digit_reader) && !config.attention_pool {
             return Err(ModelError::Invalid(
-                "music planner: lexical_heads needs attention_pool".into(),
+                "music planner: lexical_heads and digit_reader need attention_pool".into(),
             ));
         }
         let d = config.text.dim;
@@ -257,6 +333,10 @@ impl MusicPlanner {
             pool: config
                 .attention_pool
                 .then(|| AttentionPool::new(names.len(), d, vb.pp("pool")))
+                .transpose()?,
+            digits: config
+                .digit_reader
+                .then(|| DigitReader::new(d, config.tempo_bins, vb.pp("digits")))
                 .transpose()?,
             hidden: Dense::new(d, d, vb.pp("hidden"))?,
             heads: [head(0)?, head(1)?, head(2)?, head(3)?, head(4)?],
@@ -296,21 +376,29 @@ impl MusicPlanner {
         Ok(self.forward_attending(ids, mask)?.0)
     }
 
-    /// [`Self::forward`], with each head's attention over the tokens (b, heads, L)
-    /// when it pools by attention (heads in the order music, instrument, mood, tempo,
-    /// ambience).
-    pub fn forward_attending(&self, ids: &Tensor, mask: &Tensor) -> Result<(MusicPlannerOutput, Option<Tensor>)> {
+    /// [`Self::forward`], with where its attention pooling looked (when it pools by
+    /// attention).
+    pub fn forward_attending(
+        &self,
+        ids: &Tensor,
+        mask: &Tensor,
+    ) -> Result<(MusicPlannerOutput, Option<PlannerAttention>)> {
         let (states, pooled) = self.text.forward(ids, mask)?;
+        let mask = mask.to_dtype(states.dtype())?;
         let weights = match &self.pool {
-            Some(pool) => Some(pool.weights(&states, &mask.to_dtype(states.dtype())?)?),
+            Some(pool) => Some(pool.weights(&states, &mask)?),
             None => None,
+        };
+        let embeddings = match self.config.lexical_heads || self.digits.is_some() {
+            true => Some(self.text.token_embeddings(ids)?),
+            false => None,
         };
         // Per head: (b, d), its own summary or the shared mean.
         let summaries = match &weights {
             Some(weights) => {
-                let lexical = match self.config.lexical_heads {
-                    true => Some(weights.matmul(&self.text.token_embeddings(ids)?)?),
-                    false => None,
+                let lexical = match (self.config.lexical_heads, &embeddings) {
+                    (true, Some(embeddings)) => Some(weights.matmul(embeddings)?),
+                    _ => None,
                 };
                 Some((weights.matmul(&states)?, lexical))
             }
@@ -329,15 +417,23 @@ impl MusicPlanner {
             Some(head) => Some(head.forward(&gelu(&self.hidden.forward(&pooled)?)?)?),
             None => None,
         };
+        let (tempo, number_end) = match (&self.digits, &embeddings) {
+            (Some(reader), Some(embeddings)) => {
+                let (read, end) = reader.forward(&states, embeddings, &mask)?;
+                ((out(3)? + read)?, Some(end))
+            }
+            _ => (out(3)?, None),
+        };
         let output = MusicPlannerOutput {
             music: out(0)?,
             instrument: out(1)?,
             mood: out(2)?,
-            tempo: out(3)?,
+            tempo,
             ambience: out(4)?,
             medium,
         };
-        Ok((output, weights))
+        let attention = weights.map(|heads| PlannerAttention { heads, number_end });
+        Ok((output, attention))
     }
 
     /// What each prompt asks to be made: its most likely medium (with the medium
@@ -417,6 +513,23 @@ impl MusicPlanner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_digits_are_read_in_order_before_the_anchor() {
+        // Token t's embedding is (t + 1, 10 (t + 1)); the anchor rests on token 4, and
+        // on token 1 in the second row (only one token stands before it).
+        let embeddings: Vec<f32> = (0..2)
+            .flat_map(|_| (1..=6).flat_map(|t| [t as f32, 10.0 * t as f32]))
+            .collect();
+        let embeddings = Tensor::from_vec(embeddings, (2, 6, 2), &Device::Cpu).unwrap();
+        let mut at = vec![0f32; 12];
+        at[4] = 1.0;
+        at[6 + 1] = 1.0;
+        let at = Tensor::from_vec(at, (2, 6), &Device::Cpu).unwrap();
+        let read = read_before(&at, &embeddings, 3).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(read[0], [4.0, 40.0, 3.0, 30.0, 2.0, 20.0], "units, tens, hundreds");
+        assert_eq!(read[1], [1.0, 10.0, 0.0, 0.0, 0.0, 0.0]);
+    }
 
     #[test]
     fn tempo_bins_cover_the_range_and_invert() {
