@@ -141,14 +141,8 @@ fn music_is_heldout(music: &MusicSpec) -> bool {
     HELDOUT_INSTRUMENT_MOOD.contains(&(music.instrument, music.mood))
 }
 
-/// Share of training windows whose mood token the Transformer does not see, with the
-/// mood prior: there the prior alone carries the key.
-const MOOD_HIDDEN: f64 = 0.5;
-
 /// `batch` token windows of `window` tokens: the conditioning pair, then a stretch of
-/// a world score from a random place (the first bar in a third of them); and (b,) 1
-/// where the window's mood is hidden from the Transformer (never for `held_out`
-/// windows, which measure it as it plays).
+/// a world score from a random place (the first bar in a third of them).
 fn note_batch(
     config: &NoteModelConfig,
     held_out: bool,
@@ -156,7 +150,7 @@ fn note_batch(
     seed: u64,
     index: u64,
     device: &Device,
-) -> Result<(Tensor, Tensor)> {
+) -> Result<Tensor> {
     let mut rng = rng_for(mix64(seed ^ mix64(index)), Purpose::Melody);
     let body = config.window - 2;
     let mut rows = Vec::with_capacity(batch * config.window);
@@ -178,13 +172,7 @@ fn note_batch(
         rows.extend_from_slice(&tokens[..2]);
         rows.extend_from_slice(&tokens[start..start + body]);
     }
-    let hidden: Vec<f32> = (0..batch)
-        .map(|_| (config.mood_prior && !held_out && rng.random_bool(MOOD_HIDDEN)) as u8 as f32)
-        .collect();
-    Ok((
-        Tensor::from_vec(rows, (batch, config.window), device)?,
-        Tensor::from_vec(hidden, batch, device)?,
-    ))
+    Ok(Tensor::from_vec(rows, (batch, config.window), device)?)
 }
 
 /// Scale share, beat-grid share and pitch-class histogram distance of scores the
@@ -256,18 +244,18 @@ pub fn train_notes(
     if let Some(dir) = run.resume {
         resume(&mut varmap, dir, device, |_| false)?;
     }
-    let (validation, _) = note_batch(&config, true, 64, fit_options.seed, 1 << 40, device)?;
-    let before = model.loss(&validation, None)?.to_scalar::<f32>()?;
+    let validation = note_batch(&config, true, 64, fit_options.seed, 1 << 40, device)?;
+    let before = model.loss(&validation)?.to_scalar::<f32>()?;
     let (batch, seed, dev, c) = (fit_options.batch, fit_options.seed, device.clone(), config.clone());
     let batches = (0u64..).map(move |i| note_batch(&c, false, batch, seed, i, &dev));
     let outcome = fit(
         &varmap,
         fit_options,
         batches,
-        |(ids, mood_hidden)| Ok((model.loss(ids, Some(mood_hidden))?, Vec::new())),
+        |b| Ok((model.loss(b)?, Vec::new())),
         progress,
     )?;
-    let after = model.loss(&validation, None)?.to_scalar::<f32>()?;
+    let after = model.loss(&validation)?.to_scalar::<f32>()?;
     // Sampling is token by token: a few hundred scores measure it well enough.
     let samples = run.eval_samples.clamp(1, 200);
     let mut record = json!({

@@ -10,15 +10,6 @@
 //! its pitch, a duration by a velocity, ...): the network chooses among the tokens
 //! the grammar allows.
 //!
-//! With the mood prior, the mood also adds a learned preference over the twelve pitch
-//! classes to the pitch logits (a product of two experts: the Transformer reads the
-//! instrument, the mood and the notes so far; the prior says which pitch classes the
-//! mood sounds in). Training hides the mood token from the Transformer in half of
-//! its windows, so the prior alone must carry the key there and grows strong. A
-//! pair held out of training (calm drums) is then two factors each seen many times:
-//! with the mood as a token only, the network tied the drums' walking bass to the
-//! keys it had heard drums in, and calm drums came out in C major.
-//!
 //! A note-model folder holds `config.json` ([`NoteModelConfig`]) and
 //! `model.safetensors` (f16).
 
@@ -50,10 +41,6 @@ pub struct NoteModelConfig {
     pub heads: usize,
     /// Tokens it attends over, the two conditioning tokens included.
     pub window: usize,
-    /// Whether the mood also acts as a learned pitch-class preference added to the
-    /// pitch logits (models trained before it read the mood token only).
-    #[serde(default)]
-    pub mood_prior: bool,
 }
 
 impl NoteModelConfig {
@@ -65,7 +52,6 @@ impl NoteModelConfig {
             depth: 3,
             heads: 4,
             window: 128,
-            mood_prior: true,
         }
     }
 
@@ -113,73 +99,13 @@ impl Block {
     }
 }
 
-/// Pitch classes in an octave.
-const PITCH_CLASSES: usize = 12;
-
-/// Where the mood token stands in every window (after the instrument).
-const MOOD_AT: usize = 1;
-
-/// The mood prior's logits per unit of its parameter: Adam moves a parameter by about
-/// its learning rate a step, and the prior must reach logits of several units within
-/// a short run.
-const PRIOR_GAIN: f64 = 10.0;
-
-/// The mood as a preference over pitch classes. Parameter `mood_prior` (moods, 12),
-/// zero at first, in units of [`PRIOR_GAIN`] logits.
-struct MoodPrior {
-    by_mood: Tensor,
-    /// (12, vocabulary): 1 where a pitch token has that pitch class.
-    pitch_classes: Tensor,
-    first_mood: u32,
-}
-
-impl MoodPrior {
-    fn new(layout: &TokenLayout, moods: usize, vb: VarBuilder, device: &Device) -> Result<MoodPrior> {
-        let vocabulary = layout.len();
-        let mut classes = vec![0f32; PITCH_CLASSES * vocabulary];
-        for id in layout.range(PITCH_KIND) {
-            if let Some(Token::Pitch(p)) = layout.token(id) {
-                classes[(p as usize % PITCH_CLASSES) * vocabulary + id as usize] = 1.0;
-            }
-        }
-        Ok(MoodPrior {
-            by_mood: vb.get_with_hints((moods, PITCH_CLASSES), "mood_prior", Init::Const(0.0))?,
-            pitch_classes: Tensor::from_vec(classes, (PITCH_CLASSES, vocabulary), device)?,
-            first_mood: layout.range(MOOD_KIND).start,
-        })
-    }
-
-    /// Logits (b, vocabulary) to add for mood token ids `moods` (b,) u32.
-    fn logits(&self, moods: &Tensor) -> Result<Tensor> {
-        let ids: Vec<u32> = moods.to_vec1()?;
-        let count = self.by_mood.dim(0)? as u32;
-        let rows = ids
-            .iter()
-            .map(|&id| match id.checked_sub(self.first_mood) {
-                Some(mood) if mood < count => Ok(mood),
-                _ => Err(ModelError::Invalid(format!(
-                    "token {id} stands where a note-model window holds its mood"
-                ))),
-            })
-            .collect::<Result<Vec<u32>>>()?;
-        let rows = Tensor::from_vec(rows, ids.len(), moods.device())?;
-        Ok((self.by_mood.index_select(&rows, 0)? * PRIOR_GAIN)?.matmul(&self.pitch_classes)?)
-    }
-}
-
-/// Kind indices of [`Token`] the mood prior needs.
-const PITCH_KIND: usize = 3;
-const MOOD_KIND: usize = 7;
-
-/// The note model. Parameters `tokens`, `positions`, `blocks.{i}`, `norm`, `out` and
-/// `mood_prior` (with the mood prior).
+/// The note model. Parameters `tokens`, `positions`, `blocks.{i}`, `norm`, `out`.
 pub struct NoteModel {
     tokens: Embedding,
     positions: Tensor,
     blocks: Vec<Block>,
     norm: LayerNorm,
     out: Dense,
-    mood_prior: Option<MoodPrior>,
     layout: TokenLayout,
     config: NoteModelConfig,
     device: Device,
@@ -209,10 +135,6 @@ impl NoteModel {
                 .collect::<Result<Vec<_>>>()?,
             norm: LayerNorm::new(d, true, vb.pp("norm"))?,
             out: Dense::new(d, layout.len(), vb.pp("out"))?,
-            mood_prior: config
-                .mood_prior
-                .then(|| MoodPrior::new(&layout, config.vocab.moods.len(), vb.clone(), device))
-                .transpose()?,
             layout,
             config: config.clone(),
             device: device.clone(),
@@ -244,13 +166,6 @@ impl NoteModel {
     /// Next-token logits (b, n, vocabulary) of windows `ids` (b, n) u32, n at most
     /// the window.
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
-        self.forward_hiding(ids, None)
-    }
-
-    /// [`Self::forward`], the mood token hidden from the Transformer in the windows
-    /// where `mood_hidden` (b,) f32 is 1 (with the mood prior, it still adds its
-    /// pitch-class preference there).
-    fn forward_hiding(&self, ids: &Tensor, mood_hidden: Option<&Tensor>) -> Result<Tensor> {
         let n = ids.dim(1)?;
         if n > self.config.window {
             return Err(ModelError::Invalid(format!(
@@ -258,57 +173,21 @@ impl NoteModel {
                 self.config.window
             )));
         }
-        let mut xs = self.embed(ids, 0, mood_hidden)?;
+        let mut xs = self
+            .tokens
+            .forward(ids)?
+            .broadcast_add(&self.positions.narrow(0, 0, n)?.unsqueeze(0)?)?;
         for block in &self.blocks {
             xs = block.forward(&xs)?;
         }
-        let logits = self.out.forward(&self.norm.forward(&xs)?)?;
-        match (&self.mood_prior, n > MOOD_AT) {
-            (Some(prior), true) => {
-                let moods = ids.narrow(1, MOOD_AT, 1)?.squeeze(1)?.contiguous()?;
-                Ok(logits.broadcast_add(&prior.logits(&moods)?.unsqueeze(1)?)?)
-            }
-            _ => Ok(logits),
-        }
-    }
-
-    /// Token plus position embeddings of `ids` (b, n) standing at window positions
-    /// `start..start + n`; the mood token's embedding is left out of the rows where
-    /// `mood_hidden` (b,) is 1.
-    fn embed(&self, ids: &Tensor, start: usize, mood_hidden: Option<&Tensor>) -> Result<Tensor> {
-        let (b, n) = ids.dims2()?;
-        let tokens = self.tokens.forward(ids)?;
-        let tokens = match (mood_hidden, (start..start + n).contains(&MOOD_AT)) {
-            (Some(hidden), true) => {
-                let hidden: Vec<f32> = hidden.to_vec1()?;
-                let mut keep = vec![1f32; b * n];
-                for (row, h) in hidden.iter().enumerate() {
-                    keep[row * n + MOOD_AT - start] = 1.0 - h;
-                }
-                tokens.broadcast_mul(&Tensor::from_vec(keep, (b, n, 1), &self.device)?)?
-            }
-            _ => tokens,
-        };
-        Ok(tokens.broadcast_add(&self.positions.narrow(0, start, n)?.unsqueeze(0)?)?)
-    }
-
-    /// The mood prior's logits (vocabulary) for mood `name`, if the model has it.
-    fn prior_for(&self, mood: u32) -> Result<Option<Tensor>> {
-        match &self.mood_prior {
-            Some(prior) => {
-                let id = Tensor::new(&[self.layout.id(Token::Mood(mood))], &self.device)?;
-                Ok(Some(prior.logits(&id)?.squeeze(0)?))
-            }
-            None => Ok(None),
-        }
+        Ok(self.out.forward(&self.norm.forward(&xs)?)?)
     }
 
     /// Next-token logits after `ids` (u32), which follow the tokens already in
     /// `caches` (one per block) at positions counted from the window's start; the new
-    /// tokens join the caches. With `prior` (the window's mood prior, from
-    /// [`Self::prior_for`]) it equals the last row of [`Self::forward`] over the whole
+    /// tokens join the caches. Equals the last row of [`Self::forward`] over the whole
     /// window.
-    fn decode(&self, ids: &[u32], caches: &mut [KvCache], prior: Option<&Tensor>) -> Result<Vec<f32>> {
+    fn decode(&self, ids: &[u32], caches: &mut [KvCache]) -> Result<Vec<f32>> {
         let past = caches.first().map_or(0, KvCache::current_seq_len);
         let n = ids.len();
         if n == 0 || past + n > self.config.window {
@@ -318,17 +197,15 @@ impl NoteModel {
             )));
         }
         let ids = Tensor::from_slice(ids, (1, n), &self.device)?;
-        let mut xs = self.embed(&ids, past, None)?;
+        let mut xs = self
+            .tokens
+            .forward(&ids)?
+            .broadcast_add(&self.positions.narrow(0, past, n)?.unsqueeze(0)?)?;
         for (block, cache) in self.blocks.iter().zip(caches.iter_mut()) {
             xs = block.forward_cached(&xs, cache)?;
         }
         let last = self.norm.forward(&xs.narrow(1, n - 1, 1)?)?;
-        let logits = self.out.forward(&last)?.flatten_all()?;
-        let logits = match prior {
-            Some(prior) => (logits + prior)?,
-            None => logits,
-        };
-        Ok(logits.to_vec1()?)
+        Ok(self.out.forward(&last)?.flatten_all()?.to_vec1()?)
     }
 
     /// A score of `bars` bars for `instrument` and `mood`, sampled from `seed` at
@@ -341,11 +218,9 @@ impl NoteModel {
             )));
         }
         let l = &self.layout;
-        let mood = vocab.mood_id(mood)?;
-        let prior = self.prior_for(mood)?;
         let mut tokens = vec![
             l.id(Token::Instrument(vocab.instrument_id(instrument)?)),
-            l.id(Token::Mood(mood)),
+            l.id(Token::Mood(vocab.mood_id(mood)?)),
             l.id(Token::Bar),
         ];
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x4E4F_5445);
@@ -362,7 +237,7 @@ impl NoteModel {
             mmgen_diffusion::cancel::check()?;
             let in_cache = caches[0].current_seq_len();
             let logits = if in_cache + unseen <= window {
-                self.decode(&tokens[tokens.len() - unseen..], &mut caches, prior.as_ref())?
+                self.decode(&tokens[tokens.len() - unseen..], &mut caches)?
             } else {
                 // The window is full: it slides by half, restarting from the two
                 // conditioning tokens and the latest tokens (one pass over them), so
@@ -374,7 +249,7 @@ impl NoteModel {
                     .chain(&tokens[tokens.len() - keep..])
                     .copied()
                     .collect();
-                self.decode(&context, &mut caches, prior.as_ref())?
+                self.decode(&context, &mut caches)?
             };
             let allowed = grammar.allowed(l);
             let next = sample(&logits, &allowed, temperature, &mut rng)
@@ -397,11 +272,10 @@ impl NoteModel {
     }
 
     /// Mean next-token cross-entropy of token windows `ids` (b, n), over the tokens
-    /// after the two conditioning ones; the mood token hidden from the Transformer
-    /// where `mood_hidden` (b,) f32 is 1.
-    pub fn loss(&self, ids: &Tensor, mood_hidden: Option<&Tensor>) -> Result<Tensor> {
+    /// after the two conditioning ones.
+    pub fn loss(&self, ids: &Tensor) -> Result<Tensor> {
         let n = ids.dim(1)?;
-        let logits = self.forward_hiding(&ids.narrow(1, 0, n - 1)?, mood_hidden)?;
+        let logits = self.forward(&ids.narrow(1, 0, n - 1)?)?;
         let predicted = logits.narrow(1, 1, n - 2)?;
         let target = ids.narrow(1, 2, n - 2)?.contiguous()?;
         let log_p = candle_nn::ops::log_softmax(&predicted, D::Minus1)?;
@@ -535,55 +409,6 @@ mod tests {
     }
 
     #[test]
-    fn a_hidden_mood_moves_only_the_pitch_logits_through_its_prior() {
-        let varmap = VarMap::new();
-        let config = NoteModelConfig::tiny(vocab());
-        let model = NoteModel::new(
-            &config,
-            seeded_var_builder(&varmap, 9, DType::F32, &Device::Cpu),
-            &Device::Cpu,
-        )
-        .unwrap();
-        let learned = Tensor::randn(0f32, 1.0, (2, PITCH_CLASSES), &Device::Cpu).unwrap();
-        varmap.data().lock().unwrap()["mood_prior"].set(&learned).unwrap();
-        let l = model.layout();
-        let window = |mood: u32, hidden: f32| {
-            let ids = [
-                l.id(Token::Instrument(0)),
-                l.id(Token::Mood(mood)),
-                l.id(Token::Bar),
-                l.id(Token::Position(0)),
-                l.id(Token::Voice(0)),
-            ];
-            let ids = Tensor::from_slice(&ids, (1, 5), &Device::Cpu).unwrap();
-            let hidden = Tensor::new(&[hidden], &Device::Cpu).unwrap();
-            let logits = model.forward_hiding(&ids, Some(&hidden)).unwrap();
-            logits.squeeze(0).unwrap().to_vec2::<f32>().unwrap()
-        };
-        let (up, down) = (window(0, 1.0), window(1, 1.0));
-        let moods = (learned * PRIOR_GAIN).unwrap().to_vec2::<f32>().unwrap();
-        for (row_up, row_down) in up.iter().zip(&down) {
-            for (id, (a, b)) in row_up.iter().zip(row_down).enumerate() {
-                let expected = match l.token(id as u32) {
-                    Some(Token::Pitch(p)) => moods[0][p as usize % 12] - moods[1][p as usize % 12],
-                    _ => 0.0,
-                };
-                assert!(
-                    (a - b - expected).abs() < 1e-3,
-                    "token {id}: {a} - {b}, expected {expected}"
-                );
-            }
-        }
-        let seen = window(0, 0.0);
-        assert_eq!(seen, window(0, 0.0));
-        let unchanged = seen.iter().flatten().zip(up.iter().flatten()).all(|(a, b)| a == b);
-        assert!(!unchanged, "a mood the Transformer sees moves its states");
-        let not_a_mood =
-            Tensor::from_slice(&[l.id(Token::Instrument(0)), l.id(Token::Bar)], (1, 2), &Device::Cpu).unwrap();
-        assert!(model.forward(&not_a_mood).unwrap_err().to_string().contains("mood"));
-    }
-
-    #[test]
     fn cached_decoding_gives_the_logits_of_a_whole_window_pass() {
         let varmap = VarMap::new();
         let config = NoteModelConfig::tiny(vocab());
@@ -594,19 +419,9 @@ mod tests {
         )
         .unwrap();
         let vocabulary = model.layout().len() as u32;
-        let l = model.layout();
-        // The conditioning pair, then any tokens.
-        let ids: Vec<u32> = [l.id(Token::Instrument(1)), l.id(Token::Mood(1))]
-            .into_iter()
-            .chain((2..12u32).map(|i| (i * 7 + 3) % vocabulary))
-            .collect();
-        // A prior that is not zero, so that leaving it out of either path would show.
-        let learned = Tensor::randn(0f32, 1.0, (2, PITCH_CLASSES), &Device::Cpu).unwrap();
-        varmap.data().lock().unwrap()["mood_prior"].set(&learned).unwrap();
-        let prior = model.prior_for(1).unwrap();
-        assert!(prior.is_some(), "the tiny model has the mood prior");
+        let ids: Vec<u32> = (0..12u32).map(|i| (i * 7 + 3) % vocabulary).collect();
         let mut caches: Vec<KvCache> = (0..config.depth).map(|_| KvCache::new(2, config.window)).collect();
-        let mut cached = model.decode(&ids[..5], &mut caches, prior.as_ref()).unwrap();
+        let mut cached = model.decode(&ids[..5], &mut caches).unwrap();
         for at in 5..ids.len() {
             let whole = model
                 .forward(&Tensor::from_slice(&ids[..at], (1, at), &Device::Cpu).unwrap())
@@ -623,10 +438,10 @@ mod tests {
                 .map(|(a, b)| (a - b).abs())
                 .fold(0f32, f32::max);
             assert!(diff < 1e-4, "token {at}: {diff}");
-            cached = model.decode(&ids[at..at + 1], &mut caches, prior.as_ref()).unwrap();
+            cached = model.decode(&ids[at..at + 1], &mut caches).unwrap();
         }
         assert!(
-            model.decode(&vec![3; config.window], &mut caches, None).is_err(),
+            model.decode(&vec![3; config.window], &mut caches).is_err(),
             "past the window"
         );
     }
