@@ -295,17 +295,15 @@ fn train(args: TrainBenchArgs) -> Result<()> {
 fn grounded(args: GroundedBenchArgs) -> Result<()> {
     let settings = args.sampling.grounded_settings();
     settings.check()?;
-    // Refused before the timing, not after it.
-    if let Some(dir) = args.dump.as_deref().and_then(std::path::Path::parent) {
-        if !dir.as_os_str().is_empty() && !dir.is_dir() {
-            anyhow::bail!("--dump: folder {} does not exist", dir.display());
-        }
-    }
     let device = args.device.open()?;
     let planner = Planner::load(&args.planner, &device)
         .with_context(|| format!("--planner {}: cannot load", args.planner.display()))?;
     let renderer = GroundedRenderer::load(&args.renderer, &device)
         .with_context(|| format!("--renderer {}: cannot load", args.renderer.display()))?;
+    // Written before the timing, as `bench generate` does: a bad --dump path fails at once.
+    if let Some(path) = &args.dump {
+        dump_grounded_reference(&planner, &renderer, path, &device)?;
+    }
     let prompt = "a red star above a blue circle, sunset over the sea";
     let plan_seconds = median_seconds(args.iters, |i| {
         planner.plan(&[(prompt, i)])?;
@@ -332,9 +330,6 @@ fn grounded(args: GroundedBenchArgs) -> Result<()> {
         device.synchronize()?;
         Ok(())
     })?;
-    if let Some(path) = &args.dump {
-        dump_grounded_reference(&planner, &renderer, path, &device)?;
-    }
     let threads = candle_core::utils::barrier_pool().n_workers() + 1;
     if args.json {
         let report = serde_json::json!({
