@@ -221,7 +221,7 @@ impl AttentionPool {
 
 /// Digits a stated tempo is read at, counted back from the token after the number:
 /// units, tens, hundreds (for a two-digit number, the word before it).
-pub const DIGIT_PLACES: usize = 3;
+const DIGIT_PLACES: usize = 3;
 
 /// Reads a stated number digit by digit: an attention query finds the token that
 /// follows the number, the embeddings of the [`DIGIT_PLACES`] tokens before it are

@@ -11,9 +11,7 @@ pub mod notes;
 pub mod score;
 pub mod synth;
 
-pub use attributes::{
-    Asked, MusicPlan, MusicPlanner, MusicPlannerConfig, MusicVocab, PlannerAttention, SoundPlan, DIGIT_PLACES,
-};
+pub use attributes::{Asked, MusicPlan, MusicPlanner, MusicPlannerConfig, MusicVocab, PlannerAttention, SoundPlan};
 pub use notes::{NoteModel, NoteModelConfig};
 pub use score::{Score, ScoreNote, ScoreVocab};
 pub use synth::{render_stream, MixSettings, Synth, SynthConfig, SynthNote};
